@@ -1,0 +1,1 @@
+//! reg-adam (stub: being written)

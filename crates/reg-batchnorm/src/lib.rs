@@ -1,0 +1,1 @@
+//! reg-batchnorm (stub: being written)

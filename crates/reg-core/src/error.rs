@@ -1,0 +1,96 @@
+use thiserror::Error;
+
+/// Everything that can go wrong in the reg technique crates.
+///
+/// Match on the variant, never on the message: the text is for people.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A constructor or call was given a hyper-parameter outside its allowed range.
+    #[error("invalid {name} = {value}: allowed range is {allowed}")]
+    InvalidHyperParameter {
+        /// Name of the setting, as in the config (`p`, `eps`, `beta1`, …).
+        name: &'static str,
+        /// The rejected value.
+        value: f64,
+        /// The allowed range, written for a person (`[0, 1)`, `> 0`, …).
+        allowed: &'static str,
+    },
+    /// An array had a different shape from the one required.
+    #[error("shape mismatch in {context}: expected {expected:?}, found {found:?}")]
+    ShapeMismatch {
+        /// Where the mismatch was found.
+        context: String,
+        /// The shape that was required.
+        expected: Vec<usize>,
+        /// The shape that was given.
+        found: Vec<usize>,
+    },
+    /// `backward` was called without a matching `forward` before it.
+    #[error("{layer}: backward called before forward")]
+    BackwardBeforeForward {
+        /// The layer that was asked.
+        layer: &'static str,
+    },
+    /// A batch had too few rows for the operation (BatchNorm in Train needs two).
+    #[error("{layer}: batch of {rows} row(s) in Train mode; at least {min} needed")]
+    BatchTooSmall {
+        /// The layer that was asked.
+        layer: &'static str,
+        /// Rows in the batch.
+        rows: usize,
+        /// Fewest rows allowed.
+        min: usize,
+    },
+    /// A value that must be finite was NaN or infinite.
+    #[error("non-finite value in {context}")]
+    NonFinite {
+        /// Where it was found.
+        context: String,
+    },
+    /// Saved state does not fit the object it is restored into (names, counts or shapes differ).
+    #[error("state mismatch: {0}")]
+    StateMismatch(String),
+}
+
+/// `Result` with reg's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Returns `Ok(value)` if `range_ok(value)`, else the [`Error::InvalidHyperParameter`] naming it.
+///
+/// The check is written as "is inside" so that NaN, which is inside no range, is rejected.
+///
+/// # Errors
+/// [`Error::InvalidHyperParameter`] when `range_ok(value)` is false.
+pub fn validate(
+    name: &'static str,
+    value: f64,
+    allowed: &'static str,
+    range_ok: impl FnOnce(f64) -> bool,
+) -> Result<f64> {
+    if range_ok(value) {
+        Ok(value)
+    } else {
+        Err(Error::InvalidHyperParameter {
+            name,
+            value,
+            allowed,
+        })
+    }
+}
+
+/// Checks that `found` equals `expected`, or returns [`Error::ShapeMismatch`].
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] when the shapes differ.
+pub fn expect_shape(context: &str, expected: &[usize], found: &[usize]) -> Result<()> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(Error::ShapeMismatch {
+            context: context.to_owned(),
+            expected: expected.to_vec(),
+            found: found.to_vec(),
+        })
+    }
+}

@@ -1,0 +1,1 @@
+//! reg-dropout (stub: being written)

@@ -1,0 +1,1 @@
+//! reg-l2 (stub: being written)

@@ -1,0 +1,1 @@
+//! reg-pipeline (stub: being written)

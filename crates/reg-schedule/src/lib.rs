@@ -1,0 +1,1 @@
+//! reg-schedule (stub: being written)

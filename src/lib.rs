@@ -1,0 +1,12 @@
+//! Facade over the reg crates: one regularization technique per crate.
+//!
+//! Depend on the crate you need (`reg-dropout`, `reg-batchnorm`, …) or on this facade for all of
+//! them. The top-level `examples/` and `benches/` live here.
+
+pub use reg_adam as adam;
+pub use reg_batchnorm as batchnorm;
+pub use reg_core as core;
+pub use reg_dropout as dropout;
+pub use reg_l2 as l2;
+pub use reg_pipeline as pipeline;
+pub use reg_schedule as schedule;
