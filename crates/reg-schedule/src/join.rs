@@ -1,0 +1,82 @@
+use crate::{CosineAnnealing, LinearWarmup, Result, Schedule, as_f64, check_rate};
+
+/// Two schedules one after the other: `first` for steps `< boundary`, then `second`.
+///
+/// Each child sees its local step: `lr(step) = first.lr(step)` for `step < boundary`, else
+/// `second.lr(step − boundary)`; so `lr(boundary) = second.lr(0)`. Nest joins for more
+/// phases. Warmup + cosine is `Join::new(warmup, cosine, warmup_steps)`: see [`warmup_cosine`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Join<A, B> {
+    first: A,
+    second: B,
+    boundary: usize,
+}
+
+impl<A, B> Join<A, B> {
+    /// `first` before `boundary`, `second` (restarted at its step 0) from `boundary` on.
+    /// `boundary = 0` is `second` alone.
+    pub fn new(first: A, second: B, boundary: usize) -> Self {
+        Self {
+            first,
+            second,
+            boundary,
+        }
+    }
+
+    /// The schedule before the boundary.
+    pub fn first(&self) -> &A {
+        &self.first
+    }
+
+    /// The schedule from the boundary on.
+    pub fn second(&self) -> &B {
+        &self.second
+    }
+
+    /// The first step given to `second`.
+    pub fn boundary(&self) -> usize {
+        self.boundary
+    }
+}
+
+impl<A: Schedule, B: Schedule> Schedule for Join<A, B> {
+    fn lr(&self, step: usize) -> f64 {
+        match step.checked_sub(self.boundary) {
+            Some(local) => self.second.lr(local),
+            None => self.first.lr(step),
+        }
+    }
+}
+
+/// The tutorial's warmup + cosine: [`LinearWarmup::from_zero`]`(peak_lr, warmup_steps)` joined
+/// at `warmup_steps` to [`CosineAnnealing`]`(peak_lr, 0, total_steps − warmup_steps)`.
+///
+/// `lr(step) = peak_lr · (step + 1) / warmup_steps` for `step < warmup_steps`, then
+/// `peak_lr · ½ · (1 + cos(π · (step − warmup_steps) / (total_steps − warmup_steps)))`, and 0
+/// from `total_steps` on. Boundary values: `peak_lr / warmup_steps` at step 0, `peak_lr` at
+/// steps `warmup_steps − 1` and `warmup_steps`, small but not 0 at `total_steps − 1`.
+/// `warmup_steps = 0` is the cosine alone.
+///
+/// # Errors
+/// [`crate::Error::InvalidHyperParameter`] unless `peak_lr` is finite and `>= 0` and
+/// `warmup_steps < total_steps`.
+pub fn warmup_cosine(
+    peak_lr: f64,
+    warmup_steps: usize,
+    total_steps: usize,
+) -> Result<Join<LinearWarmup, CosineAnnealing>> {
+    let peak_lr = check_rate("peak_lr", peak_lr)?;
+    reg_core::validate(
+        "warmup_steps",
+        as_f64(warmup_steps),
+        "< total_steps",
+        |_| warmup_steps < total_steps,
+    )?;
+    let warmup = if warmup_steps == 0 {
+        LinearWarmup::new(peak_lr, peak_lr, 0)?
+    } else {
+        LinearWarmup::from_zero(peak_lr, warmup_steps)?
+    };
+    let cosine = CosineAnnealing::new(peak_lr, 0.0, total_steps - warmup_steps)?;
+    Ok(Join::new(warmup, cosine, warmup_steps))
+}
