@@ -1,0 +1,60 @@
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::data::DataError;
+
+/// Everything that can stop the pipeline.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    /// A layer, optimizer or schedule refused its input or settings.
+    #[error(transparent)]
+    Core(#[from] reg_core::Error),
+    /// MNIST could not be found, fetched or parsed.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// A setting is outside its allowed range.
+    #[error("invalid setting --{name} = {value}: {allowed}")]
+    InvalidSetting {
+        /// The command-line name of the setting.
+        name: &'static str,
+        /// The value given, as text.
+        value: String,
+        /// The allowed range.
+        allowed: &'static str,
+    },
+    /// The loss or a gradient became NaN or infinite: training stopped instead of going on.
+    #[error(
+        "training diverged at epoch {epoch}, step {step}: {what}; last good checkpoint: {}",
+        last_checkpoint.as_ref().map_or_else(|| "none".to_owned(), |p| p.display().to_string())
+    )]
+    Diverged {
+        /// Epoch (1-based) in which it happened.
+        epoch: usize,
+        /// Step (1-based batch number within the epoch).
+        step: usize,
+        /// What was non-finite.
+        what: String,
+        /// The newest checkpoint written before, if any.
+        last_checkpoint: Option<PathBuf>,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+impl PipelineError {
+    /// An [`PipelineError::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

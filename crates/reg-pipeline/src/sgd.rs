@@ -1,0 +1,83 @@
+use ndarray::{Array2, Zip};
+use reg_core::{Error, Optimizer, Param, Result, Scalar, validate};
+
+/// Stochastic gradient descent, PyTorch's `SGD`: `v = μ·v + g; w −= lr·v` (plain `w −= lr·g`
+/// when the momentum μ is 0, the default).
+#[derive(Debug, Clone, Default)]
+pub struct Sgd<F: Scalar = f32> {
+    momentum: f64,
+    velocity: Vec<Array2<F>>,
+}
+
+impl<F: Scalar> Sgd<F> {
+    /// Plain SGD.
+    pub fn new() -> Self {
+        Self {
+            momentum: 0.0,
+            velocity: Vec::new(),
+        }
+    }
+
+    /// SGD with heavy-ball momentum μ in [0, 1).
+    ///
+    /// # Errors
+    /// [`Error::InvalidHyperParameter`] for μ outside [0, 1).
+    pub fn with_momentum(momentum: f64) -> Result<Self> {
+        validate("momentum", momentum, "[0, 1)", |m| (0.0..1.0).contains(&m))?;
+        Ok(Self {
+            momentum,
+            velocity: Vec::new(),
+        })
+    }
+}
+
+impl<F: Scalar> Optimizer<F> for Sgd<F> {
+    fn step(&mut self, params: &mut [&mut Param<F>], lr: f64) -> Result<()> {
+        validate("lr", lr, ">= 0 and finite", |v| v >= 0.0 && v.is_finite())?;
+        if let Some(bad) = params
+            .iter()
+            .find(|p| p.grad().iter().any(|g| !g.is_finite()))
+        {
+            return Err(Error::NonFinite {
+                context: format!("gradient of {}", bad.name()),
+            });
+        }
+        let lr = F::from_f64(lr);
+        if self.momentum == 0.0 {
+            for param in params.iter_mut() {
+                let (mut value, grad) = param.value_and_grad_mut();
+                value.scaled_add(-lr, &grad);
+            }
+            return Ok(());
+        }
+        if self.velocity.is_empty() {
+            self.velocity = params
+                .iter()
+                .map(|p| Array2::zeros(p.grad().raw_dim()))
+                .collect();
+        }
+        if self.velocity.len() != params.len()
+            || self
+                .velocity
+                .iter()
+                .zip(params.iter())
+                .any(|(v, p)| v.shape() != p.shape())
+        {
+            return Err(Error::StateMismatch(
+                "SGD was given other parameters than on its first step".into(),
+            ));
+        }
+        let momentum = F::from_f64(self.momentum);
+        for (param, velocity) in params.iter_mut().zip(&mut self.velocity) {
+            let (value, grad) = param.value_and_grad_mut();
+            Zip::from(value)
+                .and(velocity)
+                .and(grad)
+                .for_each(|w, v, &g| {
+                    *v = momentum * *v + g;
+                    *w -= lr * *v;
+                });
+        }
+        Ok(())
+    }
+}

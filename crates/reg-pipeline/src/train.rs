@@ -1,0 +1,449 @@
+use std::time::Instant;
+
+use ndarray::ArrayView2;
+use rand::SeedableRng;
+use reg_adam::{Adam, AdamConfig};
+use reg_core::{Layer, Mode, Optimizer};
+use reg_l2::L2;
+use reg_schedule::Schedule;
+use serde::{Deserialize, Serialize};
+
+use crate::data::Dataset;
+use crate::early_stopping::EarlyStopping;
+use crate::random::{Generator, shuffle};
+use crate::{Mlp, MlpConfig, PipelineError, Sgd, predictions, softmax_cross_entropy};
+
+/// Which optimizer trains the model.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum OptimizerKind {
+    /// Adam with the tutorial's defaults (β1 0.9, β2 0.999, ε 1e-8).
+    Adam,
+    /// SGD with the given momentum (0 for plain SGD).
+    Sgd {
+        /// Heavy-ball momentum in [0, 1).
+        momentum: f64,
+    },
+}
+
+/// How the learning rate moves over the epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum ScheduleKind {
+    /// Linear warmup over `warmup` epochs, then cosine annealing to 0 at `epochs`.
+    WarmupCosine,
+    /// The base learning rate throughout.
+    Constant,
+}
+
+/// Every setting of a training run. The defaults are the tutorial's production model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// The network. Default 784-256-128-10 with BatchNorm and dropout 0.3 / 0.2.
+    pub model: MlpConfig,
+    /// Most epochs to train. Default 30.
+    pub epochs: usize,
+    /// Mini-batch size. Default 64.
+    pub batch_size: usize,
+    /// Peak learning rate. Default 1e-3.
+    pub lr: f64,
+    /// L2 strength λ: penalty `λ/(2m) Σ w²` over weights, m the batch size. Default 0.005.
+    pub l2: f64,
+    /// Warmup epochs before cosine annealing. Default 3.
+    pub warmup: usize,
+    /// Learning-rate schedule. Default warmup + cosine.
+    pub schedule: ScheduleKind,
+    /// Optimizer. Default Adam.
+    pub optimizer: OptimizerKind,
+    /// Early-stopping patience in epochs; `None` trains every epoch and keeps the last
+    /// weights. Default `Some(5)`.
+    pub patience: Option<usize>,
+    /// Smallest decrease of the validation loss that counts as an improvement. Default 0.
+    pub min_delta: f64,
+    /// Seed of every generator (weights, dropout masks, shuffling). Default 0.
+    pub seed: u64,
+    /// Training images held out, from the end, for validation. Default 5,000.
+    pub validation: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            model: MlpConfig::default(),
+            epochs: 30,
+            batch_size: 64,
+            lr: 1e-3,
+            l2: 0.005,
+            warmup: 3,
+            schedule: ScheduleKind::WarmupCosine,
+            optimizer: OptimizerKind::Adam,
+            patience: Some(5),
+            min_delta: 0.0,
+            seed: 0,
+            validation: 5_000,
+        }
+    }
+}
+
+/// What one epoch measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Learning rate used throughout the epoch.
+    pub lr: f64,
+    /// Mean cross-entropy over the epoch's batches, in Train mode (without the L2 penalty).
+    pub train_loss: f64,
+    /// Fraction of training images classified right during the epoch, in Train mode.
+    pub train_acc: f64,
+    /// Cross-entropy on the validation split, in Eval mode.
+    pub val_loss: f64,
+    /// Accuracy on the validation split, in Eval mode.
+    pub val_acc: f64,
+    /// Training time of the epoch alone (batches, forward, backward, update).
+    pub seconds: f64,
+    /// Time of the validation pass.
+    pub eval_seconds: f64,
+}
+
+/// Loss and accuracy of a model on a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Fraction classified right.
+    pub accuracy: f64,
+    /// Wall-clock time of the pass.
+    pub seconds: f64,
+}
+
+/// The optimizers the pipeline can use, kept typed so their state can be saved.
+#[derive(Debug, Clone)]
+pub enum AnyOptimizer {
+    /// Adam.
+    Adam(Adam<f32>),
+    /// SGD.
+    Sgd(Sgd<f32>),
+}
+
+impl AnyOptimizer {
+    fn as_dyn(&mut self) -> &mut dyn Optimizer<f32> {
+        match self {
+            Self::Adam(adam) => adam,
+            Self::Sgd(sgd) => sgd,
+        }
+    }
+}
+
+/// Rows per forward pass when evaluating: large enough to keep the matrix products efficient,
+/// small enough to keep memory flat.
+const EVAL_CHUNK: usize = 1_000;
+
+/// The training state: model, optimizer, schedule, generators, early stopping and history.
+/// Everything a checkpoint saves lives here.
+pub struct Trainer {
+    /// The settings of the run.
+    pub config: TrainConfig,
+    /// The model being trained.
+    pub model: Mlp<f32>,
+    /// The optimizer and its state.
+    pub optimizer: AnyOptimizer,
+    /// Shuffles the training set each epoch.
+    pub shuffle_rng: Generator,
+    /// Early-stopping counters and the best weights.
+    pub early_stopping: EarlyStopping,
+    /// Metrics of the epochs trained so far.
+    pub history: Vec<EpochMetrics>,
+    /// Whether early stopping has ended training.
+    pub stopped_early: bool,
+    schedule: Box<dyn Schedule>,
+    l2: L2,
+    batch_x: Vec<f32>,
+    batch_y: Vec<u8>,
+    order: Vec<usize>,
+}
+
+impl Trainer {
+    /// A fresh run.
+    ///
+    /// # Errors
+    /// [`PipelineError::Core`] for settings a component rejects (a learning rate below 0,
+    /// warmup ≥ epochs, …), [`PipelineError::InvalidSetting`] for a zero batch size or epochs.
+    pub fn new(config: TrainConfig) -> Result<Self, PipelineError> {
+        if config.batch_size < 2 {
+            return Err(PipelineError::InvalidSetting {
+                name: "batch-size",
+                value: config.batch_size.to_string(),
+                allowed: "at least 2 (BatchNorm needs two rows per batch)",
+            });
+        }
+        if config.epochs == 0 {
+            return Err(PipelineError::InvalidSetting {
+                name: "epochs",
+                value: "0".into(),
+                allowed: "at least 1",
+            });
+        }
+        let model = Mlp::new(&config.model, config.seed)?;
+        let optimizer = match config.optimizer {
+            OptimizerKind::Adam => AnyOptimizer::Adam(AdamConfig::new().build()?),
+            OptimizerKind::Sgd { momentum } => AnyOptimizer::Sgd(Sgd::with_momentum(momentum)?),
+        };
+        let schedule = build_schedule(&config)?;
+        let l2 = L2::new(config.l2)?;
+        let shuffle_rng = Generator::seed_from_u64(config.seed ^ 0x5eed_5b0f_f1e5_0000);
+        let patience = config.patience.unwrap_or(usize::MAX);
+        Ok(Self {
+            early_stopping: EarlyStopping::new(patience, config.min_delta),
+            model,
+            optimizer,
+            shuffle_rng,
+            history: Vec::new(),
+            stopped_early: false,
+            schedule,
+            l2,
+            batch_x: Vec::new(),
+            batch_y: Vec::new(),
+            order: Vec::new(),
+            config,
+        })
+    }
+
+    /// Epochs trained so far.
+    pub fn epochs_done(&self) -> usize {
+        self.history.len()
+    }
+
+    /// Whether training is over: every epoch done, or stopped early.
+    pub fn finished(&self) -> bool {
+        self.stopped_early || self.epochs_done() >= self.config.epochs
+    }
+
+    /// The learning rate of epoch `epoch` (from 0).
+    pub fn lr_at(&self, epoch: usize) -> f64 {
+        self.schedule.lr(epoch)
+    }
+
+    /// Trains one epoch on `train`, evaluates on `validation`, updates early stopping and
+    /// returns the epoch's metrics. `on_batch(done, total)` is called after every batch.
+    ///
+    /// # Errors
+    /// [`PipelineError::Diverged`] when the loss or a gradient becomes non-finite (the failing
+    /// step does not update the weights); [`PipelineError::Core`] for shape errors.
+    pub fn run_epoch(
+        &mut self,
+        train: &Dataset,
+        validation: &Dataset,
+        on_batch: &mut dyn FnMut(usize, usize),
+    ) -> Result<EpochMetrics, PipelineError> {
+        let epoch = self.epochs_done();
+        let lr = self.lr_at(epoch);
+        let started = Instant::now();
+        let (train_loss, train_acc) = self.train_epoch(train, epoch, lr, on_batch)?;
+        let seconds = started.elapsed().as_secs_f64();
+        let val = self.evaluate(validation)?;
+        let metrics = EpochMetrics {
+            epoch: epoch + 1,
+            lr,
+            train_loss,
+            train_acc,
+            val_loss: val.loss,
+            val_acc: val.accuracy,
+            seconds,
+            eval_seconds: val.seconds,
+        };
+        if self.config.patience.is_some() {
+            let model = &self.model;
+            self.stopped_early = self
+                .early_stopping
+                .observe(epoch + 1, val.loss, || model.state());
+        }
+        self.history.push(metrics.clone());
+        Ok(metrics)
+    }
+
+    fn train_epoch(
+        &mut self,
+        train: &Dataset,
+        epoch: usize,
+        lr: f64,
+        on_batch: &mut dyn FnMut(usize, usize),
+    ) -> Result<(f64, f64), PipelineError> {
+        let batch_size = self.config.batch_size;
+        let features = train.image_len();
+        self.order.clear();
+        self.order.extend(0..train.len());
+        shuffle(&mut self.order, &mut self.shuffle_rng);
+        // BatchNorm cannot train on one row: a last batch of one is dropped, as
+        // `drop_last` would.
+        let batches: Vec<std::ops::Range<usize>> = (0..train.len())
+            .step_by(batch_size)
+            .map(|start| start..(start + batch_size).min(train.len()))
+            .filter(|range| range.len() >= 2)
+            .collect();
+        let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
+        for (step, range) in batches.iter().enumerate() {
+            let rows = range.len();
+            self.batch_x.resize(rows * features, 0.0);
+            self.batch_y.resize(rows, 0);
+            train.fill_batch(
+                &self.order[range.clone()],
+                &mut self.batch_x,
+                &mut self.batch_y,
+            )?;
+            let x = ArrayView2::from_shape((rows, features), &self.batch_x[..])
+                .map_err(|e| reg_core::Error::StateMismatch(e.to_string()))?;
+            let diverged = |what: String| PipelineError::Diverged {
+                epoch: epoch + 1,
+                step: step + 1,
+                what,
+                last_checkpoint: None,
+            };
+            let logits = self.model.forward(x, Mode::Train)?;
+            let (loss, grad) = softmax_cross_entropy(logits.view(), &self.batch_y)
+                .map_err(|e| diverged(e.to_string()))?;
+            if !loss.is_finite() {
+                return Err(diverged(format!("loss = {loss}")));
+            }
+            correct += predictions(logits.view())
+                .iter()
+                .zip(&self.batch_y)
+                .filter(|(p, y)| **p == usize::from(**y))
+                .count();
+            loss_sum += loss * rows as f64;
+            seen += rows;
+            self.model.backward(grad.view())?;
+            let mut params = self.model.params_mut();
+            self.l2.add_gradient(&mut params, rows)?;
+            self.optimizer
+                .as_dyn()
+                .step(&mut params, lr)
+                .map_err(|e| match e {
+                    reg_core::Error::NonFinite { context } => diverged(context),
+                    other => PipelineError::Core(other),
+                })?;
+            on_batch(step + 1, batches.len());
+        }
+        Ok((
+            loss_sum / seen.max(1) as f64,
+            correct as f64 / seen.max(1) as f64,
+        ))
+    }
+
+    /// Loss and accuracy of the model on `data`, in Eval mode.
+    ///
+    /// # Errors
+    /// [`PipelineError::Core`] when the data does not fit the model.
+    pub fn evaluate(&mut self, data: &Dataset) -> Result<Evaluation, PipelineError> {
+        evaluate(&mut self.model, data)
+    }
+
+    /// Puts back the weights of the best epoch, if early stopping recorded one.
+    ///
+    /// # Errors
+    /// [`PipelineError::Core`] if the saved state does not fit the model (it always does when
+    /// it was taken from it).
+    pub fn restore_best(&mut self) -> Result<Option<usize>, PipelineError> {
+        if let Some(state) = self.early_stopping.best_state() {
+            self.model.load_state(state)?;
+            return Ok(self.early_stopping.best_epoch());
+        }
+        Ok(None)
+    }
+}
+
+/// Loss and accuracy of `model` on `data`, in Eval mode, [`EVAL_CHUNK`] rows at a time.
+///
+/// # Errors
+/// [`PipelineError::Core`] when the data does not fit the model.
+pub fn evaluate(model: &mut Mlp<f32>, data: &Dataset) -> Result<Evaluation, PipelineError> {
+    let started = Instant::now();
+    let features = data.image_len();
+    let mut x = vec![0.0f32; EVAL_CHUNK.min(data.len()) * features];
+    let mut y = vec![0u8; EVAL_CHUNK.min(data.len())];
+    let (mut loss_sum, mut correct) = (0.0, 0usize);
+    let indices: Vec<usize> = (0..data.len()).collect();
+    for chunk in indices.chunks(EVAL_CHUNK) {
+        let rows = chunk.len();
+        data.fill_batch(chunk, &mut x[..rows * features], &mut y[..rows])?;
+        let view = ArrayView2::from_shape((rows, features), &x[..rows * features])
+            .map_err(|e| reg_core::Error::StateMismatch(e.to_string()))?;
+        let logits = model.forward(view, Mode::Eval)?;
+        let (loss, _) = softmax_cross_entropy(logits.view(), &y[..rows])?;
+        loss_sum += loss * rows as f64;
+        correct += predictions(logits.view())
+            .iter()
+            .zip(&y[..rows])
+            .filter(|(p, t)| **p == usize::from(**t))
+            .count();
+    }
+    let n = data.len().max(1) as f64;
+    Ok(Evaluation {
+        loss: loss_sum / n,
+        accuracy: correct as f64 / n,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn build_schedule(config: &TrainConfig) -> Result<Box<dyn Schedule>, PipelineError> {
+    Ok(match config.schedule {
+        ScheduleKind::WarmupCosine => Box::new(reg_schedule::warmup_cosine(
+            config.lr,
+            config.warmup,
+            config.epochs,
+        )?),
+        ScheduleKind::Constant => Box::new(reg_schedule::Constant::new(config.lr)?),
+    })
+}
+
+/// Hooks into [`fit`]: progress display, per-epoch lines, checkpoints.
+pub trait Observer {
+    /// After every training batch: `done` of `total` batches in the epoch.
+    fn on_batch(&mut self, _done: usize, _total: usize) {}
+
+    /// After every epoch (trained, evaluated, early stopping updated).
+    ///
+    /// # Errors
+    /// Whatever the observer fails with (a checkpoint that cannot be written, say) stops the
+    /// run.
+    fn on_epoch(
+        &mut self,
+        _trainer: &Trainer,
+        _metrics: &EpochMetrics,
+    ) -> Result<(), PipelineError> {
+        Ok(())
+    }
+}
+
+/// An observer that does nothing.
+impl Observer for () {}
+
+/// Trains until the last epoch or early stopping, restores the best weights, evaluates `test`.
+///
+/// # Errors
+/// Whatever [`Trainer::run_epoch`], [`evaluate`] or the observer return.
+pub fn fit(
+    trainer: &mut Trainer,
+    train: &Dataset,
+    validation: &Dataset,
+    test: &Dataset,
+    observer: &mut dyn Observer,
+) -> Result<crate::RunMetrics, PipelineError> {
+    while !trainer.finished() {
+        let metrics = trainer.run_epoch(train, validation, &mut |done, total| {
+            observer.on_batch(done, total);
+        })?;
+        observer.on_epoch(trainer, &metrics)?;
+    }
+    let best_epoch = trainer.restore_best()?.unwrap_or(trainer.epochs_done());
+    let test_eval = trainer.evaluate(test)?;
+    let seconds: Vec<f64> = trainer.history.iter().map(|m| m.seconds).collect();
+    Ok(crate::RunMetrics {
+        config: trainer.config.clone(),
+        epochs: trainer.history.clone(),
+        best_epoch,
+        stopped_early: trainer.stopped_early && trainer.epochs_done() < trainer.config.epochs,
+        test_loss: test_eval.loss,
+        test_acc: test_eval.accuracy,
+        median_epoch_seconds: crate::median(&seconds),
+        test_eval_seconds: test_eval.seconds,
+    })
+}
