@@ -1,1 +1,8 @@
-//! reg-batchnorm (stub: being written)
+#![doc = include_str!("../README.md")]
+
+mod batchnorm;
+mod config;
+
+pub use batchnorm::BatchNorm;
+pub use config::{BatchNormConfig, RunningVariance};
+pub use reg_core::{Error, Layer, Mode, Param, Result, Scalar};

@@ -1,0 +1,331 @@
+//! Exact behaviour: errors, running statistics by hand, the variance conventions.
+
+use ndarray::{Array2, array};
+use reg_batchnorm::{BatchNormConfig, Error, Layer, Mode, RunningVariance};
+
+fn layer(features: usize) -> reg_batchnorm::BatchNorm<f64> {
+    BatchNormConfig::new(features)
+        .build::<f64>()
+        .expect("valid config")
+}
+
+#[test]
+fn batch_of_one_in_train_is_an_error() {
+    let mut bn = layer(3);
+    let result = bn.forward(array![[1.0, 2.0, 3.0]].view(), Mode::Train);
+    assert!(matches!(
+        result,
+        Err(Error::BatchTooSmall {
+            rows: 1,
+            min: 2,
+            ..
+        })
+    ));
+    assert_eq!(
+        bn.num_batches_tracked(),
+        0,
+        "a refused batch is not counted"
+    );
+}
+
+#[test]
+fn empty_batch_in_train_is_an_error() {
+    let mut bn = layer(2);
+    let result = bn.forward(Array2::<f64>::zeros((0, 2)).view(), Mode::Train);
+    assert!(matches!(result, Err(Error::BatchTooSmall { rows: 0, .. })));
+}
+
+#[test]
+fn batch_of_one_in_eval_is_fine() {
+    let mut bn = layer(2);
+    let y = bn
+        .forward(array![[1.0, -2.0]].view(), Mode::Eval)
+        .expect("eval");
+    // Running stats (0, 1): y = x / sqrt(1 + eps).
+    let scale = 1.0 / (1.0 + 1e-5_f64).sqrt();
+    assert_eq!(y, array![[scale, -2.0 * scale]]);
+}
+
+#[test]
+fn wrong_feature_count_is_a_shape_mismatch() {
+    let mut bn = layer(3);
+    let result = bn.forward(array![[1.0, 2.0], [3.0, 4.0]].view(), Mode::Train);
+    assert!(matches!(result, Err(Error::ShapeMismatch { .. })));
+    let result = bn.forward(array![[1.0, 2.0], [3.0, 4.0]].view(), Mode::Eval);
+    assert!(matches!(result, Err(Error::ShapeMismatch { .. })));
+}
+
+#[test]
+fn grad_output_of_the_wrong_shape_is_a_shape_mismatch() {
+    let mut bn = layer(2);
+    bn.forward(array![[1.0, 2.0], [3.0, 5.0]].view(), Mode::Train)
+        .expect("forward");
+    let result = bn.backward(array![[1.0, 2.0]].view());
+    assert!(matches!(result, Err(Error::ShapeMismatch { .. })));
+}
+
+#[test]
+fn backward_before_forward_is_an_error() {
+    let mut bn = layer(2);
+    let result = bn.backward(array![[1.0, 2.0], [3.0, 4.0]].view());
+    assert!(matches!(result, Err(Error::BackwardBeforeForward { .. })));
+}
+
+#[test]
+fn backward_after_a_failed_forward_is_an_error() {
+    let mut bn = layer(2);
+    bn.forward(array![[1.0, 2.0], [3.0, 5.0]].view(), Mode::Train)
+        .expect("forward");
+    assert!(bn.forward(array![[1.0, 2.0]].view(), Mode::Train).is_err());
+    let result = bn.backward(array![[1.0, 2.0]].view());
+    assert!(matches!(result, Err(Error::BackwardBeforeForward { .. })));
+}
+
+#[test]
+fn zero_features_is_an_invalid_config() {
+    let result = BatchNormConfig::new(0).build::<f32>();
+    assert!(matches!(
+        result,
+        Err(Error::InvalidHyperParameter {
+            name: "num_features",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn momentum_outside_zero_one_is_an_invalid_config() {
+    for momentum in [-0.1, 1.000_001, f64::NAN, f64::INFINITY] {
+        let result = BatchNormConfig::new(2)
+            .with_momentum(momentum)
+            .build::<f32>();
+        assert!(
+            matches!(
+                result,
+                Err(Error::InvalidHyperParameter {
+                    name: "momentum",
+                    ..
+                })
+            ),
+            "momentum {momentum}"
+        );
+    }
+    for momentum in [0.0, 1.0] {
+        assert!(
+            BatchNormConfig::new(2)
+                .with_momentum(momentum)
+                .build::<f32>()
+                .is_ok()
+        );
+    }
+}
+
+#[test]
+fn eps_not_positive_and_finite_is_an_invalid_config() {
+    for eps in [0.0, -1e-5, f64::NAN, f64::INFINITY] {
+        let result = BatchNormConfig::new(2).with_eps(eps).build::<f64>();
+        assert!(
+            matches!(
+                result,
+                Err(Error::InvalidHyperParameter { name: "eps", .. })
+            ),
+            "eps {eps}"
+        );
+    }
+}
+
+#[test]
+fn eps_that_rounds_to_zero_or_infinity_in_f32_is_an_invalid_config() {
+    for eps in [1e-50, 1e300] {
+        assert!(BatchNormConfig::new(2).with_eps(eps).build::<f64>().is_ok());
+        let result = BatchNormConfig::new(2).with_eps(eps).build::<f32>();
+        assert!(matches!(
+            result,
+            Err(Error::InvalidHyperParameter { name: "eps", .. })
+        ));
+    }
+}
+
+#[test]
+fn defaults_are_pytorch_batchnorm1d() {
+    let config = BatchNormConfig::new(4);
+    assert_eq!(config.momentum(), 0.1);
+    assert_eq!(config.eps(), 1e-5);
+    assert_eq!(config.running_variance(), RunningVariance::Unbiased);
+    let bn = config.build::<f32>().expect("valid");
+    assert_eq!(bn.weight().value(), Array2::<f32>::ones((1, 4)));
+    assert_eq!(bn.bias().value(), Array2::<f32>::zeros((1, 4)));
+    assert_eq!(bn.running_mean(), Array2::<f32>::zeros((1, 4)));
+    assert_eq!(bn.running_var(), Array2::<f32>::ones((1, 4)));
+    assert_eq!(bn.num_batches_tracked(), 0);
+}
+
+#[test]
+fn params_and_buffers_carry_pytorch_names_and_no_decay() {
+    let bn = layer(3);
+    let params: Vec<(&str, bool, [usize; 2])> = bn
+        .params()
+        .iter()
+        .map(|p| (p.name(), p.decays(), p.shape()))
+        .collect();
+    assert_eq!(params, [("weight", false, [1, 3]), ("bias", false, [1, 3])]);
+    let buffers: Vec<(&str, (usize, usize))> = bn
+        .buffers()
+        .iter()
+        .map(|(name, b)| (*name, b.dim()))
+        .collect();
+    assert_eq!(
+        buffers,
+        [
+            ("running_mean", (1, 3)),
+            ("running_var", (1, 3)),
+            ("num_batches_tracked", (1, 1))
+        ]
+    );
+}
+
+/// Column 0: 1, 2, 3, 6 → mean 3, Σ(x − μ)² = 4 + 1 + 0 + 9 = 14, biased 3.5, unbiased 14/3.
+/// Column 1: constant 5 → mean 5, variance 0.
+fn known_batch() -> Array2<f64> {
+    array![[1.0, 5.0], [2.0, 5.0], [3.0, 5.0], [6.0, 5.0]]
+}
+
+fn assert_close(actual: ndarray::ArrayView2<'_, f64>, expected: &[f64]) {
+    for (a, e) in actual.iter().zip(expected) {
+        assert!((a - e).abs() < 1e-14, "{actual} vs {expected:?}");
+    }
+}
+
+#[test]
+fn running_stats_after_a_known_batch_equal_hand_values() {
+    let mut bn = layer(2);
+    bn.forward(known_batch().view(), Mode::Train)
+        .expect("forward");
+    // 0.9·0 + 0.1·3 and 0.9·0 + 0.1·5; 0.9·1 + 0.1·14/3 and 0.9·1 + 0.1·0.
+    assert_close(bn.running_mean(), &[0.3, 0.5]);
+    assert_close(bn.running_var(), &[0.9 + 1.4 / 3.0, 0.9]);
+    assert_eq!(bn.num_batches_tracked(), 1);
+
+    bn.forward(known_batch().view(), Mode::Train)
+        .expect("forward");
+    assert_close(bn.running_mean(), &[0.9 * 0.3 + 0.3, 0.9 * 0.5 + 0.5]);
+    assert_eq!(bn.num_batches_tracked(), 2);
+}
+
+#[test]
+fn biased_option_updates_running_var_with_the_biased_variance() {
+    let mut bn = BatchNormConfig::new(2)
+        .with_running_var(RunningVariance::Biased)
+        .with_momentum(0.5)
+        .build::<f64>()
+        .expect("valid");
+    bn.forward(known_batch().view(), Mode::Train)
+        .expect("forward");
+    assert_close(bn.running_var(), &[0.5 + 0.5 * 3.5, 0.5]);
+    assert_close(bn.running_mean(), &[1.5, 2.5]);
+}
+
+#[test]
+fn both_conventions_normalise_the_train_batch_identically() {
+    let mut unbiased = layer(2);
+    let mut biased = BatchNormConfig::new(2)
+        .with_running_var(RunningVariance::Biased)
+        .build::<f64>()
+        .expect("valid");
+    let a = unbiased
+        .forward(known_batch().view(), Mode::Train)
+        .expect("forward");
+    let b = biased
+        .forward(known_batch().view(), Mode::Train)
+        .expect("forward");
+    assert_eq!(a, b);
+    // x̂ of column 0 uses the biased 3.5; the constant column is 0 everywhere.
+    let first = (1.0 - 3.0) / (3.5 + 1e-5_f64).sqrt();
+    assert!((a[[0, 0]] - first).abs() < 1e-14);
+    assert!(a.column(1).iter().all(|&v| v == 0.0));
+}
+
+#[test]
+fn momentum_zero_freezes_and_one_replaces_the_running_stats() {
+    let mut frozen = BatchNormConfig::new(2)
+        .with_momentum(0.0)
+        .build::<f64>()
+        .expect("valid");
+    frozen
+        .forward(known_batch().view(), Mode::Train)
+        .expect("forward");
+    assert_close(frozen.running_mean(), &[0.0, 0.0]);
+    assert_close(frozen.running_var(), &[1.0, 1.0]);
+
+    let mut replaced = BatchNormConfig::new(2)
+        .with_momentum(1.0)
+        .build::<f64>()
+        .expect("valid");
+    replaced
+        .forward(known_batch().view(), Mode::Train)
+        .expect("forward");
+    assert_close(replaced.running_mean(), &[3.0, 5.0]);
+    assert_close(replaced.running_var(), &[14.0 / 3.0, 0.0]);
+}
+
+#[test]
+fn eval_uses_running_stats_and_gamma_beta() {
+    let mut bn = BatchNormConfig::new(1)
+        .with_momentum(1.0)
+        .build::<f64>()
+        .expect("valid");
+    bn.forward(array![[1.0], [3.0]].view(), Mode::Train)
+        .expect("forward");
+    // running mean 2, running var (unbiased) 2.
+    let mut params = bn.params_mut();
+    params[0].set_value(array![[3.0]].view()).expect("gamma");
+    params[1].set_value(array![[0.5]].view()).expect("beta");
+    let y = bn.forward(array![[4.0]].view(), Mode::Eval).expect("eval");
+    let expected = 3.0 * (4.0 - 2.0) / (2.0 + 1e-5_f64).sqrt() + 0.5;
+    assert!((y[[0, 0]] - expected).abs() < 1e-14);
+    // Eval backward: dx = dy·γ/sqrt(running_var + eps), dβ = Σ dy.
+    let dx = bn.backward(array![[2.0]].view()).expect("backward");
+    assert!((dx[[0, 0]] - 2.0 * 3.0 / (2.0 + 1e-5_f64).sqrt()).abs() < 1e-14);
+    assert_eq!(bn.bias().grad()[[0, 0]], 2.0);
+}
+
+#[test]
+fn backward_writes_grads_but_does_not_update_params() {
+    let mut bn = layer(2);
+    bn.forward(known_batch().view(), Mode::Train)
+        .expect("forward");
+    bn.backward(Array2::ones((4, 2)).view()).expect("backward");
+    assert_eq!(bn.weight().value(), Array2::<f64>::ones((1, 2)));
+    assert_eq!(bn.bias().value(), Array2::<f64>::zeros((1, 2)));
+    assert_eq!(bn.bias().grad(), array![[4.0, 4.0]]);
+    // Overwrites, not adds: a second backward gives the same gradients.
+    bn.backward(Array2::ones((4, 2)).view()).expect("backward");
+    assert_eq!(bn.bias().grad(), array![[4.0, 4.0]]);
+}
+
+#[test]
+fn restored_buffers_are_used_in_eval() {
+    let mut bn = layer(1);
+    for (name, mut buffer) in bn.buffers_mut() {
+        match name {
+            "running_mean" => buffer.fill(10.0),
+            "running_var" => buffer.fill(4.0 - 1e-5),
+            _ => buffer.fill(7.0),
+        }
+    }
+    assert_eq!(bn.num_batches_tracked(), 7);
+    let y = bn.forward(array![[12.0]].view(), Mode::Eval).expect("eval");
+    assert!((y[[0, 0]] - 1.0).abs() < 1e-14);
+}
+
+#[test]
+fn f32_layer_trains_and_counts_batches() {
+    let mut bn = BatchNormConfig::new(2).build::<f32>().expect("valid");
+    let x = array![[1.0f32, 5.0], [2.0, 5.0], [3.0, 5.0], [6.0, 5.0]];
+    for _ in 0..3 {
+        bn.forward(x.view(), Mode::Train).expect("forward");
+        bn.backward(x.view()).expect("backward");
+    }
+    assert_eq!(bn.num_batches_tracked(), 3);
+    assert!((bn.running_mean()[[0, 0]] - 3.0 * (1.0 - 0.9f32.powi(3))).abs() < 1e-6);
+}

@@ -1,0 +1,109 @@
+"""PyTorch reference values for reg-batchnorm's parity test (tests/parity.rs).
+
+Run from anywhere with the project's torch venv:
+
+    /work/venv-torch/bin/python crates/reg-batchnorm/tests/data/make_fixtures.py
+
+Everything is computed by torch.nn.BatchNorm1d in float64. Inputs and upstream gradients come
+from a seeded torch.Generator and are written into the JSON, so the Rust test never regenerates
+them. For each case: several Train steps (output, grad_input, grad_weight, grad_bias for the given
+grad_output, then running_mean / running_var / num_batches_tracked after the step), then one Eval
+step (output and gradients through the running statistics).
+"""
+
+import json
+import pathlib
+
+import torch
+
+HERE = pathlib.Path(__file__).resolve().parent
+OUT = HERE / "batchnorm_torch.json"
+
+
+def matrix(t):
+    return [[float(v) for v in row] for row in t]
+
+
+def vector(t):
+    return [float(v) for v in t]
+
+
+def step(bn, x, g):
+    """One forward + backward; returns what happened as a dict."""
+    x = x.clone().requires_grad_(True)
+    bn.weight.grad = None
+    bn.bias.grad = None
+    y = bn(x)
+    y.backward(g)
+    return {
+        "input": matrix(x.detach()),
+        "grad_output": matrix(g),
+        "output": matrix(y.detach()),
+        "grad_input": matrix(x.grad),
+        "grad_weight": vector(bn.weight.grad),
+        "grad_bias": vector(bn.bias.grad),
+    }
+
+
+def case(name, seed, rows, features, momentum=0.1, eps=1e-5, steps=3,
+         constant_column=None, affine_random=False, offset=0.0):
+    gen = torch.Generator().manual_seed(seed)
+    bn = torch.nn.BatchNorm1d(features, eps=eps, momentum=momentum, dtype=torch.float64)
+    if affine_random:
+        with torch.no_grad():
+            bn.weight.copy_(0.5 + torch.rand(features, generator=gen, dtype=torch.float64))
+            bn.bias.copy_(torch.randn(features, generator=gen, dtype=torch.float64))
+
+    def batch():
+        x = offset + 2.0 * torch.randn(rows, features, generator=gen, dtype=torch.float64) + 0.7
+        if constant_column is not None:
+            x[:, constant_column] = 3.0
+        return x
+
+    def grad():
+        return torch.randn(rows, features, generator=gen, dtype=torch.float64)
+
+    bn.train()
+    train_steps = []
+    for _ in range(steps):
+        record = step(bn, batch(), grad())
+        record["running_mean"] = vector(bn.running_mean)
+        record["running_var"] = vector(bn.running_var)
+        record["num_batches_tracked"] = int(bn.num_batches_tracked)
+        train_steps.append(record)
+
+    bn.eval()
+    eval_step = step(bn, batch(), grad())
+    return {
+        "name": name,
+        "num_features": features,
+        "momentum": momentum,
+        "eps": eps,
+        "weight": vector(bn.weight.detach()),
+        "bias": vector(bn.bias.detach()),
+        "train_steps": train_steps,
+        "eval_step": eval_step,
+    }
+
+
+def main():
+    torch.set_default_dtype(torch.float64)
+    cases = [
+        case("default", seed=1, rows=8, features=4),
+        case("momentum_0.3_eps_1e-3", seed=2, rows=6, features=3, momentum=0.3, eps=1e-3),
+        case("constant_column", seed=3, rows=8, features=3, constant_column=1),
+        case("non_default_gamma_beta", seed=4, rows=5, features=4, affine_random=True),
+        case("large_offset", seed=5, rows=8, features=2, offset=1000.0),
+    ]
+    doc = {
+        "generator": "crates/reg-batchnorm/tests/data/make_fixtures.py",
+        "torch_version": torch.__version__,
+        "dtype": "float64",
+        "cases": cases,
+    }
+    OUT.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+    print(f"wrote {OUT} ({OUT.stat().st_size} bytes)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+//! Parity with `torch.nn.BatchNorm1d` in float64 (fixtures from `tests/data/make_fixtures.py`).
+
+use ndarray::Array2;
+use reg_batchnorm::{BatchNorm, BatchNormConfig, Layer, Mode};
+use serde::Deserialize;
+
+/// Both sides compute in f64 with the same formulas; they differ only in summation order and in
+/// how `1/sqrt` and `m/(m−1)` are rounded, which costs a few ulps per operation over batches of
+/// ≤ 8 rows: ~1e-15 relative in practice, ~2e-13 for inputs offset by 1000 (the offset's
+/// rounding, 1000·ε, is divided by σ ≈ 2). 1e-12 leaves room for that, yet is ~1e11 times tighter
+/// than the biased/unbiased difference in `running_var` (a factor m/(m−1), ≥ 14 %) or any
+/// mistake in a gradient term. The error is measured as `|a − b| / max(1, |b|)`.
+const TOLERANCE: f64 = 1e-12;
+
+#[derive(Deserialize)]
+struct Fixtures {
+    torch_version: String,
+    cases: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    name: String,
+    num_features: usize,
+    momentum: f64,
+    eps: f64,
+    weight: Vec<f64>,
+    bias: Vec<f64>,
+    train_steps: Vec<Step>,
+    eval_step: Step,
+}
+
+#[derive(Deserialize)]
+struct Step {
+    input: Vec<Vec<f64>>,
+    grad_output: Vec<Vec<f64>>,
+    output: Vec<Vec<f64>>,
+    grad_input: Vec<Vec<f64>>,
+    grad_weight: Vec<f64>,
+    grad_bias: Vec<f64>,
+    running_mean: Option<Vec<f64>>,
+    running_var: Option<Vec<f64>>,
+    num_batches_tracked: Option<u64>,
+}
+
+fn fixtures() -> Fixtures {
+    let text = include_str!("data/batchnorm_torch.json");
+    serde_json::from_str(text).expect("fixture JSON parses")
+}
+
+fn matrix(rows: &[Vec<f64>]) -> Array2<f64> {
+    let cols = rows.first().map_or(0, Vec::len);
+    let flat: Vec<f64> = rows.iter().flatten().copied().collect();
+    Array2::from_shape_vec((rows.len(), cols), flat).expect("rectangular matrix")
+}
+
+fn row(values: &[f64]) -> Array2<f64> {
+    Array2::from_shape_vec((1, values.len()), values.to_vec()).expect("row")
+}
+
+/// Largest deviation seen, with where it was.
+#[derive(Default)]
+struct Deviation {
+    max: f64,
+    at: String,
+}
+
+impl Deviation {
+    fn compare(&mut self, what: &str, ours: &Array2<f64>, torch: &Array2<f64>) {
+        assert_eq!(ours.dim(), torch.dim(), "{what}: shape");
+        for (&a, &b) in ours.iter().zip(torch) {
+            let error = (a - b).abs() / b.abs().max(1.0);
+            assert!(error <= TOLERANCE, "{what}: ours {a:e}, torch {b:e}");
+            if error >= self.max {
+                self.max = error;
+                self.at = what.to_owned();
+            }
+        }
+    }
+}
+
+fn layer_for(case: &Case) -> BatchNorm<f64> {
+    let mut bn = BatchNormConfig::new(case.num_features)
+        .with_momentum(case.momentum)
+        .with_eps(case.eps)
+        .build::<f64>()
+        .expect("fixture config is valid");
+    let mut params = bn.params_mut();
+    params[0]
+        .set_value(row(&case.weight).view())
+        .expect("weight shape");
+    params[1]
+        .set_value(row(&case.bias).view())
+        .expect("bias shape");
+    bn
+}
+
+fn check_step(bn: &mut BatchNorm<f64>, step: &Step, mode: Mode, what: &str, dev: &mut Deviation) {
+    let output = bn
+        .forward(matrix(&step.input).view(), mode)
+        .expect("forward");
+    dev.compare(&format!("{what} output"), &output, &matrix(&step.output));
+    let grad_input = bn
+        .backward(matrix(&step.grad_output).view())
+        .expect("backward");
+    dev.compare(
+        &format!("{what} grad_input"),
+        &grad_input,
+        &matrix(&step.grad_input),
+    );
+    let grad_weight = bn.weight().grad().to_owned();
+    dev.compare(
+        &format!("{what} grad_weight"),
+        &grad_weight,
+        &row(&step.grad_weight),
+    );
+    let grad_bias = bn.bias().grad().to_owned();
+    dev.compare(
+        &format!("{what} grad_bias"),
+        &grad_bias,
+        &row(&step.grad_bias),
+    );
+    if let Some(mean) = &step.running_mean {
+        dev.compare(
+            &format!("{what} running_mean"),
+            &bn.running_mean().to_owned(),
+            &row(mean),
+        );
+    }
+    if let Some(var) = &step.running_var {
+        dev.compare(
+            &format!("{what} running_var"),
+            &bn.running_var().to_owned(),
+            &row(var),
+        );
+    }
+    if let Some(count) = step.num_batches_tracked {
+        assert_eq!(
+            bn.num_batches_tracked(),
+            count,
+            "{what} num_batches_tracked"
+        );
+    }
+}
+
+#[test]
+fn matches_torch_batchnorm1d_in_float64() {
+    let fixtures = fixtures();
+    let mut worst = Deviation::default();
+    for case in &fixtures.cases {
+        let mut dev = Deviation::default();
+        let mut bn = layer_for(case);
+        for (k, step) in case.train_steps.iter().enumerate() {
+            check_step(
+                &mut bn,
+                step,
+                Mode::Train,
+                &format!("{} train {k}", case.name),
+                &mut dev,
+            );
+        }
+        check_step(
+            &mut bn,
+            &case.eval_step,
+            Mode::Eval,
+            &format!("{} eval", case.name),
+            &mut dev,
+        );
+        eprintln!(
+            "{:>24}: max deviation {:.2e} at {}",
+            case.name, dev.max, dev.at
+        );
+        if dev.max >= worst.max {
+            worst = dev;
+        }
+    }
+    eprintln!(
+        "parity with torch {}: max deviation {:.2e} (tolerance {TOLERANCE:e}) at {}",
+        fixtures.torch_version, worst.max, worst.at
+    );
+}
+
+#[test]
+fn fixtures_cover_the_specified_cases() {
+    let names: Vec<String> = fixtures().cases.into_iter().map(|c| c.name).collect();
+    for wanted in [
+        "default",
+        "momentum_0.3_eps_1e-3",
+        "constant_column",
+        "non_default_gamma_beta",
+    ] {
+        assert!(names.iter().any(|n| n == wanted), "missing case {wanted}");
+    }
+}
