@@ -1,0 +1,110 @@
+use ndarray::Array2;
+use reg_core::{Error, Result, Scalar};
+
+/// Adam's moments for one parameter, with the parameter's shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Moments<F = f32> {
+    /// First moment (PyTorch `exp_avg`): `m ← β1·m + (1 − β1)·g`.
+    pub m: Array2<F>,
+    /// Second moment (PyTorch `exp_avg_sq`): `v ← β2·v + (1 − β2)·g²`.
+    pub v: Array2<F>,
+    /// AMSGrad's running maximum of `v` (PyTorch `max_exp_avg_sq`); `Some` exactly when
+    /// AMSGrad is on.
+    pub v_max: Option<Array2<F>>,
+}
+
+/// Everything [`Adam`](crate::Adam) remembers between steps, from
+/// [`Adam::state`](crate::Adam::state); [`Adam::load_state`](crate::Adam::load_state) restores
+/// it so that training continues bit for bit as if never interrupted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdamState<F = f32> {
+    /// Steps taken, `t` in the bias corrections `1 − βᵗ` (0 before the first step).
+    pub step: u64,
+    /// One entry per parameter, in the order the parameters are passed to `step`; empty before
+    /// the first step.
+    pub moments: Vec<Moments<F>>,
+}
+
+impl<F: Scalar> Default for AdamState<F> {
+    fn default() -> Self {
+        Self {
+            step: 0,
+            moments: Vec::new(),
+        }
+    }
+}
+
+impl<F: Scalar> AdamState<F> {
+    /// Checks that the state is one an Adam (with AMSGrad on or off as given) could have
+    /// produced: moments only after a step, `m`, `v`, `v_max` of one shape, finite values,
+    /// `v ≥ 0`, `v_max` present exactly with AMSGrad and `v_max ≥ v`.
+    pub(crate) fn validate(&self, amsgrad: bool) -> Result<()> {
+        if self.step == 0 && !self.moments.is_empty() {
+            return Err(Error::StateMismatch(
+                "moments present at step 0 (moments are created by the first step)".into(),
+            ));
+        }
+        for (i, mom) in self.moments.iter().enumerate() {
+            if mom.v.shape() != mom.m.shape() {
+                return Err(Error::StateMismatch(format!(
+                    "moments[{i}]: v has shape {:?}, m has {:?}",
+                    mom.v.shape(),
+                    mom.m.shape()
+                )));
+            }
+            if !all_finite(&mom.m) || !all_finite(&mom.v) {
+                return Err(Error::NonFinite {
+                    context: format!("Adam state moments[{i}]"),
+                });
+            }
+            if mom.v.iter().any(|&v| v < F::zero()) {
+                return Err(Error::StateMismatch(format!(
+                    "moments[{i}]: negative second moment"
+                )));
+            }
+            match (&mom.v_max, amsgrad) {
+                (None, false) => {}
+                (Some(v_max), true) => check_v_max(i, v_max, &mom.v)?,
+                (None, true) => {
+                    return Err(Error::StateMismatch(format!(
+                        "moments[{i}]: AMSGrad is on but v_max is missing"
+                    )));
+                }
+                (Some(_), false) => {
+                    return Err(Error::StateMismatch(format!(
+                        "moments[{i}]: v_max present but AMSGrad is off"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_v_max<F: Scalar>(i: usize, v_max: &Array2<F>, v: &Array2<F>) -> Result<()> {
+    if v_max.shape() != v.shape() {
+        return Err(Error::StateMismatch(format!(
+            "moments[{i}]: v_max has shape {:?}, v has {:?}",
+            v_max.shape(),
+            v.shape()
+        )));
+    }
+    if !all_finite(v_max) {
+        return Err(Error::NonFinite {
+            context: format!("Adam state moments[{i}].v_max"),
+        });
+    }
+    // AMSGrad takes the maximum after updating v, so every saved state has v_max ≥ v.
+    if v_max.iter().zip(v.iter()).any(|(mx, v)| mx < v) {
+        return Err(Error::StateMismatch(format!("moments[{i}]: v_max below v")));
+    }
+    Ok(())
+}
+
+/// Whether every element is finite, as a non-short-circuiting fold that the compiler vectorizes.
+pub(crate) fn all_finite<F: Scalar>(a: &ndarray::ArrayRef2<F>) -> bool {
+    match a.as_slice_memory_order() {
+        Some(s) => s.iter().fold(true, |ok, x| ok & x.is_finite()),
+        None => a.iter().all(|x| x.is_finite()),
+    }
+}
