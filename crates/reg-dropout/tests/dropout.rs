@@ -1,0 +1,275 @@
+//! reg-dropout's behaviour: Train/Eval, mask reuse, seeding, gradient check, errors, laws.
+
+use ndarray::{Array2, array};
+use proptest::prelude::*;
+use reg_core::gradcheck::{GradCheck, check_layer_with};
+use reg_dropout::{Dropout, DropoutConfig, Error, Layer, Mode, Xoshiro256PlusPlus};
+
+fn layer(p: f64, seed: u64) -> Result<Dropout<f64>, Error> {
+    DropoutConfig::new(p).with_seed(seed).build()
+}
+
+/// 8 × 50 values, none zero, so a zero in the output means "dropped".
+fn input() -> Array2<f64> {
+    Array2::from_shape_fn((8, 50), |(r, c)| 0.5 + (r * 50 + c) as f64 * 0.01)
+}
+
+fn kept_pattern(y: &Array2<f64>) -> Vec<bool> {
+    y.iter().map(|&v| v != 0.0).collect()
+}
+
+#[test]
+fn eval_mode_is_bitwise_identity() -> Result<(), Error> {
+    let mut d = layer(0.5, 1)?;
+    let x = array![[f64::NAN, -0.0, 1e-310], [f64::INFINITY, 3.5, -7.25]];
+    let rng_before = d.rng().clone();
+    let y = d.forward(x.view(), Mode::Eval)?;
+    let bits = |a: &Array2<f64>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&y), bits(&x));
+    assert_eq!(d.rng(), &rng_before, "Eval draws nothing");
+    Ok(())
+}
+
+#[test]
+fn train_output_is_input_times_mask_over_keep_prob() -> Result<(), Error> {
+    let mut d = layer(0.3, 5)?;
+    let x = input();
+    let y = d.forward(x.view(), Mode::Train)?;
+    let scale = 1.0 / 0.7;
+    for (&xi, &yi) in x.iter().zip(&y) {
+        assert!(yi == 0.0 || yi == xi * scale, "{xi} → {yi}");
+    }
+    let kept = kept_pattern(&y).iter().filter(|&&k| k).count();
+    assert!(kept > 0 && kept < x.len());
+    Ok(())
+}
+
+#[test]
+fn backward_uses_the_mask_of_the_last_train_forward() -> Result<(), Error> {
+    let mut d = layer(0.5, 9)?;
+    let x = input();
+    let y = d.forward(x.view(), Mode::Train)?;
+    let g = Array2::from_elem(x.raw_dim(), 3.0);
+    let dx = d.backward(g.view())?;
+    assert_eq!(kept_pattern(&dx), kept_pattern(&y));
+    assert!(dx.iter().all(|&v| v == 0.0 || v == 3.0 * 2.0));
+    // A second backward sees the same mask.
+    assert_eq!(d.backward(g.view())?, dx);
+    Ok(())
+}
+
+#[test]
+fn backward_after_eval_forward_is_identity() -> Result<(), Error> {
+    let mut d = layer(0.5, 9)?;
+    let x = input();
+    d.forward(x.view(), Mode::Train)?;
+    d.forward(x.view(), Mode::Eval)?;
+    assert_eq!(d.backward(x.view())?, x);
+    Ok(())
+}
+
+#[test]
+fn same_seed_same_mask_different_seed_different_mask() -> Result<(), Error> {
+    let x = input();
+    let mask = |seed| -> Result<Vec<bool>, Error> {
+        Ok(kept_pattern(
+            &layer(0.5, seed)?.forward(x.view(), Mode::Train)?,
+        ))
+    };
+    assert_eq!(mask(11)?, mask(11)?);
+    assert_ne!(mask(11)?, mask(12)?);
+    Ok(())
+}
+
+#[test]
+fn default_seed_is_documented_constant() -> Result<(), Error> {
+    let x = input();
+    let mut a = DropoutConfig::new(0.5).build::<f64>()?;
+    let mut b = layer(0.5, DropoutConfig::DEFAULT_SEED)?;
+    assert_eq!(
+        a.forward(x.view(), Mode::Train)?,
+        b.forward(x.view(), Mode::Train)?
+    );
+    Ok(())
+}
+
+#[test]
+fn successive_train_forwards_draw_new_masks() -> Result<(), Error> {
+    let mut d = layer(0.5, 4)?;
+    let x = input();
+    let first = kept_pattern(&d.forward(x.view(), Mode::Train)?);
+    let second = kept_pattern(&d.forward(x.view(), Mode::Train)?);
+    assert_ne!(first, second);
+    Ok(())
+}
+
+#[test]
+fn restored_generator_repeats_the_masks() -> Result<(), Box<dyn std::error::Error>> {
+    let mut d = layer(0.4, 21)?;
+    let x = input();
+    d.forward(x.view(), Mode::Train)?;
+    // Checkpoint the generator through serde (as a checkpoint file would) …
+    let saved = serde_json::to_string(d.rng())?;
+    let next = d.forward(x.view(), Mode::Train)?;
+    // … and restore it into a fresh layer.
+    let mut resumed = layer(0.4, 999)?;
+    resumed.set_rng(serde_json::from_str::<Xoshiro256PlusPlus>(&saved)?);
+    assert_eq!(resumed.forward(x.view(), Mode::Train)?, next);
+    Ok(())
+}
+
+#[test]
+fn reseed_repeats_the_first_mask() -> Result<(), Error> {
+    let mut d = layer(0.5, 8)?;
+    let x = input();
+    let first = d.forward(x.view(), Mode::Train)?;
+    d.reseed(8);
+    assert_eq!(d.forward(x.view(), Mode::Train)?, first);
+    Ok(())
+}
+
+#[test]
+fn gradient_check_with_a_fixed_mask() -> Result<(), Error> {
+    let mut d = layer(0.3, 77)?;
+    let x = Array2::from_shape_fn((4, 9), |(r, c)| (r as f64 - 1.5) * 0.7 + c as f64 * 0.1);
+    let report = check_layer_with(&mut d, x.view(), Mode::Train, GradCheck::default(), |l| {
+        l.reseed(77)
+    })?;
+    // Dropout is linear in its input: central differences are exact up to rounding (~1e-10).
+    assert!(report.max_error < 1e-8, "{report:?}");
+    Ok(())
+}
+
+#[test]
+fn p_zero_is_identity_in_train() -> Result<(), Error> {
+    let mut d = layer(0.0, 3)?;
+    let x = input();
+    let rng_before = d.rng().clone();
+    assert_eq!(d.forward(x.view(), Mode::Train)?, x);
+    assert_eq!(d.backward(x.view())?, x);
+    assert_eq!(d.rng(), &rng_before);
+    Ok(())
+}
+
+#[test]
+fn invalid_p_is_rejected() {
+    for p in [-0.1, 1.0, 1.5, f64::NAN, f64::INFINITY] {
+        assert!(
+            matches!(
+                DropoutConfig::new(p).build::<f32>(),
+                Err(Error::InvalidHyperParameter { name: "p", .. })
+            ),
+            "{p}"
+        );
+    }
+}
+
+#[test]
+fn accessors_report_p_and_keep_prob() -> Result<(), Error> {
+    let d = DropoutConfig::new(0.2).build::<f32>()?;
+    assert_eq!(d.p(), 0.2);
+    assert_eq!(d.keep_prob(), 1.0 - 0.2);
+    Ok(())
+}
+
+#[test]
+fn backward_before_forward_is_an_error() -> Result<(), Error> {
+    let mut d = layer(0.5, 0)?;
+    assert!(matches!(
+        d.backward(input().view()),
+        Err(Error::BackwardBeforeForward { .. })
+    ));
+    Ok(())
+}
+
+#[test]
+fn grad_of_the_wrong_shape_is_an_error() -> Result<(), Error> {
+    for mode in [Mode::Train, Mode::Eval] {
+        let mut d = layer(0.5, 0)?;
+        d.forward(input().view(), mode)?;
+        assert!(matches!(
+            d.backward(Array2::<f64>::zeros((8, 49)).view()),
+            Err(Error::ShapeMismatch { .. })
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn non_contiguous_input_gives_the_same_result_as_a_copy() -> Result<(), Error> {
+    let x = input();
+    let transposed = x.t();
+    let mut a = layer(0.5, 6)?;
+    let mut b = layer(0.5, 6)?;
+    let from_view = a.forward(transposed, Mode::Train)?;
+    let from_copy = b.forward(transposed.as_standard_layout().view(), Mode::Train)?;
+    assert_eq!(from_view, from_copy);
+    assert_eq!(a.backward(transposed)?, b.backward(transposed)?);
+    Ok(())
+}
+
+#[test]
+fn works_as_a_trait_object_in_f32() -> Result<(), Error> {
+    let mut boxed: Box<dyn Layer<f32>> = Box::new(DropoutConfig::new(0.5).build::<f32>()?);
+    let x = Array2::<f32>::ones((2, 3));
+    let y = boxed.forward(x.view(), Mode::Train)?;
+    assert!(y.iter().all(|&v| v == 0.0 || v == 2.0));
+    assert!(boxed.params().is_empty());
+    Ok(())
+}
+
+#[test]
+fn empty_input_is_fine() -> Result<(), Error> {
+    let mut d = layer(0.5, 0)?;
+    let x = Array2::<f64>::zeros((0, 5));
+    assert_eq!(d.forward(x.view(), Mode::Train)?.dim(), (0, 5));
+    assert_eq!(d.backward(x.view())?.dim(), (0, 5));
+    Ok(())
+}
+
+fn fail(e: Error) -> TestCaseError {
+    TestCaseError::fail(e.to_string())
+}
+
+proptest! {
+    /// E[y] = x, so the output mean estimates the input mean. With b_i ~ Bernoulli(q), the
+    /// output mean (1/n) Σ x_i b_i / q has variance (1/n²) Σ x_i² (1 − q)/q. A normal deviate
+    /// beyond 5σ has probability 6e-7, so over proptest's 256 cases a false failure is ~1e-4.
+    #[test]
+    fn output_mean_is_input_mean_in_expectation(
+        p in 0.0f64..0.9,
+        seed in any::<u64>(),
+        rows in 16usize..64,
+        cols in 64usize..160,
+    ) {
+        let x = Array2::from_shape_fn((rows, cols), |(r, c)| ((r * 7 + c * 13) % 17) as f64 * 0.1 - 0.6);
+        let mut d = layer(p, seed).map_err(fail)?;
+        let y = d.forward(x.view(), Mode::Train).map_err(fail)?;
+        let n = x.len() as f64;
+        let q = 1.0 - p;
+        let sigma = (x.iter().map(|v| v * v).sum::<f64>() * p / q).sqrt() / n;
+        let (mean_in, mean_out) = (x.sum() / n, y.sum() / n);
+        prop_assert!((mean_out - mean_in).abs() <= 5.0 * sigma + 1e-12,
+            "mean {mean_out} vs {mean_in}, σ = {sigma}");
+    }
+
+    /// The number dropped is Binomial(n, p) (p rounded to 2⁻³², far below σ/n), mean np, std
+    /// √(np(1−p)); 5σ as above, plus one element of slack for tiny np where the normal
+    /// approximation is poor.
+    #[test]
+    fn zeroed_fraction_is_p(
+        p in 0.0f64..0.95,
+        seed in any::<u64>(),
+        rows in 16usize..64,
+        cols in 64usize..160,
+    ) {
+        let x = Array2::from_elem((rows, cols), 1.5);
+        let mut d = layer(p, seed).map_err(fail)?;
+        let y = d.forward(x.view(), Mode::Train).map_err(fail)?;
+        let n = x.len() as f64;
+        let dropped = y.iter().filter(|&&v| v == 0.0).count() as f64;
+        let sigma = (n * p * (1.0 - p)).sqrt();
+        prop_assert!((dropped - n * p).abs() <= 5.0 * sigma + 1.0,
+            "dropped {dropped} of {n}, expected {}, σ = {sigma}", n * p);
+    }
+}

@@ -1,0 +1,180 @@
+//! reg-l2's behaviour: gradient check, which params decay, errors, PyTorch parity, laws.
+
+use ndarray::{Array2, array};
+use proptest::prelude::*;
+use reg_core::gradcheck::{compare, numerical_gradient};
+use reg_l2::{Error, L2, Param};
+
+fn params() -> (Param<f64>, Param<f64>) {
+    let w = Param::weight("w", array![[0.3, -1.2, 2.0], [0.7, 0.0, -0.4]]);
+    let b = Param::no_decay("b", array![[0.5, -0.5, 1.5]]);
+    (w, b)
+}
+
+#[test]
+fn add_gradient_is_the_gradient_of_penalty() -> Result<(), Error> {
+    let l2 = L2::new(0.3)?;
+    let (mut w, mut b) = params();
+    let batch = 7;
+    let numeric = numerical_gradient(
+        |x| {
+            let probe = Param::weight("w", x.to_owned());
+            l2.penalty(&[&probe, &b], batch)
+        },
+        w.value(),
+        1e-6,
+    )?;
+    l2.add_gradient(&mut [&mut w, &mut b], batch)?;
+    let report = compare("w", w.grad(), numeric.view())?;
+    // The penalty is quadratic, so the central difference is exact up to rounding (~1e-10).
+    assert!(report.max_error < 1e-8, "{report:?}");
+    Ok(())
+}
+
+#[test]
+fn non_decaying_params_are_untouched() -> Result<(), Error> {
+    let l2 = L2::new(10.0)?;
+    let (_, mut b) = params();
+    b.grad_mut().fill(0.25);
+    let before = b.clone();
+    assert_eq!(l2.penalty(&[&b], 3)?, 0.0);
+    l2.add_gradient(&mut [&mut b], 3)?;
+    assert_eq!(b, before);
+    Ok(())
+}
+
+#[test]
+fn zero_lambda_changes_nothing() -> Result<(), Error> {
+    let l2 = L2::new(0.0)?;
+    let (mut w, _) = params();
+    let before = w.clone();
+    assert_eq!(l2.penalty(&[&w], 3)?, 0.0);
+    l2.add_gradient(&mut [&mut w], 3)?;
+    assert_eq!(w, before);
+    Ok(())
+}
+
+#[test]
+fn negative_or_non_finite_lambda_is_rejected() {
+    for lambda in [-1e-9, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        assert!(
+            matches!(
+                L2::new(lambda),
+                Err(Error::InvalidHyperParameter { name: "lambda", .. })
+            ),
+            "{lambda}"
+        );
+    }
+}
+
+#[test]
+fn batch_size_zero_is_an_error() -> Result<(), Error> {
+    let l2 = L2::new(0.1)?;
+    let (mut w, _) = params();
+    let before = w.clone();
+    assert!(matches!(
+        l2.penalty(&[&w], 0),
+        Err(Error::InvalidHyperParameter {
+            name: "batch_size",
+            ..
+        })
+    ));
+    assert!(matches!(
+        l2.add_gradient(&mut [&mut w], 0),
+        Err(Error::InvalidHyperParameter {
+            name: "batch_size",
+            ..
+        })
+    ));
+    assert!(matches!(
+        l2.weight_decay(0),
+        Err(Error::InvalidHyperParameter {
+            name: "batch_size",
+            ..
+        })
+    ));
+    assert_eq!(w, before);
+    Ok(())
+}
+
+/// PyTorch parity: one SGD step with `weight_decay = λ/m` on loss L equals one SGD step on
+/// `L + λ/(2m)·Σw²` (fixture made by `tests/data/make_fixtures.py`, float64).
+#[test]
+fn matches_pytorch_sgd_coupled_weight_decay() -> Result<(), Box<dyn std::error::Error>> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/sgd_weight_decay.json"
+    ))?;
+    let fixture: serde_json::Value = serde_json::from_str(&text)?;
+    let matrix = |key: &str| -> Result<Array2<f64>, Box<dyn std::error::Error>> {
+        let rows: Vec<Vec<f64>> = serde_json::from_value(fixture[key].clone())?;
+        let cols = rows.first().map_or(0, Vec::len);
+        let flat: Vec<f64> = rows.into_iter().flatten().collect();
+        Ok(Array2::from_shape_vec(
+            (flat.len() / cols.max(1), cols),
+            flat,
+        )?)
+    };
+    let scalar = |key: &str| fixture[key].as_f64().ok_or(format!("{key} missing"));
+    let (lambda, lr, batch) = (scalar("lambda")?, scalar("lr")?, scalar("batch_size")?);
+    let batch = batch as usize;
+
+    let l2 = L2::new(lambda)?;
+    assert_eq!(l2.weight_decay(batch)?, scalar("weight_decay")?);
+    let mut w = Param::weight("w", matrix("w")?);
+    let mut b = Param::no_decay("b", matrix("b")?);
+    w.grad_mut().assign(&matrix("grad_w")?);
+    b.grad_mut().assign(&matrix("grad_b")?);
+    l2.add_gradient(&mut [&mut w, &mut b], batch)?;
+    let stepped_w = &w.value() - &(&w.grad() * lr);
+    let stepped_b = &b.value() - &(&b.grad() * lr);
+
+    // Both sides do the same few float64 operations in a different order: agreement to a few
+    // ulps of values of order 1, far below the λ/m·lr·w ≈ 1e-3 effect of the decay itself.
+    let tolerance = 1e-14;
+    for (ours, key) in [(&stepped_w, "w_after_wd"), (&stepped_b, "b_after_wd")] {
+        let theirs = matrix(key)?;
+        let worst = (ours - &theirs).iter().fold(0.0f64, |m, d| m.max(d.abs()));
+        assert!(worst < tolerance, "{key}: {worst:e}");
+        let via_penalty = matrix(&key.replace("_wd", "_penalty"))?;
+        let worst = (ours - &via_penalty)
+            .iter()
+            .fold(0.0f64, |m, d| m.max(d.abs()));
+        assert!(worst < tolerance, "{key} vs penalty: {worst:e}");
+    }
+    let penalty = l2.penalty(&[&Param::weight("w", matrix("w")?)], batch)?;
+    assert!((penalty - scalar("penalty")?).abs() < 1e-14 * penalty.max(1.0));
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn penalty_is_non_negative(
+        values in proptest::collection::vec(-1e3f64..1e3, 1..40),
+        lambda in 0.0f64..10.0,
+        batch in 1usize..512,
+    ) {
+        let n = values.len();
+        let w = Param::weight("w", Array2::from_shape_vec((1, n), values).map_err(|e| TestCaseError::fail(e.to_string()))?);
+        let penalty = L2::new(lambda).map_err(|e| TestCaseError::fail(e.to_string()))?
+            .penalty(&[&w], batch).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert!(penalty >= 0.0);
+    }
+
+    #[test]
+    fn penalty_scales_linearly_in_lambda(
+        values in proptest::collection::vec(-1e3f64..1e3, 1..40),
+        lambda in 1e-6f64..10.0,
+        factor in 0.0f64..100.0,
+        batch in 1usize..512,
+    ) {
+        let n = values.len();
+        let w = Param::weight("w", Array2::from_shape_vec((1, n), values).map_err(|e| TestCaseError::fail(e.to_string()))?);
+        let at = |l: f64| -> Result<f64, TestCaseError> {
+            L2::new(l).and_then(|l2| l2.penalty(&[&w], batch)).map_err(|e| TestCaseError::fail(e.to_string()))
+        };
+        let (base, scaled) = (at(lambda)?, at(lambda * factor)?);
+        // Each side rounds a handful of times: a few ulps relative.
+        prop_assert!((scaled - factor * base).abs() <= 1e-13 * scaled.abs().max(f64::MIN_POSITIVE));
+    }
+}
