@@ -59,7 +59,7 @@ impl<F: Scalar> Layer<F> for Linear<F> {
             &[input.nrows(), self.inputs()],
             input.shape(),
         )?;
-        let output = input.dot(&self.weight.value()) + &self.bias.value();
+        let output = input.dot(&self.weight.value()) + self.bias.value();
         // Inference never needs the input again; keeping it would only cost memory.
         self.input = (mode == Mode::Train).then(|| input.to_owned());
         Ok(output)

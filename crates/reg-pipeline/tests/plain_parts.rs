@@ -1,0 +1,316 @@
+//! The plain parts of the pipeline: Linear, Relu, softmax cross-entropy, Sgd and the Mlp as a
+//! whole, checked by finite differences and (cross-entropy) against PyTorch.
+
+use ndarray::{Array2, array};
+use rand::SeedableRng;
+use reg_core::gradcheck::{GradCheck, check_layer, compare, numerical_gradient};
+use reg_core::{Error, Layer, Mode, Optimizer, Param};
+use reg_pipeline::random::Generator;
+use reg_pipeline::{Linear, Mlp, MlpConfig, Relu, Sgd, predictions, softmax_cross_entropy};
+
+/// Gradients agree with central differences to ~1e-10 in f64 for smooth functions; 1e-7
+/// leaves room for the conditioning of each case while catching any wrong term (those show up
+/// at 1e-2 or above).
+const GRAD_TOLERANCE: f64 = 1e-7;
+
+fn input(rows: usize, cols: usize) -> Array2<f64> {
+    Array2::from_shape_fn((rows, cols), |(r, c)| {
+        ((r * 7 + c * 3) as f64 * 0.37).sin() * 2.0
+    })
+}
+
+#[test]
+fn linear_gradients_match_finite_differences() {
+    let mut rng = Generator::seed_from_u64(1);
+    for (rows, inputs, outputs) in [(1, 1, 1), (4, 3, 5), (16, 8, 2)] {
+        let mut linear = Linear::<f64>::he(inputs, outputs, &mut rng).unwrap();
+        let report = check_layer(
+            &mut linear,
+            input(rows, inputs).view(),
+            Mode::Train,
+            GradCheck::default(),
+        )
+        .unwrap();
+        assert!(report.max_error < GRAD_TOLERANCE, "{report:?}");
+    }
+}
+
+#[test]
+fn linear_he_initialisation_has_variance_two_over_fan_in() {
+    let mut rng = Generator::seed_from_u64(7);
+    let linear = Linear::<f64>::he(784, 256, &mut rng).unwrap();
+    let weight = linear.params()[0].value().to_owned();
+    let variance = weight.mapv(|w| w * w).mean().unwrap();
+    // 200,704 samples: the sample variance is within 1 % of 2/784 with overwhelming probability.
+    assert!((variance / (2.0 / 784.0) - 1.0).abs() < 0.01, "{variance}");
+    assert!(linear.params()[1].value().iter().all(|&b| b == 0.0));
+    assert!(linear.params()[0].decays() && !linear.params()[1].decays());
+}
+
+#[test]
+fn linear_rejects_wrong_input_width_and_early_backward() {
+    let mut rng = Generator::seed_from_u64(1);
+    let mut linear = Linear::<f32>::he(3, 2, &mut rng).unwrap();
+    assert!(matches!(
+        linear.backward(Array2::zeros((1, 2)).view()),
+        Err(Error::BackwardBeforeForward { .. })
+    ));
+    assert!(matches!(
+        linear.forward(Array2::zeros((2, 4)).view(), Mode::Train),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        Linear::<f32>::he(0, 2, &mut rng),
+        Err(Error::InvalidHyperParameter { .. })
+    ));
+}
+
+#[test]
+fn relu_gradients_match_finite_differences_away_from_zero() {
+    // Keep inputs away from the kink at 0, where the finite difference is meaningless.
+    let x = input(6, 5).mapv(|v| if v.abs() < 0.05 { v + 0.1 } else { v });
+    let report = check_layer(
+        &mut Relu::<f64>::new(),
+        x.view(),
+        Mode::Train,
+        GradCheck::default(),
+    )
+    .unwrap();
+    assert!(report.max_error < GRAD_TOLERANCE, "{report:?}");
+}
+
+#[test]
+fn softmax_cross_entropy_gradient_matches_finite_differences() {
+    let logits = input(5, 4);
+    let labels = [0, 3, 1, 2, 3];
+    let (_, analytic) = softmax_cross_entropy(logits.view(), &labels).unwrap();
+    let numeric = numerical_gradient(
+        |z| softmax_cross_entropy(z, &labels).map(|(loss, _)| loss),
+        logits.view(),
+        1e-6,
+    )
+    .unwrap();
+    let report = compare("logits", analytic.view(), numeric.view()).unwrap();
+    assert!(report.max_error < GRAD_TOLERANCE, "{report:?}");
+}
+
+#[derive(serde::Deserialize)]
+struct CrossEntropyCase {
+    name: String,
+    logits: Vec<Vec<f64>>,
+    labels: Vec<u8>,
+    loss: f64,
+    grad: Vec<Vec<f64>>,
+}
+
+#[derive(serde::Deserialize)]
+struct CrossEntropyFixture {
+    cases: Vec<CrossEntropyCase>,
+}
+
+fn to_array(rows: &[Vec<f64>]) -> Array2<f64> {
+    let cols = rows.first().map_or(0, Vec::len);
+    Array2::from_shape_vec((rows.len(), cols), rows.concat()).unwrap()
+}
+
+#[test]
+fn softmax_cross_entropy_matches_pytorch() {
+    let text = include_str!("data/softmax_cross_entropy.json");
+    let fixture: CrossEntropyFixture = serde_json::from_str(text).unwrap();
+    // Both sides compute in f64 by the same max-shifted formula; differences are rounding
+    // only, a few ulp of values up to ~1000, so 1e-12 relative to max(1, |value|).
+    let tolerance = 1e-12;
+    let mut worst = 0.0f64;
+    for case in &fixture.cases {
+        let logits = to_array(&case.logits);
+        let (loss, grad) = softmax_cross_entropy(logits.view(), &case.labels).unwrap();
+        let loss_error = (loss - case.loss).abs() / case.loss.abs().max(1.0);
+        let grad_error = compare(&case.name, grad.view(), to_array(&case.grad).view())
+            .unwrap()
+            .max_error;
+        worst = worst.max(loss_error).max(grad_error);
+        assert!(
+            loss_error < tolerance && grad_error < tolerance,
+            "{}: {loss_error:e} {grad_error:e}",
+            case.name
+        );
+    }
+    eprintln!("softmax cross-entropy vs PyTorch: max deviation {worst:e}");
+}
+
+#[test]
+fn extreme_logits_give_a_finite_loss_and_gradient() {
+    let logits = array![[1000.0f32, -1000.0, 0.0], [-1000.0, 1000.0, 999.0]];
+    let (loss, grad) = softmax_cross_entropy(logits.view(), &[1, 0]).unwrap();
+    assert!(loss.is_finite() && grad.iter().all(|g| g.is_finite()));
+    // Row 1: 1000 − (−1000) = 2000; row 2: 1000 + ln(1 + e⁻¹) − (−1000); the mean of both.
+    let expected = 2000.0 + (1.0 + (-1.0f64).exp()).ln() / 2.0;
+    assert!((loss - expected).abs() < 1e-3, "{loss}");
+}
+
+#[test]
+fn softmax_cross_entropy_rejects_bad_input() {
+    let logits = Array2::<f32>::zeros((2, 3));
+    assert!(matches!(
+        softmax_cross_entropy(logits.view(), &[0]),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        softmax_cross_entropy(logits.view(), &[0, 3]),
+        Err(Error::InvalidHyperParameter { .. })
+    ));
+    let nan = array![[f32::NAN, 0.0]];
+    assert!(matches!(
+        softmax_cross_entropy(nan.view(), &[0]),
+        Err(Error::NonFinite { .. })
+    ));
+    let empty = Array2::<f32>::zeros((0, 3));
+    assert!(softmax_cross_entropy(empty.view(), &[]).is_err());
+}
+
+#[test]
+fn predictions_take_the_first_largest_logit() {
+    let logits = array![[0.1f32, 0.9, 0.9], [3.0, -1.0, 2.0]];
+    assert_eq!(predictions(logits.view()), vec![1, 0]);
+}
+
+#[test]
+fn sgd_steps_against_the_gradient() {
+    let mut param = Param::weight("w", array![[1.0f64, 2.0]]);
+    param.grad_mut().assign(&array![[0.5, -1.0]]);
+    let mut sgd = Sgd::new();
+    sgd.step(&mut [&mut param], 0.1).unwrap();
+    assert_eq!(param.value(), array![[0.95, 2.1]]);
+    assert!(matches!(
+        sgd.step(&mut [&mut param], -1.0),
+        Err(Error::InvalidHyperParameter { .. })
+    ));
+}
+
+#[test]
+fn sgd_momentum_matches_pytorch_recurrence() {
+    // PyTorch: v1 = g, v2 = μ v1 + g; w -= lr v.
+    let mut param = Param::weight("w", array![[0.0f64]]);
+    let mut sgd = Sgd::with_momentum(0.9).unwrap();
+    for _ in 0..2 {
+        param.grad_mut().fill(1.0);
+        sgd.step(&mut [&mut param], 0.1).unwrap();
+    }
+    assert!((param.value()[(0, 0)] - -(0.1 + 0.19)).abs() < 1e-15);
+    assert!(matches!(
+        Sgd::<f64>::with_momentum(1.0),
+        Err(Error::InvalidHyperParameter { .. })
+    ));
+}
+
+#[test]
+fn sgd_refuses_non_finite_gradients_without_writing() {
+    let mut param = Param::weight("w", array![[1.0f32, 2.0]]);
+    param.grad_mut().assign(&array![[f32::NAN, 1.0]]);
+    assert!(matches!(
+        Sgd::new().step(&mut [&mut param], 0.1),
+        Err(Error::NonFinite { .. })
+    ));
+    assert_eq!(param.value(), array![[1.0, 2.0]]);
+}
+
+fn small_config() -> MlpConfig {
+    MlpConfig {
+        sizes: vec![6, 5, 4, 3],
+        dropout: vec![0.0, 0.0],
+        batch_norm: true,
+    }
+}
+
+#[test]
+fn whole_model_gradients_match_finite_differences() {
+    let mut model = Mlp::<f64>::new(&small_config(), 3).unwrap();
+    let report = check_layer(
+        &mut model,
+        input(8, 6).view(),
+        Mode::Train,
+        GradCheck::default(),
+    )
+    .unwrap();
+    // Through BatchNorm and ReLU the loss is piecewise smooth; 1e-6 allows for the curvature.
+    assert!(report.max_error < 1e-6, "{report:?}");
+}
+
+#[test]
+fn tensor_names_follow_pytorch_sequential() {
+    let model = Mlp::<f32>::new(&MlpConfig::default(), 0).unwrap();
+    let names: Vec<String> = model.state().into_iter().map(|(name, _)| name).collect();
+    for expected in [
+        "0.weight",
+        "0.bias",
+        "1.weight",
+        "1.bias",
+        "4.weight",
+        "5.weight",
+        "8.weight",
+        "8.bias",
+        "1.running_mean",
+        "1.running_var",
+        "1.num_batches_tracked",
+        "5.running_var",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    let without_dropout = Mlp::<f32>::new(
+        &MlpConfig {
+            dropout: vec![0.0, 0.0],
+            batch_norm: false,
+            ..MlpConfig::default()
+        },
+        0,
+    )
+    .unwrap();
+    let names: Vec<String> = without_dropout
+        .state()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"
+        ]
+    );
+}
+
+#[test]
+fn state_round_trip_restores_the_model_exactly() {
+    let mut a = Mlp::<f32>::new(&MlpConfig::default(), 1).unwrap();
+    let b = Mlp::<f32>::new(&MlpConfig::default(), 2).unwrap();
+    a.load_state(&b.state()).unwrap();
+    assert_eq!(a.state(), b.state());
+    let mut broken = b.state();
+    broken.pop();
+    assert!(matches!(
+        a.load_state(&broken),
+        Err(Error::StateMismatch(_))
+    ));
+}
+
+#[test]
+fn model_config_is_validated() {
+    let bad = MlpConfig {
+        dropout: vec![0.3],
+        ..MlpConfig::default()
+    };
+    assert!(matches!(
+        Mlp::<f32>::new(&bad, 0),
+        Err(Error::InvalidHyperParameter { .. })
+    ));
+    let bad_p = MlpConfig {
+        dropout: vec![1.0, 0.2],
+        ..MlpConfig::default()
+    };
+    assert!(matches!(
+        Mlp::<f32>::new(&bad_p, 0),
+        Err(Error::InvalidHyperParameter { .. })
+    ));
+}
