@@ -92,6 +92,12 @@ impl<F: Scalar> Param<F> {
         (self.value.view_mut(), self.grad.view())
     }
 
+    /// Gradient (writable) and value together, as a penalty that adds to the gradient needs
+    /// them.
+    pub fn grad_mut_and_value(&mut self) -> (ArrayViewMut2<'_, F>, ArrayView2<'_, F>) {
+        (self.grad.view_mut(), self.value.view())
+    }
+
     /// Sets the gradient to zero.
     pub fn zero_grad(&mut self) {
         self.grad.fill(F::zero());

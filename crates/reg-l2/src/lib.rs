@@ -68,11 +68,8 @@ impl L2 {
     ) -> Result<()> {
         let coefficient = F::from_f64(self.weight_decay(batch_size)?);
         for param in params.iter_mut().filter(|p| p.decays()) {
-            // Param lends its value and gradient together only with the value writable, so the
-            // scaled value is computed first (one temporary per parameter).
-            let decay = param.value().mapv(|w| w * coefficient);
-            let mut grad = param.grad_mut();
-            grad += &decay;
+            let (mut grad, value) = param.grad_mut_and_value();
+            grad.scaled_add(coefficient, &value);
         }
         Ok(())
     }
