@@ -1,0 +1,270 @@
+//! Downloading MNIST from public mirrors, verified by the SHA-256 of the decompressed content,
+//! written atomically.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::idx::read_capped;
+use super::{DataError, MAX_IDX_BYTES, MNIST_FILES, MnistFile, decompress_gz, is_gzip};
+
+/// The public mirrors tried in order: each serves `<base><name>.gz`.
+pub const DEFAULT_MIRRORS: [&str; 2] = [
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+];
+
+/// How [`ensure_mnist`] downloads.
+#[derive(Debug, Clone)]
+pub struct DownloadOptions {
+    mirrors: Vec<String>,
+    quiet: bool,
+    connect_timeout: Duration,
+    timeout: Duration,
+    max_download_bytes: u64,
+    checksums: Vec<(String, String)>,
+}
+
+impl Default for DownloadOptions {
+    fn default() -> Self {
+        DownloadOptions {
+            mirrors: DEFAULT_MIRRORS.iter().map(|s| (*s).to_owned()).collect(),
+            quiet: false,
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(300),
+            max_download_bytes: MAX_IDX_BYTES,
+            checksums: Vec::new(),
+        }
+    }
+}
+
+impl DownloadOptions {
+    /// Base URLs tried in order, each followed by the `.gz` file name (a missing trailing `/`
+    /// is added). Default: [`DEFAULT_MIRRORS`].
+    #[must_use]
+    pub fn with_mirrors<S: Into<String>>(mut self, mirrors: impl IntoIterator<Item = S>) -> Self {
+        self.mirrors = mirrors.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Hide the progress bars. Default: `false` (bars are drawn on stderr when it is a terminal).
+    #[must_use]
+    pub fn with_quiet(mut self, quiet: bool) -> Self {
+        self.quiet = quiet;
+        self
+    }
+
+    /// Time allowed to open a connection. Default: 10 s.
+    #[must_use]
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Time allowed for one whole request, body included. Default: 300 s.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Largest response body accepted, compressed or not, and largest decompressed content.
+    /// Default: [`MAX_IDX_BYTES`] (64 MiB).
+    #[must_use]
+    pub fn with_max_download_bytes(mut self, bytes: u64) -> Self {
+        self.max_download_bytes = bytes;
+        self
+    }
+
+    /// Expect `sha256` (lowercase hex, of the decompressed content) for the file `name`
+    /// (without `.gz`, e.g. `train-images-idx3-ubyte`) instead of the real MNIST value in
+    /// [`MNIST_FILES`]; for tests with small stand-in files. Default: no override.
+    #[must_use]
+    pub fn with_checksum(mut self, name: impl Into<String>, sha256: impl Into<String>) -> Self {
+        self.checksums.push((name.into(), sha256.into()));
+        self
+    }
+
+    fn expected_sha256(&self, file: &MnistFile) -> String {
+        self.checksums
+            .iter()
+            .rev()
+            .find(|(name, _)| name == file.name)
+            .map_or_else(
+                || file.sha256.to_owned(),
+                |(_, sum)| sum.to_ascii_lowercase(),
+            )
+    }
+
+    fn agent(&self) -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .timeout_connect(Some(self.connect_timeout))
+            .timeout_global(Some(self.timeout))
+            .http_status_as_error(false)
+            .build()
+            .into()
+    }
+}
+
+/// Make sure the four MNIST files are in `dir` (each as `<name>.gz` or raw `<name>`),
+/// downloading the missing ones from the mirrors of `options`, in order.
+///
+/// A download is accepted only if its decompressed content has the expected SHA-256 (the
+/// mirrors' gzip bytes differ from one another, their content does not); it is then written
+/// atomically (temporary file in `dir`, synced, renamed), so a failure leaves no partial file.
+/// Files already present are not checked here: [`Mnist::load`](super::Mnist::load) validates them.
+///
+/// # Errors
+/// [`DataError::Io`] if `dir` cannot be created or written; [`DataError::Checksum`] if a mirror
+/// served wrong content and none served the right one; [`DataError::Download`] listing every
+/// attempt when no mirror served the file. Both messages say where to put the files by hand.
+pub fn ensure_mnist(dir: &Path, options: &DownloadOptions) -> Result<(), DataError> {
+    let missing: Vec<&MnistFile> = MNIST_FILES
+        .iter()
+        .filter(|f| f.find_in(dir).is_none())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
+    let agent = options.agent();
+    for file in missing {
+        download_one(&agent, file, dir, options)?;
+    }
+    Ok(())
+}
+
+/// SHA-256 of `bytes` as lowercase hex.
+#[must_use]
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn download_one(
+    agent: &ureq::Agent,
+    file: &MnistFile,
+    dir: &Path,
+    options: &DownloadOptions,
+) -> Result<(), DataError> {
+    let gz_name = file.gz_name();
+    let expected = options.expected_sha256(file);
+    let mut attempts = Vec::new();
+    let mut wrong_content = None;
+    for base in &options.mirrors {
+        let sep = if base.ends_with('/') { "" } else { "/" };
+        let url = format!("{base}{sep}{gz_name}");
+        let body = match fetch(agent, &url, &gz_name, options) {
+            Ok(body) => body,
+            Err(reason) => {
+                attempts.push(format!("{url} ({reason})"));
+                continue;
+            }
+        };
+        // A mirror may serve the raw IDX file under the .gz name: accept it, stored raw.
+        let decompressed;
+        let (content, stored_name): (&[u8], &str) = if is_gzip(&body) {
+            match decompress_gz(&body, options.max_download_bytes, Path::new(&url)) {
+                Ok(content) => {
+                    decompressed = content;
+                    (&decompressed, &gz_name)
+                }
+                Err(e) => {
+                    attempts.push(format!("{url} ({e})"));
+                    continue;
+                }
+            }
+        } else {
+            (&body, file.name)
+        };
+        let actual = sha256_hex(content);
+        if actual != expected {
+            attempts.push(format!("{url} (SHA-256 {actual}, expected {expected})"));
+            wrong_content = Some((url, actual));
+            continue;
+        }
+        return write_atomically(dir, stored_name, &body);
+    }
+    match wrong_content {
+        Some((url, actual)) => Err(DataError::Checksum {
+            file: gz_name,
+            url,
+            expected,
+            actual,
+            dir: dir.to_path_buf(),
+        }),
+        None => Err(DataError::Download {
+            file: gz_name,
+            attempts,
+            dir: dir.to_path_buf(),
+        }),
+    }
+}
+
+/// GET `url` into memory (at most `max_download_bytes`), with a progress bar unless quiet.
+fn fetch(
+    agent: &ureq::Agent,
+    url: &str,
+    label: &str,
+    options: &DownloadOptions,
+) -> Result<Vec<u8>, String> {
+    let mut response = agent.get(url).call().map_err(|e| e.to_string())?;
+    let status = response.status();
+    if status != ureq::http::StatusCode::OK {
+        return Err(format!("HTTP {status}"));
+    }
+    let bar = progress_bar(options.quiet, response.body().content_length(), label);
+    let limit = options.max_download_bytes;
+    let reader = response
+        .body_mut()
+        .with_config()
+        .limit(limit.saturating_add(1))
+        .reader();
+    let body = read_capped(bar.wrap_read(reader), limit, Path::new(url), |e| {
+        DataError::io(Path::new(url), e)
+    });
+    bar.finish_and_clear();
+    body.map_err(|e| e.to_string())
+}
+
+fn progress_bar(quiet: bool, len: Option<u64>, label: &str) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = match len {
+        Some(len) => indicatif::ProgressBar::new(len),
+        None => indicatif::ProgressBar::new_spinner(),
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(label.to_owned());
+    bar
+}
+
+/// Write `bytes` to `dir/name` through a synced temporary file in `dir`, then rename.
+fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), DataError> {
+    let dest = dir.join(name);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".part")
+        .tempfile_in(dir)
+        .map_err(|e| DataError::io(dir, e))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.flush())
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| DataError::io(tmp.path(), e))?;
+    tmp.persist(&dest)
+        .map_err(|e| DataError::io(&dest, e.error))?;
+    // Make the rename itself durable; best effort, as some filesystems refuse to sync a directory.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}

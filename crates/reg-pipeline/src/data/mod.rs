@@ -1,0 +1,141 @@
+//! MNIST: IDX reading (raw or `.gz`), the in-memory [`Dataset`] of `u8` pixels, mini-batch
+//! filling, finding the data directory, and downloading from public mirrors with checksums.
+//!
+//! ```no_run
+//! use reg_pipeline::data::{ensure_mnist, resolve_data_dir, DownloadOptions, Mnist};
+//! # fn main() -> Result<(), reg_pipeline::data::DataError> {
+//! let dir = resolve_data_dir(None); // --data-dir, else $MNIST_DIR, else data/mnist
+//! ensure_mnist(&dir, &DownloadOptions::default())?;
+//! let mnist = Mnist::load(&dir)?;
+//! let (train, validation) = mnist.train.split_off_last(5_000)?;
+//! assert_eq!((train.len(), validation.len(), mnist.test.len()), (55_000, 5_000, 10_000));
+//! # Ok(()) }
+//! ```
+
+mod dataset;
+mod download;
+mod error;
+mod idx;
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+pub use dataset::Dataset;
+pub use download::{DEFAULT_MIRRORS, DownloadOptions, ensure_mnist, sha256_hex};
+pub use error::DataError;
+pub use idx::{
+    IMAGES_MAGIC, IdxImages, IdxLabels, LABELS_MAGIC, MAX_IDX_BYTES, decompress_gz, is_gzip,
+    parse_idx_images, parse_idx_labels, read_idx_file,
+};
+
+/// One of the four MNIST files: its name (without `.gz`) and the SHA-256 of its raw IDX bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MnistFile {
+    /// File name without the `.gz` suffix, e.g. `train-images-idx3-ubyte`.
+    pub name: &'static str,
+    /// SHA-256 (lowercase hex) of the uncompressed IDX content.
+    pub sha256: &'static str,
+}
+
+impl MnistFile {
+    /// The compressed file name, `<name>.gz`, as stored on the mirrors.
+    #[must_use]
+    pub fn gz_name(&self) -> String {
+        format!("{}.gz", self.name)
+    }
+
+    /// The path of this file in `dir`: `<name>.gz` if present, else raw `<name>` if present.
+    #[must_use]
+    pub fn find_in(&self, dir: &Path) -> Option<PathBuf> {
+        [dir.join(self.gz_name()), dir.join(self.name)]
+            .into_iter()
+            .find(|p| p.is_file())
+    }
+}
+
+/// The four MNIST files, in the order train images, train labels, test images, test labels.
+pub const MNIST_FILES: [MnistFile; 4] = [
+    MnistFile {
+        name: "train-images-idx3-ubyte",
+        sha256: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    },
+    MnistFile {
+        name: "train-labels-idx1-ubyte",
+        sha256: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    },
+    MnistFile {
+        name: "t10k-images-idx3-ubyte",
+        sha256: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    },
+    MnistFile {
+        name: "t10k-labels-idx1-ubyte",
+        sha256: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    },
+];
+
+/// Default data directory when neither `--data-dir` nor `MNIST_DIR` is given (relative to the
+/// current directory).
+pub const DEFAULT_DATA_DIR: &str = "data/mnist";
+
+/// The data directory: `cli` (`--data-dir`) if given, else the `MNIST_DIR` environment variable
+/// if set and non-empty, else [`DEFAULT_DATA_DIR`].
+#[must_use]
+pub fn resolve_data_dir(cli: Option<&Path>) -> PathBuf {
+    resolve_data_dir_with(cli, std::env::var_os("MNIST_DIR").as_deref())
+}
+
+/// [`resolve_data_dir`] with the value of `MNIST_DIR` passed in (testable without touching the
+/// process environment).
+#[must_use]
+pub fn resolve_data_dir_with(cli: Option<&Path>, mnist_dir_env: Option<&OsStr>) -> PathBuf {
+    match (cli, mnist_dir_env) {
+        (Some(dir), _) => dir.to_path_buf(),
+        (None, Some(env)) if !env.is_empty() => PathBuf::from(env),
+        _ => PathBuf::from(DEFAULT_DATA_DIR),
+    }
+}
+
+/// MNIST's training and test sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mnist {
+    /// The 60,000 training images (split off a validation set with [`Dataset::split_off_last`]).
+    pub train: Dataset,
+    /// The 10,000 test images.
+    pub test: Dataset,
+}
+
+impl Mnist {
+    /// Load the four files from `dir`, each either `<name>.gz` or raw `<name>` (gzip is
+    /// recognised by content). Files are validated fully: magic numbers, sizes against the
+    /// header, labels in `0..=9`, image and label counts equal, same image size in both sets.
+    ///
+    /// # Errors
+    /// [`DataError::NotFound`] listing the missing files, or the first validation error, which
+    /// names its file.
+    pub fn load(dir: &Path) -> Result<Mnist, DataError> {
+        let found: Vec<Option<PathBuf>> = MNIST_FILES.iter().map(|f| f.find_in(dir)).collect();
+        let mut paths = Vec::with_capacity(4);
+        let mut missing = Vec::new();
+        for (file, path) in MNIST_FILES.iter().zip(found) {
+            match path {
+                Some(p) => paths.push(p),
+                None => missing.push(file.gz_name()),
+            }
+        }
+        let [train_images, train_labels, test_images, test_labels] =
+            <[PathBuf; 4]>::try_from(paths).map_err(|_| DataError::NotFound {
+                dir: dir.to_path_buf(),
+                missing,
+            })?;
+        let train = Dataset::load(&train_images, &train_labels)?;
+        let test = Dataset::load(&test_images, &test_labels)?;
+        if (test.rows(), test.cols()) != (train.rows(), train.cols()) {
+            return Err(DataError::ImageSizeMismatch {
+                path: test_images,
+                expected: (train.rows(), train.cols()),
+                found: (test.rows(), test.cols()),
+            });
+        }
+        Ok(Mnist { train, test })
+    }
+}

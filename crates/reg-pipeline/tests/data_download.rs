@@ -1,0 +1,317 @@
+//! Downloading against a tiny HTTP/1.1 server on loopback (no internet needed).
+#![allow(clippy::unwrap_used)] // in tests a panic is the failure report
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use reg_pipeline::data::{
+    DataError, DownloadOptions, MNIST_FILES, Mnist, ensure_mnist, sha256_hex,
+};
+
+/// Serves `files` (URL path → body) with status 200, anything else with 404; records the
+/// paths requested. Stops when dropped.
+struct Server {
+    base: String,
+    requests: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    addr: std::net::SocketAddr,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(files: HashMap<String, Vec<u8>>) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (log, halt) = (Arc::clone(&requests), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            // Bounded: a test makes a handful of requests.
+            for stream in listener.incoming().take(100) {
+                if halt.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    let _ = serve(stream, &files, &log);
+                }
+            }
+        });
+        Server {
+            base: format!("http://{addr}"),
+            requests,
+            stop,
+            addr,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self, prefix: &str) -> String {
+        format!("{}{prefix}", self.base)
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr); // wake the accept loop
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(
+    stream: TcpStream,
+    files: &HashMap<String, Vec<u8>>,
+    log: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? == 0 || header == "\r\n" {
+            break;
+        }
+    }
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .to_owned();
+    log.lock().unwrap().push(path.clone());
+    let mut out = stream;
+    match files.get(&path) {
+        Some(body) => {
+            write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )?;
+            out.write_all(body)?;
+        }
+        None => out.write_all(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found",
+        )?,
+    }
+    out.flush()
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+fn idx(magic: u32, dims: &[u32], body: &[u8]) -> Vec<u8> {
+    let mut out = magic.to_be_bytes().to_vec();
+    for d in dims {
+        out.extend_from_slice(&d.to_be_bytes());
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+/// Tiny stand-ins for the four MNIST files (raw IDX bytes), in `MNIST_FILES` order.
+fn tiny_contents() -> [Vec<u8>; 4] {
+    [
+        idx(0x803, &[2, 2, 2], &[0, 64, 128, 255, 1, 2, 3, 4]),
+        idx(0x801, &[2], &[5, 0]),
+        idx(0x803, &[1, 2, 2], &[9, 9, 9, 9]),
+        idx(0x801, &[1], &[7]),
+    ]
+}
+
+/// The files as a mirror under `prefix` serves them (`.gz`).
+fn mirror_files(prefix: &str) -> HashMap<String, Vec<u8>> {
+    MNIST_FILES
+        .iter()
+        .zip(tiny_contents())
+        .map(|(f, raw)| (format!("{prefix}{}", f.gz_name()), gz(&raw)))
+        .collect()
+}
+
+/// Options expecting the tiny files' checksums.
+fn tiny_options(mirrors: Vec<String>) -> DownloadOptions {
+    let mut opts = DownloadOptions::default()
+        .with_mirrors(mirrors)
+        .with_quiet(true)
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_timeout(Duration::from_secs(10));
+    for (f, raw) in MNIST_FILES.iter().zip(tiny_contents()) {
+        opts = opts.with_checksum(f.name, sha256_hex(&raw));
+    }
+    opts
+}
+
+/// A loopback URL on which nothing listens (connection refused).
+fn dead_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}/")
+}
+
+fn dir_entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn downloads_verifies_and_loads_the_four_files() {
+    let server = Server::start(mirror_files("/mnist/"));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("nested/data"); // created on demand
+    ensure_mnist(&dir, &tiny_options(vec![server.url("/mnist/")])).unwrap();
+    let mut expected: Vec<String> = MNIST_FILES.iter().map(|f| f.gz_name()).collect();
+    expected.sort();
+    assert_eq!(
+        dir_entries(&dir),
+        expected,
+        "no temporary file is left behind"
+    );
+    let mnist = Mnist::load(&dir).unwrap();
+    assert_eq!((mnist.train.len(), mnist.test.len()), (2, 1));
+    assert_eq!(mnist.train.labels(), &[5, 0]);
+    // A second call finds the files and makes no request.
+    let before = server.requests().len();
+    ensure_mnist(&dir, &tiny_options(vec![server.url("/mnist/")])).unwrap();
+    assert_eq!(server.requests().len(), before);
+}
+
+#[test]
+fn a_mirror_returning_404_falls_through_to_the_next() {
+    let server = Server::start(mirror_files("/good/"));
+    let tmp = tempfile::tempdir().unwrap();
+    // The first base has no trailing slash: one is added.
+    let opts = tiny_options(vec![server.url("/missing"), server.url("/good/")]);
+    ensure_mnist(tmp.path(), &opts).unwrap();
+    let requests = server.requests();
+    assert_eq!(requests.len(), 8);
+    assert_eq!(requests[0], "/missing/train-images-idx3-ubyte.gz");
+    assert_eq!(requests[1], "/good/train-images-idx3-ubyte.gz");
+    assert!(Mnist::load(tmp.path()).is_ok());
+}
+
+#[test]
+fn an_unreachable_mirror_falls_through_to_the_next() {
+    let server = Server::start(mirror_files("/"));
+    let tmp = tempfile::tempdir().unwrap();
+    ensure_mnist(tmp.path(), &tiny_options(vec![dead_url(), server.url("/")])).unwrap();
+    assert!(Mnist::load(tmp.path()).is_ok());
+}
+
+#[test]
+fn wrong_checksum_is_rejected_and_nothing_is_written() {
+    let server = Server::start(mirror_files("/"));
+    let tmp = tempfile::tempdir().unwrap();
+    // Real MNIST checksums: the tiny files cannot match them.
+    let opts = DownloadOptions::default()
+        .with_mirrors([server.url("/")])
+        .with_quiet(true);
+    let err = ensure_mnist(tmp.path(), &opts).unwrap_err();
+    match &err {
+        DataError::Checksum {
+            file,
+            expected,
+            actual,
+            ..
+        } => {
+            assert_eq!(file, "train-images-idx3-ubyte.gz");
+            assert_eq!(expected, MNIST_FILES[0].sha256);
+            assert_eq!(actual, &sha256_hex(&tiny_contents()[0]));
+        }
+        other => panic!("expected Checksum, got {other:?}"),
+    }
+    assert!(dir_entries(tmp.path()).is_empty());
+}
+
+#[test]
+fn corrupt_gzip_from_a_mirror_is_not_written() {
+    let mut files = mirror_files("/");
+    for body in files.values_mut() {
+        let n = body.len();
+        body[n - 8] ^= 0xff; // CRC-32 in the trailer
+    }
+    let server = Server::start(files);
+    let tmp = tempfile::tempdir().unwrap();
+    let err = ensure_mnist(tmp.path(), &tiny_options(vec![server.url("/")])).unwrap_err();
+    assert!(matches!(&err, DataError::Download { attempts, .. } if attempts.len() == 1));
+    assert!(dir_entries(tmp.path()).is_empty());
+}
+
+#[test]
+fn a_response_over_the_size_limit_is_refused() {
+    let server = Server::start(mirror_files("/"));
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = tiny_options(vec![server.url("/")]).with_max_download_bytes(10);
+    assert!(matches!(
+        ensure_mnist(tmp.path(), &opts),
+        Err(DataError::Download { .. })
+    ));
+    assert!(dir_entries(tmp.path()).is_empty());
+}
+
+#[test]
+fn raw_idx_served_under_the_gz_name_is_accepted_and_stored_raw() {
+    let files: HashMap<String, Vec<u8>> = MNIST_FILES
+        .iter()
+        .zip(tiny_contents())
+        .map(|(f, raw)| (format!("/{}", f.gz_name()), raw))
+        .collect();
+    let server = Server::start(files);
+    let tmp = tempfile::tempdir().unwrap();
+    ensure_mnist(tmp.path(), &tiny_options(vec![server.url("/")])).unwrap();
+    assert!(tmp.path().join("train-images-idx3-ubyte").is_file());
+    assert_eq!(Mnist::load(tmp.path()).unwrap().test.label(0), Some(7));
+}
+
+#[test]
+fn when_every_mirror_fails_the_error_says_where_to_put_the_files() {
+    let server = Server::start(HashMap::new());
+    let tmp = tempfile::tempdir().unwrap();
+    let mirrors = vec![server.url("/a/"), dead_url()];
+    let err = ensure_mnist(tmp.path(), &tiny_options(mirrors.clone())).unwrap_err();
+    match &err {
+        DataError::Download {
+            file,
+            attempts,
+            dir,
+        } => {
+            assert_eq!(file, "train-images-idx3-ubyte.gz");
+            assert_eq!(attempts.len(), 2);
+            assert!(attempts[0].contains("404"), "{attempts:?}");
+            assert_eq!(dir, tmp.path());
+        }
+        other => panic!("expected Download, got {other:?}"),
+    }
+    let msg = err.to_string();
+    for f in MNIST_FILES {
+        assert!(msg.contains(&f.gz_name()), "{msg}");
+    }
+    for needle in [
+        tmp.path().display().to_string(),
+        "--data-dir".to_owned(),
+        "MNIST_DIR".to_owned(),
+        mirrors[1].clone(),
+    ] {
+        assert!(msg.contains(&needle), "{needle} not in {msg}");
+    }
+    assert!(dir_entries(tmp.path()).is_empty());
+}
