@@ -1,19 +1,29 @@
 #![doc = include_str!("../README.md")]
 
+pub mod checkpoint;
+pub mod cli;
 pub mod data;
 mod early_stopping;
 mod error;
+pub mod export;
+pub mod experiments;
 mod linear;
 mod loss;
 mod metrics;
 mod model;
+#[cfg(feature = "plot")]
+pub mod plot;
 pub mod random;
 mod relu;
 mod sgd;
+pub mod tensor_file;
 mod train;
+mod validate;
 
 pub use early_stopping::EarlyStopping;
+pub use checkpoint::Checkpointer;
 pub use error::PipelineError;
+pub use tensor_file::CheckpointError;
 pub use linear::Linear;
 pub use loss::{predictions, softmax_cross_entropy};
 pub use metrics::{RunMetrics, median};

@@ -165,23 +165,10 @@ impl Trainer {
     /// A fresh run.
     ///
     /// # Errors
-    /// [`PipelineError::Core`] for settings a component rejects (a learning rate below 0,
-    /// warmup ≥ epochs, …), [`PipelineError::InvalidSetting`] for a zero batch size or epochs.
+    /// [`PipelineError::InvalidSetting`] for a setting out of range (see
+    /// [`TrainConfig::validate`]).
     pub fn new(config: TrainConfig) -> Result<Self, PipelineError> {
-        if config.batch_size < 2 {
-            return Err(PipelineError::InvalidSetting {
-                name: "batch-size",
-                value: config.batch_size.to_string(),
-                allowed: "at least 2 (BatchNorm needs two rows per batch)",
-            });
-        }
-        if config.epochs == 0 {
-            return Err(PipelineError::InvalidSetting {
-                name: "epochs",
-                value: "0".into(),
-                allowed: "at least 1",
-            });
-        }
+        config.validate()?;
         let model = Mlp::new(&config.model, config.seed)?;
         let optimizer = match config.optimizer {
             OptimizerKind::Adam => AnyOptimizer::Adam(AdamConfig::new().build()?),
