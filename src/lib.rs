@@ -1,7 +1,4 @@
-//! Facade over the reg crates: one regularization technique per crate.
-//!
-//! Depend on the crate you need (`reg-dropout`, `reg-batchnorm`, …) or on this facade for all of
-//! them. The top-level `examples/` and `benches/` live here.
+#![doc = include_str!("../README.md")]
 
 pub use reg_adam as adam;
 pub use reg_batchnorm as batchnorm;
