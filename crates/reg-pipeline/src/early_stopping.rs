@@ -62,6 +62,25 @@ impl EarlyStopping {
         self.best_state.as_deref()
     }
 
+    /// Epochs in a row without improvement so far.
+    pub fn epochs_without_improvement(&self) -> usize {
+        self.epochs_without_improvement
+    }
+
+    /// Restores the counters saved from [`EarlyStopping::best_loss`],
+    /// [`EarlyStopping::best_epoch`] and [`EarlyStopping::epochs_without_improvement`] (the
+    /// best model separately, by [`EarlyStopping::set_best_state`]).
+    pub fn restore_counters(
+        &mut self,
+        best_loss: f64,
+        best_epoch: Option<usize>,
+        epochs_without_improvement: usize,
+    ) {
+        self.best_loss = best_loss;
+        self.best_epoch = best_epoch;
+        self.epochs_without_improvement = epochs_without_improvement;
+    }
+
     /// Restores a saved best model (checkpoints store it separately from the counters).
     pub fn set_best_state(&mut self, state: Option<Vec<(String, Array2<f32>)>>) {
         self.best_state = state;

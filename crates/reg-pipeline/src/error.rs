@@ -39,6 +39,14 @@ pub enum PipelineError {
         /// The newest checkpoint written before, if any.
         last_checkpoint: Option<PathBuf>,
     },
+    /// A checkpoint or exported model file is malformed or does not fit the run.
+    #[error("{path}: {source}")]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: crate::CheckpointError,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

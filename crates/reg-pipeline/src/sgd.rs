@@ -31,6 +31,34 @@ impl<F: Scalar> Sgd<F> {
     }
 }
 
+impl<F: Scalar> Sgd<F> {
+    /// The heavy-ball momentum μ.
+    pub fn momentum(&self) -> f64 {
+        self.momentum
+    }
+
+    /// The velocity of each parameter, in the order they are passed to `step` (empty before
+    /// the first step with momentum), for checkpoints.
+    pub fn velocity(&self) -> &[Array2<F>] {
+        &self.velocity
+    }
+
+    /// Replaces the velocity by one saved from [`Sgd::velocity`]; whether it fits the
+    /// parameters is checked by the next `step`.
+    ///
+    /// # Errors
+    /// [`Error::NonFinite`] for NaN or infinite values (the current velocity is kept).
+    pub fn set_velocity(&mut self, velocity: Vec<Array2<F>>) -> Result<()> {
+        if velocity.iter().any(|v| v.iter().any(|x| !x.is_finite())) {
+            return Err(Error::NonFinite {
+                context: "SGD velocity".into(),
+            });
+        }
+        self.velocity = velocity;
+        Ok(())
+    }
+}
+
 impl<F: Scalar> Optimizer<F> for Sgd<F> {
     fn step(&mut self, params: &mut [&mut Param<F>], lr: f64) -> Result<()> {
         validate("lr", lr, ">= 0 and finite", |v| v >= 0.0 && v.is_finite())?;

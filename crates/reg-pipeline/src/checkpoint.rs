@@ -1,0 +1,614 @@
+//! Checkpoints: the whole training state after an epoch, in one safetensors file, written
+//! atomically; resuming from one continues bit for bit as if never interrupted (same seed,
+//! same thread count).
+//!
+//! A checkpoint `checkpoint-epoch-0007.safetensors` (epochs done, zero-padded) holds F32
+//! tensors `model/<name>` (the model's [`Mlp::state`](crate::Mlp::state), reg's layouts),
+//! `best/<name>` (early stopping's best weights, when recorded), `adam/m/<i>`, `adam/v/<i>`
+//! (`adam/v_max/<i>` with AMSGrad) or `sgd/velocity/<i>` per parameter, and in its
+//! `__metadata__` under `reg.checkpoint` a JSON object: format version, the `TrainConfig`,
+//! epochs done (= the schedule's position: schedules are pure functions of the epoch), the
+//! optimizer's step, the early-stopping counters, the history, `stopped_early`, and the
+//! states of the shuffling generator and of each dropout generator.
+//!
+//! Compatibility: every setting of the `TrainConfig` must match the checkpoint's except
+//! `epochs` (changing it continues with the schedule of the new total, no longer identical to
+//! an uninterrupted run); anything else is [`CheckpointError::ConfigMismatch`].
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use reg_adam::{AdamState, Moments};
+use reg_core::Layer;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::random::Generator;
+use crate::tensor_file::{OwnedTensor, Parsed, parse, read_limited, serialize, write_atomically};
+use crate::{
+    AnyOptimizer, CheckpointError, EpochMetrics, Observer, PipelineError, TrainConfig, Trainer,
+};
+
+/// Format version written into every checkpoint.
+pub const CHECKPOINT_FORMAT: u64 = 1;
+
+/// The `__metadata__` key holding the checkpoint's JSON.
+pub const METADATA_KEY: &str = "reg.checkpoint";
+
+const PREFIX: &str = "checkpoint-epoch-";
+const SUFFIX: &str = ".safetensors";
+
+/// The checkpoint file name after `epochs_done` epochs: `checkpoint-epoch-0007.safetensors`.
+pub fn checkpoint_file_name(epochs_done: usize) -> String {
+    format!("{PREFIX}{epochs_done:04}{SUFFIX}")
+}
+
+/// The epochs-done number of a checkpoint file name, `None` for other names.
+pub fn parse_checkpoint_file_name(name: &str) -> Option<usize> {
+    let digits = name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The checkpoints in `dir`, oldest first (by epochs done). A missing folder has none.
+///
+/// # Errors
+/// [`PipelineError::Io`] when the folder cannot be listed.
+pub fn list_checkpoints(dir: &Path) -> Result<Vec<(usize, PathBuf)>, PipelineError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(PipelineError::io(dir, e)),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| PipelineError::io(dir, e))?;
+        if let Some(epoch) = entry.file_name().to_str().and_then(parse_checkpoint_file_name) {
+            found.push((epoch, entry.path()));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// The newest checkpoint in `dir` (most epochs done), if any.
+///
+/// # Errors
+/// [`PipelineError::Io`] when the folder cannot be listed.
+pub fn newest_checkpoint(dir: &Path) -> Result<Option<PathBuf>, PipelineError> {
+    Ok(list_checkpoints(dir)?.pop().map(|(_, path)| path))
+}
+
+/// `f64` in JSON exactly: finite values as numbers (serde_json's `float_roundtrip` parses them
+/// back to the same bits), NaN and infinities as the strings `"NaN"`, `"inf"`, `"-inf"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ExactF64(f64);
+
+impl Serialize for ExactF64 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            v if v.is_finite() => s.serialize_f64(v),
+            v if v.is_nan() => s.serialize_str("NaN"),
+            v if v > 0.0 => s.serialize_str("inf"),
+            _ => s.serialize_str("-inf"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ExactF64 {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Number(f64),
+            Text(String),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Number(v) => Ok(Self(v)),
+            Repr::Text(t) => match t.as_str() {
+                "NaN" => Ok(Self(f64::NAN)),
+                "inf" => Ok(Self(f64::INFINITY)),
+                "-inf" => Ok(Self(f64::NEG_INFINITY)),
+                other => Err(serde::de::Error::custom(format!("not a number: {other}"))),
+            },
+        }
+    }
+}
+
+/// [`EpochMetrics`] with exact floats.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct EpochRecord {
+    epoch: usize,
+    lr: ExactF64,
+    train_loss: ExactF64,
+    train_acc: ExactF64,
+    val_loss: ExactF64,
+    val_acc: ExactF64,
+    seconds: ExactF64,
+    eval_seconds: ExactF64,
+}
+
+impl From<&EpochMetrics> for EpochRecord {
+    fn from(m: &EpochMetrics) -> Self {
+        Self {
+            epoch: m.epoch,
+            lr: ExactF64(m.lr),
+            train_loss: ExactF64(m.train_loss),
+            train_acc: ExactF64(m.train_acc),
+            val_loss: ExactF64(m.val_loss),
+            val_acc: ExactF64(m.val_acc),
+            seconds: ExactF64(m.seconds),
+            eval_seconds: ExactF64(m.eval_seconds),
+        }
+    }
+}
+
+impl From<&EpochRecord> for EpochMetrics {
+    fn from(r: &EpochRecord) -> Self {
+        Self {
+            epoch: r.epoch,
+            lr: r.lr.0,
+            train_loss: r.train_loss.0,
+            train_acc: r.train_acc.0,
+            val_loss: r.val_loss.0,
+            val_acc: r.val_acc.0,
+            seconds: r.seconds.0,
+            eval_seconds: r.eval_seconds.0,
+        }
+    }
+}
+
+/// Early stopping's counters (its patience and `min_delta` come from the config).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct EarlyStoppingRecord {
+    best_loss: ExactF64,
+    best_epoch: Option<usize>,
+    epochs_without_improvement: usize,
+    has_best_weights: bool,
+}
+
+/// Optimizer state besides the tensors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum OptimizerRecord {
+    /// Adam's step count `t`; moments are stored when `t > 0`.
+    Adam { step: u64 },
+    /// Whether a velocity is stored (after the first step with momentum).
+    Sgd { has_velocity: bool },
+}
+
+/// The JSON in a checkpoint's `__metadata__`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CheckpointRecord {
+    format: u64,
+    config: Value,
+    epochs_done: usize,
+    stopped_early: bool,
+    optimizer: OptimizerRecord,
+    early_stopping: EarlyStoppingRecord,
+    history: Vec<EpochRecord>,
+    shuffle_rng: Generator,
+    /// One per hidden block, `None` where the block has no dropout.
+    dropout_rngs: Vec<Option<Generator>>,
+}
+
+/// The whole training state of `trainer` as safetensors bytes (see the [module docs](self)).
+///
+/// # Errors
+/// [`PipelineError::Checkpoint`] if serialization fails (it does not for a valid trainer).
+pub fn checkpoint_bytes(trainer: &Trainer) -> Result<Vec<u8>, PipelineError> {
+    let mut tensors = Vec::new();
+    for (name, value) in trainer.model.state() {
+        tensors.push(OwnedTensor::f32(
+            format!("model/{name}"),
+            value.shape().to_vec(),
+            value.iter(),
+        ));
+    }
+    let best = trainer.early_stopping.best_state();
+    for (name, value) in best.unwrap_or_default() {
+        tensors.push(OwnedTensor::f32(
+            format!("best/{name}"),
+            value.shape().to_vec(),
+            value.iter(),
+        ));
+    }
+    let optimizer = match &trainer.optimizer {
+        AnyOptimizer::Adam(adam) => {
+            let state = adam.state();
+            for (i, moments) in state.moments.iter().enumerate() {
+                let mut push = |kind: &str, a: &ndarray::Array2<f32>| {
+                    tensors.push(OwnedTensor::f32(
+                        format!("adam/{kind}/{i}"),
+                        a.shape().to_vec(),
+                        a.iter(),
+                    ));
+                };
+                push("m", &moments.m);
+                push("v", &moments.v);
+                if let Some(v_max) = &moments.v_max {
+                    push("v_max", v_max);
+                }
+            }
+            OptimizerRecord::Adam { step: state.step }
+        }
+        AnyOptimizer::Sgd(sgd) => {
+            for (i, v) in sgd.velocity().iter().enumerate() {
+                tensors.push(OwnedTensor::f32(
+                    format!("sgd/velocity/{i}"),
+                    v.shape().to_vec(),
+                    v.iter(),
+                ));
+            }
+            OptimizerRecord::Sgd {
+                has_velocity: !sgd.velocity().is_empty(),
+            }
+        }
+    };
+    let es = &trainer.early_stopping;
+    let record = CheckpointRecord {
+        format: CHECKPOINT_FORMAT,
+        config: serde_json::to_value(&trainer.config).map_err(|e| {
+            CheckpointError::BadMetadata {
+                reason: e.to_string(),
+            }
+            .at("<memory>")
+        })?,
+        epochs_done: trainer.epochs_done(),
+        stopped_early: trainer.stopped_early,
+        optimizer,
+        early_stopping: EarlyStoppingRecord {
+            best_loss: ExactF64(es.best_loss()),
+            best_epoch: es.best_epoch(),
+            epochs_without_improvement: es.epochs_without_improvement(),
+            has_best_weights: best.is_some(),
+        },
+        history: trainer.history.iter().map(EpochRecord::from).collect(),
+        shuffle_rng: trainer.shuffle_rng.clone(),
+        dropout_rngs: trainer
+            .model
+            .hidden()
+            .iter()
+            .map(|block| block.dropout.as_ref().map(|d| d.rng().clone()))
+            .collect(),
+    };
+    let json = serde_json::to_string(&record).map_err(|e| {
+        CheckpointError::BadMetadata {
+            reason: e.to_string(),
+        }
+        .at("<memory>")
+    })?;
+    let metadata = HashMap::from([(METADATA_KEY.to_owned(), json)]);
+    serialize(&tensors, metadata).map_err(|e| e.at("<memory>"))
+}
+
+/// Writes `trainer`'s checkpoint into `dir` atomically as
+/// [`checkpoint_file_name`]`(epochs done)`, then deletes all but the newest `keep` (≥ 1).
+/// Returns the path written.
+///
+/// # Errors
+/// [`PipelineError::Io`] when the file cannot be written; the previous checkpoints are then
+/// untouched.
+pub fn save_checkpoint(trainer: &Trainer, dir: &Path, keep: usize) -> Result<PathBuf, PipelineError> {
+    let bytes = checkpoint_bytes(trainer)?;
+    let path = dir.join(checkpoint_file_name(trainer.epochs_done()));
+    write_atomically(&path, &bytes)?;
+    let all = list_checkpoints(dir)?;
+    let excess = all.len().saturating_sub(keep.max(1));
+    for (_, old) in all.into_iter().take(excess) {
+        std::fs::remove_file(&old).map_err(|e| PipelineError::io(&old, e))?;
+    }
+    Ok(path)
+}
+
+/// Loads the checkpoint at `path` for a run with `config`.
+///
+/// # Errors
+/// [`PipelineError::Io`] when unreadable; [`PipelineError::Checkpoint`] when malformed or from
+/// another configuration; [`PipelineError::Core`]/[`PipelineError::InvalidSetting`] when
+/// `config` itself is invalid.
+pub fn load_checkpoint(path: &Path, config: &TrainConfig) -> Result<Trainer, PipelineError> {
+    let bytes = read_limited(path)?;
+    trainer_from_bytes(&bytes, config).map_err(|e| match e {
+        PipelineError::Checkpoint { source, .. } => source.at(path),
+        other => other,
+    })
+}
+
+/// [`load_checkpoint`] from bytes in memory (errors name the path `<memory>`).
+///
+/// # Errors
+/// As [`load_checkpoint`].
+pub fn trainer_from_bytes(bytes: &[u8], config: &TrainConfig) -> Result<Trainer, PipelineError> {
+    let at = |e: CheckpointError| e.at("<memory>");
+    let parsed = parse(bytes).map_err(at)?;
+    let record = read_record(&parsed).map_err(at)?;
+    compare_configs(&record.config, config).map_err(at)?;
+    let mut trainer = Trainer::new(config.clone())?;
+    restore(&mut trainer, &parsed, record).map_err(at)?;
+    Ok(trainer)
+}
+
+fn read_record(parsed: &Parsed<'_>) -> Result<CheckpointRecord, CheckpointError> {
+    let json = parsed
+        .metadata
+        .get(METADATA_KEY)
+        .ok_or(CheckpointError::MissingMetadata { key: METADATA_KEY })?;
+    let bad = |e: serde_json::Error| CheckpointError::BadMetadata {
+        reason: e.to_string(),
+    };
+    let value: Value = serde_json::from_str(json).map_err(bad)?;
+    let format = value.get("format").and_then(Value::as_u64);
+    if format != Some(CHECKPOINT_FORMAT) {
+        return Err(match format {
+            Some(found) => CheckpointError::UnsupportedVersion {
+                found,
+                supported: CHECKPOINT_FORMAT,
+            },
+            None => CheckpointError::BadMetadata {
+                reason: "no integer `format`".into(),
+            },
+        });
+    }
+    let record: CheckpointRecord = serde_json::from_value(value).map_err(bad)?;
+    let consistent = record.epochs_done == record.history.len()
+        && record
+            .history
+            .iter()
+            .enumerate()
+            .all(|(i, m)| m.epoch == i + 1)
+        && record
+            .early_stopping
+            .best_epoch
+            .is_none_or(|e| (1..=record.epochs_done).contains(&e))
+        && record.early_stopping.has_best_weights == record.early_stopping.best_epoch.is_some()
+        && record.early_stopping.epochs_without_improvement <= record.epochs_done;
+    if !consistent {
+        return Err(CheckpointError::BadMetadata {
+            reason: "epochs done, history and early-stopping counters disagree".into(),
+        });
+    }
+    Ok(record)
+}
+
+/// Every field of the two configs' JSON must be equal, except `epochs`.
+fn compare_configs(saved: &Value, current: &TrainConfig) -> Result<(), CheckpointError> {
+    let current = serde_json::to_value(current).map_err(|e| CheckpointError::BadMetadata {
+        reason: e.to_string(),
+    })?;
+    let (Value::Object(saved), Value::Object(now)) = (saved, &current) else {
+        return Err(CheckpointError::BadMetadata {
+            reason: "`config` is not an object".into(),
+        });
+    };
+    let mut keys: Vec<&String> = saved.keys().chain(now.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for key in keys.into_iter().filter(|k| *k != "epochs") {
+        let (a, b) = (saved.get(key), now.get(key));
+        if a != b {
+            let field = match (a, b) {
+                (Some(Value::Object(a)), Some(Value::Object(b))) => a
+                    .iter()
+                    .find(|(k, v)| b.get(*k) != Some(*v))
+                    .map_or_else(|| key.clone(), |(k, _)| format!("{key}.{k}")),
+                _ => key.clone(),
+            };
+            let show = |v: Option<&Value>| v.map_or_else(|| "absent".to_owned(), Value::to_string);
+            return Err(CheckpointError::ConfigMismatch {
+                field,
+                checkpoint: show(a),
+                current: show(b),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn restore(
+    trainer: &mut Trainer,
+    parsed: &Parsed<'_>,
+    record: CheckpointRecord,
+) -> Result<(), CheckpointError> {
+    let model_state = trainer.model.state();
+    let param_shapes: Vec<Vec<usize>> = trainer
+        .model
+        .params()
+        .iter()
+        .map(|p| p.value().shape().to_vec())
+        .collect();
+    // (name in file, shape) of every tensor the checkpoint must hold.
+    let mut expected: Vec<(String, Vec<usize>)> = model_state
+        .iter()
+        .map(|(n, v)| (format!("model/{n}"), v.shape().to_vec()))
+        .collect();
+    if record.early_stopping.has_best_weights {
+        expected.extend(
+            model_state
+                .iter()
+                .map(|(n, v)| (format!("best/{n}"), v.shape().to_vec())),
+        );
+    }
+    let optimizer_kinds: &[&str] = match (&record.optimizer, &trainer.optimizer) {
+        (OptimizerRecord::Adam { step: 0 }, AnyOptimizer::Adam(_)) => &[],
+        (OptimizerRecord::Adam { .. }, AnyOptimizer::Adam(adam)) if adam.config().amsgrad() => {
+            &["adam/m", "adam/v", "adam/v_max"]
+        }
+        (OptimizerRecord::Adam { .. }, AnyOptimizer::Adam(_)) => &["adam/m", "adam/v"],
+        (OptimizerRecord::Sgd { has_velocity }, AnyOptimizer::Sgd(_)) => {
+            if *has_velocity {
+                &["sgd/velocity"]
+            } else {
+                &[]
+            }
+        }
+        _ => return Err(other_optimizer()),
+    };
+    for kind in optimizer_kinds {
+        for (i, shape) in param_shapes.iter().enumerate() {
+            expected.push((format!("{kind}/{i}"), shape.clone()));
+        }
+    }
+    parsed.expect_names(expected.iter().map(|(n, _)| n.as_str()))?;
+    let mut read = |name: &str| -> Result<ndarray::Array2<f32>, CheckpointError> {
+        let shape = expected
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.clone())
+            .ok_or_else(|| CheckpointError::MissingTensor {
+                name: name.to_owned(),
+            })?;
+        let dims = (shape.first().copied().unwrap_or(1), shape.get(1).copied().unwrap_or(1));
+        parsed.f32_array(name, &shape, dims)
+    };
+
+    let load = |prefix: &str, read: &mut dyn FnMut(&str) -> Result<_, CheckpointError>| {
+        model_state
+            .iter()
+            .map(|(n, _)| Ok((n.clone(), read(&format!("{prefix}/{n}"))?)))
+            .collect::<Result<Vec<_>, CheckpointError>>()
+    };
+    let state = load("model", &mut read)?;
+    trainer.model.load_state(&state)?;
+    let best = if record.early_stopping.has_best_weights {
+        Some(load("best", &mut read)?)
+    } else {
+        None
+    };
+    let per_param = |kind: &str| -> Result<Vec<ndarray::Array2<f32>>, CheckpointError> {
+        (0..param_shapes.len())
+            .map(|i| read(&format!("{kind}/{i}")))
+            .collect()
+    };
+    match (&record.optimizer, &mut trainer.optimizer) {
+        (OptimizerRecord::Adam { step }, AnyOptimizer::Adam(adam)) => {
+            let moments = if *step == 0 {
+                Vec::new()
+            } else {
+                let m = per_param("adam/m")?;
+                let v = per_param("adam/v")?;
+                let mut v_max: Vec<Option<_>> = if adam.config().amsgrad() {
+                    per_param("adam/v_max")?.into_iter().map(Some).collect()
+                } else {
+                    vec![None; m.len()]
+                };
+                m.into_iter()
+                    .zip(v)
+                    .zip(v_max.drain(..))
+                    .map(|((m, v), v_max)| Moments { m, v, v_max })
+                    .collect()
+            };
+            adam.load_state(AdamState {
+                step: *step,
+                moments,
+            })?;
+        }
+        (OptimizerRecord::Sgd { has_velocity }, AnyOptimizer::Sgd(sgd)) => {
+            let velocity = if *has_velocity {
+                per_param("sgd/velocity")?
+            } else {
+                Vec::new()
+            };
+            sgd.set_velocity(velocity)?;
+        }
+        _ => return Err(other_optimizer()),
+    }
+
+    let blocks = trainer.model.hidden_mut();
+    let fits = record.dropout_rngs.len() == blocks.len()
+        && blocks
+            .iter()
+            .zip(&record.dropout_rngs)
+            .all(|(b, r)| b.dropout.is_some() == r.is_some());
+    if !fits {
+        return Err(CheckpointError::BadMetadata {
+            reason: "dropout generators do not match the model's dropout layers".into(),
+        });
+    }
+    for (block, rng) in blocks.iter_mut().zip(record.dropout_rngs) {
+        if let (Some(dropout), Some(rng)) = (block.dropout.as_mut(), rng) {
+            dropout.set_rng(rng);
+        }
+    }
+    let es = &record.early_stopping;
+    trainer.early_stopping.restore_counters(
+        es.best_loss.0,
+        es.best_epoch,
+        es.epochs_without_improvement,
+    );
+    trainer.early_stopping.set_best_state(best);
+    trainer.shuffle_rng = record.shuffle_rng;
+    trainer.history = record.history.iter().map(EpochMetrics::from).collect();
+    trainer.stopped_early = record.stopped_early;
+    Ok(())
+}
+
+fn other_optimizer() -> CheckpointError {
+    CheckpointError::BadMetadata {
+        reason: "optimizer state of another optimizer".into(),
+    }
+}
+
+/// An [`Observer`] that writes a checkpoint after every epoch and remembers the newest, so a
+/// divergence can name it.
+#[derive(Debug, Clone)]
+pub struct Checkpointer {
+    dir: PathBuf,
+    keep: usize,
+    newest: Option<PathBuf>,
+    write_seconds: Vec<f64>,
+}
+
+impl Checkpointer {
+    /// Checkpoints into `dir`, keeping the newest `keep` (at least 1; the CLI keeps 2).
+    /// `newest` is the checkpoint a resumed run started from, if any.
+    pub fn new(dir: impl Into<PathBuf>, keep: usize, newest: Option<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            keep: keep.max(1),
+            newest,
+            write_seconds: Vec::new(),
+        }
+    }
+
+    /// The newest checkpoint written (or resumed from).
+    pub fn newest(&self) -> Option<&Path> {
+        self.newest.as_deref()
+    }
+
+    /// Seconds each checkpoint write took (serialize, write, fsync, rename), in order.
+    pub fn write_seconds(&self) -> &[f64] {
+        &self.write_seconds
+    }
+
+    /// Fills in the newest checkpoint of a [`PipelineError::Diverged`]; other errors pass.
+    pub fn annotate(&self, error: PipelineError) -> PipelineError {
+        match error {
+            PipelineError::Diverged {
+                epoch,
+                step,
+                what,
+                last_checkpoint: None,
+            } => PipelineError::Diverged {
+                epoch,
+                step,
+                what,
+                last_checkpoint: self.newest.clone(),
+            },
+            other => other,
+        }
+    }
+}
+
+impl Observer for Checkpointer {
+    fn on_epoch(&mut self, trainer: &Trainer, _metrics: &EpochMetrics) -> Result<(), PipelineError> {
+        let started = Instant::now();
+        let path = save_checkpoint(trainer, &self.dir, self.keep)?;
+        self.write_seconds.push(started.elapsed().as_secs_f64());
+        self.newest = Some(path);
+        Ok(())
+    }
+}

@@ -1,0 +1,236 @@
+//! Trained models as safetensors files that PyTorch loads into the equivalent `nn.Sequential`
+//! with `load_state_dict(strict=True)`, and back.
+//!
+//! Names and layouts are those of the PyTorch state dict: `<i>.weight` of a Linear is
+//! `(out, in)` F32 (reg keeps `(in, out)`: transposed here), `<i>.bias` `(out,)`; a BatchNorm's
+//! `weight`, `bias`, `running_mean`, `running_var` are `(n,)` F32 and `num_batches_tracked`
+//! an I64 scalar (shape `[]`). The [`MlpConfig`] is in `__metadata__` under `reg.mlp_config`
+//! (with `format: "pt"`, as Hugging Face writes). Without it, [`import_bytes`] infers the
+//! architecture from names and shapes; dropout probabilities cannot be recovered from a state
+//! dict, so a dropout layer it infers gets p = 0.5 (p does not change Eval predictions).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use safetensors::Dtype;
+
+use crate::tensor_file::{OwnedTensor, Parsed, parse, read_limited, serialize, write_atomically};
+use crate::{CheckpointError, Mlp, MlpConfig, PipelineError};
+
+/// The `__metadata__` key holding the [`MlpConfig`] as JSON.
+pub const CONFIG_KEY: &str = "reg.mlp_config";
+
+/// Dropout probability given to dropout layers inferred without metadata.
+pub const INFERRED_DROPOUT: f64 = 0.5;
+
+/// What one tensor of the export is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A Linear weight, `(out, in)` in the file, `(in, out)` in reg.
+    Weight { inputs: usize, outputs: usize },
+    /// A vector `(n,)` in the file, `(1, n)` in reg.
+    Vector(usize),
+    /// BatchNorm's `num_batches_tracked`, I64 `[]` in the file, `(1, 1)` F32 in reg.
+    Count,
+}
+
+impl Kind {
+    fn file_shape(self) -> Vec<usize> {
+        match self {
+            Kind::Weight { inputs, outputs } => vec![outputs, inputs],
+            Kind::Vector(n) => vec![n],
+            Kind::Count => Vec::new(),
+        }
+    }
+}
+
+/// Every tensor of the state dict of the `nn.Sequential` `config` describes, in order,
+/// computed without building the model (so a hostile config allocates nothing).
+fn layout(config: &MlpConfig) -> Result<Vec<(String, Kind)>, CheckpointError> {
+    let sizes = &config.sizes;
+    if sizes.len() < 2 || config.dropout.len() != sizes.len() - 2 {
+        return Err(CheckpointError::BadMetadata {
+            reason: "config needs at least 2 sizes and one dropout per hidden layer".into(),
+        });
+    }
+    let mut out = Vec::new();
+    let mut index = 0;
+    let linear = |out: &mut Vec<(String, Kind)>, i: usize, inputs: usize, outputs: usize| {
+        out.push((format!("{i}.weight"), Kind::Weight { inputs, outputs }));
+        out.push((format!("{i}.bias"), Kind::Vector(outputs)));
+    };
+    for (pair, &p) in sizes.windows(2).zip(&config.dropout) {
+        linear(&mut out, index, pair[0], pair[1]);
+        index += 1;
+        if config.batch_norm {
+            for field in ["weight", "bias", "running_mean", "running_var"] {
+                out.push((format!("{index}.{field}"), Kind::Vector(pair[1])));
+            }
+            out.push((format!("{index}.num_batches_tracked"), Kind::Count));
+            index += 1;
+        }
+        index += 1; // ReLU
+        if p > 0.0 {
+            index += 1;
+        }
+    }
+    let n = sizes.len();
+    linear(&mut out, index, sizes[n - 2], sizes[n - 1]);
+    Ok(out)
+}
+
+/// The export of `model` as safetensors bytes.
+///
+/// # Errors
+/// [`PipelineError::Checkpoint`] if serialization fails (it does not for a valid model).
+pub fn export_bytes(model: &Mlp<f32>) -> Result<Vec<u8>, PipelineError> {
+    let at = |e: CheckpointError| e.at("<memory>");
+    let config = model.config();
+    let state: HashMap<String, ndarray::Array2<f32>> = model.state().into_iter().collect();
+    let mut tensors = Vec::new();
+    for (name, kind) in layout(config).map_err(at)? {
+        let value = state.get(&name).ok_or_else(|| {
+            at(CheckpointError::MissingTensor { name: name.clone() })
+        })?;
+        let tensor = match kind {
+            Kind::Weight { .. } => OwnedTensor::f32(name, kind.file_shape(), value.t().iter()),
+            Kind::Vector(_) => OwnedTensor::f32(name, kind.file_shape(), value.iter()),
+            Kind::Count => {
+                let count = value.iter().next().copied().unwrap_or(0.0);
+                OwnedTensor {
+                    name,
+                    dtype: Dtype::I64,
+                    shape: Vec::new(),
+                    bytes: (count.max(0.0) as i64).to_le_bytes().to_vec(),
+                }
+            }
+        };
+        tensors.push(tensor);
+    }
+    let config_json = serde_json::to_string(config).map_err(|e| {
+        at(CheckpointError::BadMetadata {
+            reason: e.to_string(),
+        })
+    })?;
+    let metadata = HashMap::from([
+        (CONFIG_KEY.to_owned(), config_json),
+        ("format".to_owned(), "pt".to_owned()),
+    ]);
+    serialize(&tensors, metadata).map_err(at)
+}
+
+/// Writes `model` (usually the restored-best model after training) to `path` atomically.
+///
+/// # Errors
+/// [`PipelineError::Io`] when `path` cannot be written.
+pub fn export_safetensors(model: &Mlp<f32>, path: &Path) -> Result<(), PipelineError> {
+    write_atomically(path, &export_bytes(model)?)
+}
+
+/// Reads a model written by [`export_safetensors`] (or any state dict of the same
+/// `nn.Sequential` shape), validating names, shapes, dtypes and values.
+///
+/// # Errors
+/// [`PipelineError::Io`] when unreadable, [`PipelineError::Checkpoint`] for anything wrong in
+/// the file.
+pub fn import_safetensors(path: &Path) -> Result<Mlp<f32>, PipelineError> {
+    let bytes = read_limited(path)?;
+    import_bytes(&bytes).map_err(|e| e.at(path))
+}
+
+/// [`import_safetensors`] from bytes in memory.
+///
+/// # Errors
+/// Every malformation as a [`CheckpointError`]; never panics.
+pub fn import_bytes(bytes: &[u8]) -> Result<Mlp<f32>, CheckpointError> {
+    let parsed = parse(bytes)?;
+    let config = match parsed.metadata.get(CONFIG_KEY) {
+        Some(json) => {
+            serde_json::from_str::<MlpConfig>(json).map_err(|e| CheckpointError::BadMetadata {
+                reason: format!("{CONFIG_KEY}: {e}"),
+            })?
+        }
+        None => infer_config(&parsed)?,
+    };
+    let layout = layout(&config)?;
+    parsed.expect_names(layout.iter().map(|(n, _)| n.as_str()))?;
+    // Check every dtype and shape before the model is built: its size is then bounded by the
+    // file's.
+    let mut state = Vec::with_capacity(layout.len());
+    for (name, kind) in &layout {
+        let shape = kind.file_shape();
+        let value = match *kind {
+            Kind::Weight { inputs, outputs } => parsed
+                .f32_array(name, &shape, (outputs, inputs))?
+                .t()
+                .as_standard_layout()
+                .into_owned(),
+            Kind::Vector(n) => parsed.f32_array(name, &shape, (1, n))?,
+            Kind::Count => ndarray::Array2::from_elem((1, 1), parsed.count(name)? as f32),
+        };
+        state.push((name.clone(), value));
+    }
+    let mut model = Mlp::new(&config, 0)?;
+    model.load_state(&state)?;
+    Ok(model)
+}
+
+/// The architecture from a state dict's names and shapes alone.
+fn infer_config(parsed: &Parsed<'_>) -> Result<MlpConfig, CheckpointError> {
+    let cannot = |why: &str| CheckpointError::BadMetadata {
+        reason: format!("no `{CONFIG_KEY}` and the architecture cannot be inferred: {why}"),
+    };
+    // (index, out, in) of every 2-D `<i>.weight`: the Linear layers.
+    let mut linears: Vec<(usize, usize, usize)> = Vec::new();
+    let mut batch_norms: Vec<usize> = Vec::new();
+    for name in parsed.tensors.names() {
+        let Some((index, field)) = name.split_once('.') else {
+            return Err(CheckpointError::UnexpectedTensor { name: name.to_owned() });
+        };
+        let Ok(index) = index.parse::<usize>() else {
+            return Err(CheckpointError::UnexpectedTensor { name: name.to_owned() });
+        };
+        let shape = parsed
+            .tensors
+            .tensor(name)
+            .map(|t| t.shape().to_vec())
+            .map_err(|_| CheckpointError::MissingTensor { name: name.to_owned() })?;
+        match (field, shape.as_slice()) {
+            ("weight", &[outputs, inputs]) => linears.push((index, outputs, inputs)),
+            ("running_mean", _) => batch_norms.push(index),
+            _ => {}
+        }
+    }
+    linears.sort_unstable();
+    let Some(&(first, _, inputs)) = linears.first() else {
+        return Err(cannot("no 2-D `<i>.weight`"));
+    };
+    if first != 0 {
+        return Err(cannot("the first Linear is not at index 0"));
+    }
+    let batch_norm = !batch_norms.is_empty();
+    let mut sizes = vec![inputs];
+    let mut dropout = Vec::new();
+    for pair in linears.windows(2) {
+        let ((i, outputs, _), (next, _, next_inputs)) = (pair[0], pair[1]);
+        if next_inputs != outputs {
+            return Err(cannot("consecutive Linear layers do not chain"));
+        }
+        // Linear, BatchNorm?, ReLU, Dropout?
+        let fixed = 2 + usize::from(batch_norm);
+        match next.checked_sub(i) {
+            Some(gap) if gap == fixed => dropout.push(0.0),
+            Some(gap) if gap == fixed + 1 => dropout.push(INFERRED_DROPOUT),
+            _ => return Err(cannot("unexpected gap between Linear layers")),
+        }
+        sizes.push(outputs);
+    }
+    if let Some(&(_, outputs, _)) = linears.last() {
+        sizes.push(outputs);
+    }
+    Ok(MlpConfig {
+        sizes,
+        dropout,
+        batch_norm,
+    })
+}
