@@ -66,7 +66,11 @@ pub fn list_checkpoints(dir: &Path) -> Result<Vec<(usize, PathBuf)>, PipelineErr
     let mut found = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| PipelineError::io(dir, e))?;
-        if let Some(epoch) = entry.file_name().to_str().and_then(parse_checkpoint_file_name) {
+        if let Some(epoch) = entry
+            .file_name()
+            .to_str()
+            .and_then(parse_checkpoint_file_name)
+        {
             found.push((epoch, entry.path()));
         }
     }
@@ -292,7 +296,11 @@ pub fn checkpoint_bytes(trainer: &Trainer) -> Result<Vec<u8>, PipelineError> {
 /// # Errors
 /// [`PipelineError::Io`] when the file cannot be written; the previous checkpoints are then
 /// untouched.
-pub fn save_checkpoint(trainer: &Trainer, dir: &Path, keep: usize) -> Result<PathBuf, PipelineError> {
+pub fn save_checkpoint(
+    trainer: &Trainer,
+    dir: &Path,
+    keep: usize,
+) -> Result<PathBuf, PipelineError> {
     let bytes = checkpoint_bytes(trainer)?;
     let path = dir.join(checkpoint_file_name(trainer.epochs_done()));
     write_atomically(&path, &bytes)?;
@@ -461,7 +469,10 @@ fn restore(
             .ok_or_else(|| CheckpointError::MissingTensor {
                 name: name.to_owned(),
             })?;
-        let dims = (shape.first().copied().unwrap_or(1), shape.get(1).copied().unwrap_or(1));
+        let dims = (
+            shape.first().copied().unwrap_or(1),
+            shape.get(1).copied().unwrap_or(1),
+        );
         parsed.f32_array(name, &shape, dims)
     };
 
@@ -604,7 +615,11 @@ impl Checkpointer {
 }
 
 impl Observer for Checkpointer {
-    fn on_epoch(&mut self, trainer: &Trainer, _metrics: &EpochMetrics) -> Result<(), PipelineError> {
+    fn on_epoch(
+        &mut self,
+        trainer: &Trainer,
+        _metrics: &EpochMetrics,
+    ) -> Result<(), PipelineError> {
         let started = Instant::now();
         let path = save_checkpoint(trainer, &self.dir, self.keep)?;
         self.write_seconds.push(started.elapsed().as_secs_f64());

@@ -160,7 +160,13 @@ pub fn run(args: &Args) -> Result<RunMetrics, PipelineError> {
             console: &mut console,
             checkpointer: checkpointer.as_mut(),
         };
-        fit(&mut trainer, &train, &validation, &mnist.test, &mut observers)
+        fit(
+            &mut trainer,
+            &train,
+            &validation,
+            &mnist.test,
+            &mut observers,
+        )
     };
     let metrics = match (fitted, &checkpointer) {
         (Ok(metrics), _) => metrics,
@@ -182,7 +188,10 @@ pub fn run(args: &Args) -> Result<RunMetrics, PipelineError> {
         metrics.median_epoch_seconds,
         metrics.test_eval_seconds,
     );
-    if let Some(c) = checkpointer.as_ref().filter(|c| !c.write_seconds().is_empty()) {
+    if let Some(c) = checkpointer
+        .as_ref()
+        .filter(|c| !c.write_seconds().is_empty())
+    {
         println!(
             "checkpoints: {} written, median {:.1} ms each",
             c.write_seconds().len(),
@@ -220,7 +229,10 @@ fn prepare_checkpoints(
                 path.display(),
                 trainer.epochs_done()
             );
-            Ok((trainer, Checkpointer::new(dir, KEEP_CHECKPOINTS, Some(path))))
+            Ok((
+                trainer,
+                Checkpointer::new(dir, KEEP_CHECKPOINTS, Some(path)),
+            ))
         }
         (Some(path), false) => Err(PipelineError::InvalidSetting {
             name: "checkpoint-dir",

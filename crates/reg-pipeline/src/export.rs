@@ -89,9 +89,9 @@ pub fn export_bytes(model: &Mlp<f32>) -> Result<Vec<u8>, PipelineError> {
     let state: HashMap<String, ndarray::Array2<f32>> = model.state().into_iter().collect();
     let mut tensors = Vec::new();
     for (name, kind) in layout(config).map_err(at)? {
-        let value = state.get(&name).ok_or_else(|| {
-            at(CheckpointError::MissingTensor { name: name.clone() })
-        })?;
+        let value = state
+            .get(&name)
+            .ok_or_else(|| at(CheckpointError::MissingTensor { name: name.clone() }))?;
         let tensor = match kind {
             Kind::Weight { .. } => OwnedTensor::f32(name, kind.file_shape(), value.t().iter()),
             Kind::Vector(_) => OwnedTensor::f32(name, kind.file_shape(), value.iter()),
@@ -185,16 +185,22 @@ fn infer_config(parsed: &Parsed<'_>) -> Result<MlpConfig, CheckpointError> {
     let mut batch_norms: Vec<usize> = Vec::new();
     for name in parsed.tensors.names() {
         let Some((index, field)) = name.split_once('.') else {
-            return Err(CheckpointError::UnexpectedTensor { name: name.to_owned() });
+            return Err(CheckpointError::UnexpectedTensor {
+                name: name.to_owned(),
+            });
         };
         let Ok(index) = index.parse::<usize>() else {
-            return Err(CheckpointError::UnexpectedTensor { name: name.to_owned() });
+            return Err(CheckpointError::UnexpectedTensor {
+                name: name.to_owned(),
+            });
         };
         let shape = parsed
             .tensors
             .tensor(name)
             .map(|t| t.shape().to_vec())
-            .map_err(|_| CheckpointError::MissingTensor { name: name.to_owned() })?;
+            .map_err(|_| CheckpointError::MissingTensor {
+                name: name.to_owned(),
+            })?;
         match (field, shape.as_slice()) {
             ("weight", &[outputs, inputs]) => linears.push((index, outputs, inputs)),
             ("running_mean", _) => batch_norms.push(index),

@@ -66,7 +66,9 @@ pub enum CheckpointError {
         supported: u64,
     },
     /// The checkpoint was written by a run with other settings.
-    #[error("checkpoint is from another configuration: {field} is {checkpoint} there but {current} now")]
+    #[error(
+        "checkpoint is from another configuration: {field} is {checkpoint} there but {current} now"
+    )]
     ConfigMismatch {
         /// The setting (dotted path into `TrainConfig`'s JSON, e.g. `model.sizes`).
         field: String,
@@ -135,7 +137,10 @@ impl CheckpointError {
 /// [`CheckpointError::TooLarge`] when too large.
 pub fn read_limited(path: &Path) -> Result<Vec<u8>, PipelineError> {
     let file = std::fs::File::open(path).map_err(|e| PipelineError::io(path, e))?;
-    let size = file.metadata().map_err(|e| PipelineError::io(path, e))?.len();
+    let size = file
+        .metadata()
+        .map_err(|e| PipelineError::io(path, e))?
+        .len();
     if size > MAX_FILE_BYTES {
         return Err(CheckpointError::TooLarge {
             what: "file",
@@ -169,7 +174,10 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>, CheckpointError> {
     };
     let Some(header_len) = bytes.first_chunk::<8>().map(|b| u64::from_le_bytes(*b)) else {
         return Err(CheckpointError::Malformed {
-            reason: format!("{} bytes, shorter than the 8-byte header length", bytes.len()),
+            reason: format!(
+                "{} bytes, shorter than the 8-byte header length",
+                bytes.len()
+            ),
         });
     };
     if header_len > MAX_HEADER_BYTES {

@@ -1,6 +1,8 @@
 //! The real command line (`reg-train`, the `pipeline` example's program) killed with SIGKILL
 //! mid-training and resumed ends with the same bits as a run never interrupted.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 mod checkpoint_support;
 
 use std::path::{Path, PathBuf};
@@ -116,7 +118,10 @@ fn killed_and_resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
     eprintln!("killed twice: {killed_twice}");
 
     let exported = |run: &Path| std::fs::read(run.join("model.safetensors")).unwrap();
-    assert!(exported(&whole) == exported(&broken), "exported weights differ");
+    assert!(
+        exported(&whole) == exported(&broken),
+        "exported weights differ"
+    );
     let (a, b) = (
         metrics_without_seconds(&whole.join("metrics.json")),
         metrics_without_seconds(&broken.join("metrics.json")),
@@ -145,7 +150,11 @@ fn unwritable_outputs_fail_before_training() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("plain-file"), "{flag}: {stderr}");
         // Nothing was trained: no checkpoint of the run exists.
-        assert!(list_checkpoints(&run.join("checkpoints")).unwrap().is_empty());
+        assert!(
+            list_checkpoints(&run.join("checkpoints"))
+                .unwrap()
+                .is_empty()
+        );
         assert!(started.elapsed() < Duration::from_secs(30));
     }
 }

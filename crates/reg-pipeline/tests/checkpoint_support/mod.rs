@@ -1,7 +1,7 @@
 //! Tiny MNIST-shaped data for the checkpoint tests: 28×28 images of noise with a bright band
 //! whose row says the label, so a few epochs learn it.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::Path;
 
@@ -9,7 +9,9 @@ use reg_pipeline::data::Dataset;
 
 /// `n` images (28×28) and labels from a fixed linear congruential generator.
 pub fn images(n: usize, seed: u64) -> (Vec<u8>, Vec<u8>) {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut next = move || {
         state = state
             .wrapping_mul(6364136223846793005)
