@@ -1,0 +1,112 @@
+//! Accuracy and confusion matrix of an exported model on the MNIST test set.
+//!
+//! `cargo run --release --example evaluate -- --model model.safetensors --data-dir DIR
+//! [--logits-out logits.npy]` — the model is a file written by `pipeline --export` (or any
+//! state dict of the same `nn.Sequential`); `--logits-out` writes the test logits as a
+//! float32 `.npy` array (10000 × 10) for `scripts/check_export.py`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use ndarray::{Array2, ArrayView2};
+use reg_core::{Layer, Mode};
+use reg_pipeline::data::{DownloadOptions, Mnist, ensure_mnist, resolve_data_dir};
+use reg_pipeline::export::import_safetensors;
+use reg_pipeline::{PipelineError, predictions};
+
+/// Evaluate an exported model on the MNIST test set.
+#[derive(Debug, Parser)]
+#[command(about)]
+struct Args {
+    /// The exported model (safetensors).
+    #[arg(long)]
+    model: PathBuf,
+    /// Folder with the four MNIST files; default $MNIST_DIR, else data/mnist.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Write the test logits here as a float32 .npy array (images × classes).
+    #[arg(long)]
+    logits_out: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    match run(&Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), PipelineError> {
+    if let Some(path) = &args.logits_out {
+        reg_pipeline::tensor_file::check_output_path(path)?;
+    }
+    let mut model = import_safetensors(&args.model)?;
+    let dir = resolve_data_dir(args.data_dir.as_deref());
+    ensure_mnist(&dir, &DownloadOptions::default())?;
+    let test = Mnist::load(&dir)?.test;
+
+    let features = test.image_len();
+    let x = Array2::from_shape_fn((test.len(), features), |(i, j)| {
+        test.image(i).map_or(0.0, |img| f32::from(img[j]) / 255.0)
+    });
+    let (mut values, mut classes) = (Vec::new(), 0);
+    for chunk in x.axis_chunks_iter(ndarray::Axis(0), 1_000) {
+        let out = model.forward(chunk, Mode::Eval)?;
+        classes = out.ncols();
+        values.extend(out.iter().copied());
+    }
+    let logits = Array2::from_shape_vec((test.len(), classes), values)
+        .map_err(|e| reg_core::Error::StateMismatch(e.to_string()))?;
+    let predicted = predictions(logits.view());
+    let mut confusion = vec![vec![0usize; classes]; classes];
+    let mut correct = 0;
+    for (i, &p) in predicted.iter().enumerate() {
+        let truth = usize::from(test.label(i).unwrap_or(0));
+        if let Some(cell) = confusion.get_mut(truth).and_then(|row| row.get_mut(p)) {
+            *cell += 1;
+        }
+        correct += usize::from(p == truth);
+    }
+    println!(
+        "test accuracy {:.2}% ({correct} of {})",
+        100.0 * correct as f64 / test.len().max(1) as f64,
+        test.len()
+    );
+    println!("confusion matrix (rows: true digit, columns: predicted)");
+    print!("     ");
+    (0..classes).for_each(|c| print!("{c:>6}"));
+    println!();
+    for (truth, row) in confusion.iter().enumerate() {
+        print!("{truth:>4} ");
+        row.iter().for_each(|n| print!("{n:>6}"));
+        println!();
+    }
+    if let Some(path) = &args.logits_out {
+        reg_pipeline::tensor_file::write_atomically(path, &npy_f32(logits.view()))?;
+    }
+    Ok(())
+}
+
+/// A float32 little-endian, C-order `.npy` file (format 1.0) of `a`.
+fn npy_f32(a: ArrayView2<'_, f32>) -> Vec<u8> {
+    let mut header = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}",
+        a.nrows(),
+        a.ncols()
+    );
+    // Magic (6) + version (2) + length (2) + header + '\n', padded to a multiple of 64.
+    let unpadded = 10 + header.len() + 1;
+    header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in a.as_standard_layout().iter() {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
