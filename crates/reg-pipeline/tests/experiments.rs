@@ -1,0 +1,224 @@
+//! The overfitting experiment on synthetic data small enough for a debug build, and the charts
+//! as SVG.
+//!
+//! The data: ten classes, each a random 8×8 prototype; an image is its class's prototype plus
+//! Gaussian pixel noise. A quarter of the training labels are replaced by random classes (the
+//! validation and test labels stay clean), so a network that memorises its training set
+//! generalizes measurably worse than one stopped early and regularized — the effect the
+//! experiment exists to show, made large enough to test without flakiness.
+
+use rand::SeedableRng;
+use reg_pipeline::data::Dataset;
+use reg_pipeline::experiments::{self, ExperimentRun};
+use reg_pipeline::random::{Generator, below, standard_normal, uniform};
+use reg_pipeline::{EpochMetrics, PipelineError};
+
+const SIDE: usize = 8;
+const CLASSES: usize = 10;
+
+/// `n` images of the ten prototypes with pixel noise of standard deviation `noise` (pixel
+/// scale 0..1), and a fraction `label_noise` of labels replaced by a random class.
+fn synthetic(
+    prototypes: &[Vec<f64>],
+    n: usize,
+    noise: f64,
+    label_noise: f64,
+    rng: &mut Generator,
+) -> Dataset {
+    let mut images = Vec::with_capacity(n * SIDE * SIDE);
+    let mut labels = Vec::with_capacity(n);
+    for i in 0..n {
+        let class = i % CLASSES;
+        for &p in &prototypes[class] {
+            let v = (p + noise * standard_normal(rng)).clamp(0.0, 1.0);
+            images.push((v * 255.0).round() as u8);
+        }
+        let label = if uniform(rng) < label_noise {
+            below(rng, CLASSES)
+        } else {
+            class
+        };
+        labels.push(label as u8);
+    }
+    Dataset::new(images, labels, SIDE, SIDE).expect("consistent buffers")
+}
+
+/// (train, validation, test) for one data seed.
+fn splits(seed: u64) -> (Dataset, Dataset, Dataset) {
+    let mut rng = Generator::seed_from_u64(seed);
+    let prototypes: Vec<Vec<f64>> = (0..CLASSES)
+        .map(|_| (0..SIDE * SIDE).map(|_| uniform(&mut rng)).collect())
+        .collect();
+    let train = synthetic(&prototypes, 300, 0.45, 0.25, &mut rng);
+    let validation = synthetic(&prototypes, 300, 0.45, 0.0, &mut rng);
+    let test = synthetic(&prototypes, 500, 0.45, 0.0, &mut rng);
+    (train, validation, test)
+}
+
+fn run_overfitting(seed: u64) -> Vec<ExperimentRun> {
+    let (train, validation, test) = splits(seed);
+    experiments::overfitting(&train, &validation, &test, 40, seed).expect("experiment runs")
+}
+
+fn assert_ordering(runs: &[ExperimentRun]) {
+    let table = experiments::markdown_table(runs, false);
+    println!("{table}");
+    let [underfit, overfit, regularized] = runs else {
+        panic!("three models expected:\n{table}");
+    };
+    assert!(
+        overfit.gap() > underfit.gap() && overfit.gap() > regularized.gap(),
+        "the unregularized network's gap is the largest:\n{table}"
+    );
+    assert!(
+        underfit.train_acc() < overfit.train_acc()
+            && underfit.train_acc() < regularized.train_acc(),
+        "the small model's train accuracy is the lowest:\n{table}"
+    );
+    assert!(
+        regularized.test_acc() > overfit.test_acc() && regularized.test_acc() > underfit.test_acc(),
+        "the regularized network's test accuracy is the highest:\n{table}"
+    );
+}
+
+#[test]
+fn overfitting_experiment_orders_the_three_models() {
+    assert_ordering(&run_overfitting(0));
+}
+
+#[test]
+fn overfitting_experiment_is_deterministic_for_a_seed() {
+    let (train, validation, test) = splits(3);
+    let configs = experiments::overfitting_configs(train.image_len(), 3, 3);
+    let (name, config) = configs[2].clone();
+    let once =
+        experiments::run(name, config.clone(), &train, &validation, &test, &mut ()).expect("runs");
+    let again = experiments::run(name, config, &train, &validation, &test, &mut ()).expect("runs");
+    assert_eq!(once.metrics.epochs.len(), again.metrics.epochs.len());
+    for (a, b) in once.metrics.epochs.iter().zip(&again.metrics.epochs) {
+        assert_eq!((a.train_loss, a.val_loss), (b.train_loss, b.val_loss));
+    }
+    assert_eq!(once.metrics.test_acc, again.metrics.test_acc);
+    assert_eq!(once.train_eval.accuracy, again.train_eval.accuracy);
+}
+
+/// Slow in a debug build: other seeds, to show the ordering is not luck
+/// (`cargo test -p reg-pipeline --release --test experiments -- --ignored`).
+#[test]
+#[ignore = "slow in debug; run with --release -- --ignored"]
+fn overfitting_ordering_holds_for_other_seeds() {
+    for seed in [1, 2] {
+        assert_ordering(&run_overfitting(seed));
+    }
+}
+
+#[test]
+fn ablation_turns_off_one_technique_per_variant() {
+    let configs = experiments::ablation_configs(10, 0);
+    let full = &configs[0].1;
+    assert_eq!(configs.len(), 7);
+    for (name, config) in &configs[1..] {
+        assert_ne!(config, full, "{name} differs from the full model");
+    }
+    let names: Vec<&str> = configs.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        names,
+        [
+            "full",
+            "no L2",
+            "no dropout",
+            "no BatchNorm",
+            "SGD instead of Adam",
+            "constant lr",
+            "no early stopping"
+        ]
+    );
+}
+
+fn epoch(epoch: usize, acc: f64, loss: f64) -> EpochMetrics {
+    EpochMetrics {
+        epoch,
+        lr: 1e-3,
+        train_loss: loss,
+        train_acc: acc,
+        val_loss: loss * 1.5,
+        val_acc: acc - 0.05,
+        seconds: 1.0,
+        eval_seconds: 0.1,
+    }
+}
+
+fn parse(svg: &str) -> roxmltree::Document<'_> {
+    roxmltree::Document::parse(svg).expect("the chart is well-formed XML")
+}
+
+/// Stroke colors of the drawn polylines (the series; axes are drawn in black).
+fn series_colors(doc: &roxmltree::Document<'_>) -> std::collections::BTreeSet<String> {
+    doc.descendants()
+        .filter(|n| n.has_tag_name("polyline") || n.has_tag_name("line"))
+        .filter_map(|n| n.attribute("stroke"))
+        .filter(|c| *c != "#000000" && *c != "#FFFFFF")
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn history_chart_is_svg_with_one_labelled_color_per_model() {
+    let a: Vec<EpochMetrics> = (1..=6)
+        .map(|e| epoch(e, 0.5 + 0.05 * e as f64, 1.0 / e as f64))
+        .collect();
+    let b: Vec<EpochMetrics> = (1..=4)
+        .map(|e| epoch(e, 0.4 + 0.1 * e as f64, 2.0 / e as f64))
+        .collect();
+    let c: Vec<EpochMetrics> = (1..=6).map(|e| epoch(e, 0.3, 2.3)).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("history.svg");
+    let series: [(&str, &[EpochMetrics]); 3] = [("alpha", &a), ("beta", &b), ("gamma", &c)];
+    reg_pipeline::plot::write_history_svg(&path, "three models", &series).expect("chart written");
+
+    let svg = std::fs::read_to_string(&path).expect("readable");
+    let doc = parse(&svg);
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .collect();
+    for name in ["alpha", "beta", "gamma", "three models", "accuracy"] {
+        assert_eq!(
+            texts.iter().filter(|t| t.trim() == name).count(),
+            1,
+            "`{name}` is written once: {texts:?}"
+        );
+    }
+    assert_eq!(series_colors(&doc).len(), 3, "one color per model");
+}
+
+#[test]
+fn curve_chart_is_svg_with_one_color_per_curve() {
+    let lr: Vec<(f64, f64)> = (0..100)
+        .map(|e| (e as f64, 1e-3 * (1.0 - e as f64 / 100.0)))
+        .collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("lr.svg");
+    reg_pipeline::plot::write_curve_svg(&path, "lr", ("epoch", "learning rate"), &[("lr", &lr)])
+        .expect("chart written");
+    let svg = std::fs::read_to_string(&path).expect("readable");
+    let doc = parse(&svg);
+    assert_eq!(series_colors(&doc).len(), 1);
+}
+
+#[test]
+fn empty_histories_are_an_invalid_setting() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("empty.svg");
+    let result = reg_pipeline::plot::write_history_svg(&path, "none", &[("a", &[])]);
+    assert!(matches!(result, Err(PipelineError::InvalidSetting { .. })));
+    let result = reg_pipeline::plot::write_curve_svg(
+        &path,
+        "none",
+        ("x", "y"),
+        &[("a", &[(0.0, f64::NAN)])],
+    );
+    assert!(matches!(result, Err(PipelineError::InvalidSetting { .. })));
+}

@@ -1,0 +1,144 @@
+//! Underfitting, overfitting and the sweet spot, on a small part of MNIST.
+//!
+//! `cargo run --release --example overfitting` trains three models on the first 1,000 training
+//! images (validation: the last 5,000 of the training file; test: the 10,000 test images) and
+//! prints a markdown table of train accuracy (Eval mode, kept weights), test accuracy and the
+//! gap:
+//!
+//! - underfit: 784-2-10, no regularization — too small to fit even the training set;
+//! - overfit: 784-256-128-10, no L2, no dropout, no BatchNorm, constant lr, no early stopping;
+//! - regularized: the same network with the tutorial's L2 + dropout + BatchNorm, warmup +
+//!   cosine and early stopping.
+//!
+//! `--plot overfitting.svg` draws accuracy and loss per epoch for the three.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use reg_pipeline::data::{DownloadOptions, Mnist, ensure_mnist, resolve_data_dir};
+use reg_pipeline::experiments::{self, ExperimentRun};
+use reg_pipeline::{EpochMetrics, Observer, PipelineError, Trainer};
+
+/// Show underfitting and overfitting on a small MNIST subset.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Folder with the four MNIST files (.gz or raw); default $MNIST_DIR, else data/mnist.
+    /// Missing files are downloaded there.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Training images used (the first N of the training file).
+    #[arg(long, default_value_t = 1_000)]
+    train_images: usize,
+    /// Epochs per model (the regularized one may stop early).
+    #[arg(long, default_value_t = 40)]
+    epochs: usize,
+    /// Seed of every generator.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write an SVG chart of accuracy and loss per epoch to this file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Only the table.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), PipelineError> {
+    if let Some(path) = &args.plot {
+        // Fail before training, not after it, when the chart cannot be written.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| PipelineError::io(path, e))?;
+    }
+    let dir = resolve_data_dir(args.data_dir.as_deref());
+    ensure_mnist(&dir, &DownloadOptions::default().with_quiet(args.quiet))?;
+    let mnist = Mnist::load(&dir)?;
+    let validation_size = reg_pipeline::TrainConfig::default().validation;
+    let (train, validation) = mnist.train.split_off_last(validation_size)?;
+    let train = train.take_first(args.train_images);
+    if !args.quiet {
+        println!(
+            "Training on {} images, validating on {}, testing on {}, {} epochs, seed {}",
+            train.len(),
+            validation.len(),
+            mnist.test.len(),
+            args.epochs,
+            args.seed
+        );
+    }
+    let mut runs: Vec<ExperimentRun> = Vec::new();
+    for (name, config) in
+        experiments::overfitting_configs(train.image_len(), args.epochs, args.seed)
+    {
+        if !args.quiet {
+            println!("\n{name}");
+        }
+        let mut lines = EpochLines { quiet: args.quiet };
+        runs.push(experiments::run(
+            name,
+            config,
+            &train,
+            &validation,
+            &mnist.test,
+            &mut lines,
+        )?);
+    }
+    println!();
+    print!("{}", experiments::markdown_table(&runs, false));
+    if let Some(path) = &args.plot {
+        write_plot(path, &runs, train.len())?;
+        if !args.quiet {
+            println!("\nchart written to {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+fn write_plot(
+    path: &std::path::Path,
+    runs: &[ExperimentRun],
+    n: usize,
+) -> Result<(), PipelineError> {
+    let series: Vec<(&str, &[EpochMetrics])> = runs
+        .iter()
+        .map(|r| (r.name.as_str(), r.metrics.epochs.as_slice()))
+        .collect();
+    let title = format!("Underfitting vs overfitting: {n} MNIST training images");
+    reg_pipeline::plot::write_history_svg(path, &title, &series)
+}
+
+/// One line per epoch.
+struct EpochLines {
+    quiet: bool,
+}
+
+impl Observer for EpochLines {
+    fn on_epoch(&mut self, _trainer: &Trainer, m: &EpochMetrics) -> Result<(), PipelineError> {
+        if !self.quiet {
+            println!(
+                "  epoch {:>3} | train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}%",
+                m.epoch,
+                m.train_loss,
+                100.0 * m.train_acc,
+                m.val_loss,
+                100.0 * m.val_acc
+            );
+        }
+        Ok(())
+    }
+}
