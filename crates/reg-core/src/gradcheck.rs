@@ -136,8 +136,7 @@ pub fn check_layer_with<L: Layer<f64> + ?Sized>(
         Ok((&out * &probe).sum())
     };
 
-    let numeric_input =
-        numerical_gradient(|x| loss_at(layer, x), input, settings.eps)?;
+    let numeric_input = numerical_gradient(|x| loss_at(layer, x), input, settings.eps)?;
     let mut worst = compare("input", analytic_input.view(), numeric_input.view())?;
 
     for (position, (name, analytic)) in analytic_params.iter().enumerate() {
