@@ -125,6 +125,9 @@ pub fn run(args: &Args) -> Result<RunMetrics, PipelineError> {
     let config = args.train_config();
     // Fail on bad settings and unwritable outputs before loading data or training.
     Trainer::new(config.clone())?;
+    if let Some(threads) = args.threads {
+        crate::set_threads(threads)?;
+    }
     for path in [&args.metrics_out, &args.export].into_iter().flatten() {
         check_output_path(path)?;
     }

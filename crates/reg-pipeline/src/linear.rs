@@ -1,7 +1,8 @@
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2};
 use rand::Rng;
 use reg_core::{Error, Layer, Mode, Param, Result, Scalar, expect_shape};
 
+use crate::matmul::gemm;
 use crate::random::standard_normal;
 
 /// A fully connected layer, `y = x · W + b`, with `W` stored `(in, out)` as in the tutorial
@@ -52,6 +53,63 @@ impl<F: Scalar> Linear<F> {
     }
 }
 
+impl<F: Scalar> Linear<F> {
+    /// `out ← x · W + b`, reusing `out`'s allocation when it has the right shape.
+    pub(crate) fn forward_into(&self, x: ArrayView2<'_, F>, out: &mut Array2<F>) {
+        resize(out, x.nrows(), self.outputs());
+        gemm(F::one(), x, self.weight.value(), F::zero(), out.view_mut());
+        let bias = self.bias.value();
+        let bias = bias.row(0);
+        for mut row in out.rows_mut() {
+            row += &bias;
+        }
+    }
+
+    /// Parameter gradients from the layer's input `x` and output gradient `dy`:
+    /// `dW ← xᵀ · dy + decay · W`, `db ← Σ_rows dy` (the input gradient is not computed).
+    /// `decay` is the coupled L2 coefficient λ/m (0 for none).
+    pub(crate) fn backward_params(
+        &mut self,
+        x: ArrayView2<'_, F>,
+        dy: ArrayView2<'_, F>,
+        decay: F,
+    ) {
+        let (mut grad, value) = self.weight.grad_mut_and_value();
+        if decay == F::zero() {
+            gemm(F::one(), x.t(), dy, F::zero(), grad);
+        } else {
+            // xᵀ·dy + decay·W in one product: the same sum as adding the decay afterwards.
+            grad.zip_mut_with(&value, |g, &w| *g = w * decay);
+            gemm(F::one(), x.t(), dy, F::one(), grad);
+        }
+        let mut db = self.bias.grad_mut();
+        let mut db = db.row_mut(0);
+        db.fill(F::zero());
+        for row in dy.rows() {
+            db += &row;
+        }
+    }
+
+    /// `dx ← dy · Wᵀ`, reusing `dx`'s allocation when it has the right shape.
+    pub(crate) fn input_grad_into(&self, dy: ArrayView2<'_, F>, dx: &mut Array2<F>) {
+        resize(dx, dy.nrows(), self.inputs());
+        gemm(
+            F::one(),
+            dy,
+            self.weight.value().t(),
+            F::zero(),
+            dx.view_mut(),
+        );
+    }
+}
+
+/// Makes `buffer` `rows × cols`, keeping its allocation when the shape already fits.
+pub(crate) fn resize<F: Scalar>(buffer: &mut Array2<F>, rows: usize, cols: usize) {
+    if buffer.dim() != (rows, cols) {
+        *buffer = Array2::zeros((rows, cols));
+    }
+}
+
 impl<F: Scalar> Layer<F> for Linear<F> {
     fn forward(&mut self, input: ArrayView2<'_, F>, mode: Mode) -> Result<Array2<F>> {
         expect_shape(
@@ -59,27 +117,37 @@ impl<F: Scalar> Layer<F> for Linear<F> {
             &[input.nrows(), self.inputs()],
             input.shape(),
         )?;
-        let output = input.dot(&self.weight.value()) + self.bias.value();
+        let mut output = Array2::zeros((0, 0));
+        self.forward_into(input, &mut output);
         // Inference never needs the input again; keeping it would only cost memory.
-        self.input = (mode == Mode::Train).then(|| input.to_owned());
+        if mode == Mode::Train {
+            let cached = self.input.get_or_insert_with(|| Array2::zeros((0, 0)));
+            resize(cached, input.nrows(), input.ncols());
+            cached.assign(&input);
+        } else {
+            self.input = None;
+        }
         Ok(output)
     }
 
     fn backward(&mut self, grad_output: ArrayView2<'_, F>) -> Result<Array2<F>> {
         let input = self
             .input
-            .as_ref()
+            .take()
             .ok_or(Error::BackwardBeforeForward { layer: "Linear" })?;
-        expect_shape(
+        let shapes = expect_shape(
             "Linear grad_output",
             &[input.nrows(), self.outputs()],
             grad_output.shape(),
-        )?;
-        self.weight.grad_mut().assign(&input.t().dot(&grad_output));
-        self.bias
-            .grad_mut()
-            .assign(&grad_output.sum_axis(Axis(0)).insert_axis(Axis(0)));
-        Ok(grad_output.dot(&self.weight.value().t()))
+        );
+        if shapes.is_ok() {
+            self.backward_params(input.view(), grad_output, F::zero());
+        }
+        self.input = Some(input);
+        shapes?;
+        let mut grad_input = Array2::zeros((0, 0));
+        self.input_grad_into(grad_output, &mut grad_input);
+        Ok(grad_input)
     }
 
     fn params(&self) -> Vec<&Param<F>> {

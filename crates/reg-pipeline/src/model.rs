@@ -4,6 +4,7 @@ use reg_batchnorm::{BatchNorm, BatchNormConfig};
 use reg_core::{Error, Layer, Mode, Param, Result, Scalar};
 use reg_dropout::{Dropout, DropoutConfig};
 
+use crate::fused::{self, BlockBuffers};
 use crate::random::Generator;
 use crate::{Linear, Relu};
 
@@ -57,6 +58,22 @@ pub struct Mlp<F: Scalar = f32> {
     output: Linear<F>,
     output_index: usize,
     config: MlpConfig,
+    buffers: Buffers<F>,
+}
+
+/// Activations kept between forward and backward, reused from step to step.
+#[derive(Debug, Clone, Default)]
+struct Buffers<F: Scalar> {
+    /// A copy of the input, for [`Layer::forward`] in Train (whose caller keeps no view alive).
+    input: Array2<F>,
+    blocks: Vec<BlockBuffers<F>>,
+    logits: Array2<F>,
+    /// Gradient with respect to the current block's output, during backward.
+    grad: Array2<F>,
+    /// Spare buffer the next gradient is written to (swapped with `grad`).
+    spare: Array2<F>,
+    /// Rows and mode of the last forward pass (backward needs a Train forward of that shape).
+    last: Option<(usize, Mode)>,
 }
 
 impl<F: Scalar> Mlp<F> {
@@ -121,6 +138,10 @@ impl<F: Scalar> Mlp<F> {
             output,
             output_index: index,
             config: config.clone(),
+            buffers: Buffers {
+                blocks: vec![BlockBuffers::default(); sizes.len() - 2],
+                ..Buffers::default()
+            },
         })
     }
 
@@ -202,6 +223,96 @@ impl<F: Scalar> Mlp<F> {
         Ok(())
     }
 
+    /// The training forward pass, without copying `x`: logits of `x` in Train mode (batch
+    /// statistics, fresh dropout masks), borrowed from the model's buffers. Pass the same `x`
+    /// to [`Mlp::backward_params`].
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when `x` does not have the model's input width,
+    /// [`Error::BatchTooSmall`] for one row with BatchNorm.
+    pub fn forward_train(&mut self, x: ArrayView2<'_, F>) -> Result<ArrayView2<'_, F>> {
+        self.forward_fused(x, Mode::Train)?;
+        Ok(self.buffers.logits.view())
+    }
+
+    /// The training backward pass after [`Mlp::forward_train`] on the same `x`: overwrites every
+    /// parameter gradient with that of the loss whose logit gradient is `grad_logits`, plus
+    /// `weight_decay · W` on the decaying weights (coupled L2, λ/m; 0 for none). Does not
+    /// compute the gradient with respect to `x`, which training never needs.
+    ///
+    /// # Errors
+    /// [`Error::BackwardBeforeForward`] without a Train forward first,
+    /// [`Error::ShapeMismatch`] when `x` or `grad_logits` does not fit that forward.
+    pub fn backward_params(
+        &mut self,
+        x: ArrayView2<'_, F>,
+        grad_logits: ArrayView2<'_, F>,
+        weight_decay: F,
+    ) -> Result<()> {
+        self.backward_fused(x, grad_logits, weight_decay, false)
+    }
+
+    fn forward_fused(&mut self, x: ArrayView2<'_, F>, mode: Mode) -> Result<()> {
+        self.buffers.last = None;
+        let inputs = self.config.sizes.first().copied().unwrap_or(0);
+        reg_core::expect_shape("Mlp input", &[x.nrows(), inputs], x.shape())?;
+        let blocks = &mut self.buffers.blocks;
+        for i in 0..self.hidden.len() {
+            let (before, rest) = blocks.split_at_mut(i);
+            let input = before.last().map_or(x, |b| b.out.view());
+            fused::block_forward(&mut self.hidden[i], &mut rest[0], input, mode)?;
+        }
+        let input = blocks.last().map_or(x, |b| b.out.view());
+        self.output.forward_into(input, &mut self.buffers.logits);
+        self.buffers.last = Some((x.nrows(), mode));
+        Ok(())
+    }
+
+    fn backward_fused(
+        &mut self,
+        x: ArrayView2<'_, F>,
+        grad_logits: ArrayView2<'_, F>,
+        weight_decay: F,
+        input_grad: bool,
+    ) -> Result<()> {
+        let rows = match self.buffers.last {
+            Some((rows, Mode::Train)) => rows,
+            _ => return Err(Error::BackwardBeforeForward { layer: "Mlp" }),
+        };
+        let inputs = self.config.sizes.first().copied().unwrap_or(0);
+        reg_core::expect_shape("Mlp input", &[rows, inputs], x.shape())?;
+        let outputs = self.output.outputs();
+        reg_core::expect_shape("Mlp grad_output", &[rows, outputs], grad_logits.shape())?;
+        let Buffers {
+            blocks,
+            grad,
+            spare,
+            ..
+        } = &mut self.buffers;
+        let last_input = blocks.last().map_or(x, |b| b.out.view());
+        self.output
+            .backward_params(last_input, grad_logits, weight_decay);
+        if blocks.is_empty() {
+            if input_grad {
+                self.output.input_grad_into(grad_logits, grad);
+            }
+            return Ok(());
+        }
+        self.output.input_grad_into(grad_logits, grad);
+        for i in (0..self.hidden.len()).rev() {
+            let (before, rest) = blocks.split_at_mut(i);
+            let input = before.last().map_or(x, |b| b.out.view());
+            let buf = &mut rest[0];
+            let block = &mut self.hidden[i];
+            fused::block_backward(block, buf, input, grad.view(), weight_decay);
+            if i > 0 || input_grad {
+                block.linear.input_grad_into(buf.grad_z.view(), spare);
+                std::mem::swap(grad, spare);
+            }
+        }
+        Ok(())
+    }
+
     /// Position of the output layer in the equivalent PyTorch `nn.Sequential`.
     pub fn output_index(&self) -> usize {
         self.output_index
@@ -224,33 +335,26 @@ fn name_params<F: Scalar, L: Layer<F>>(layer: &mut L, index: usize) {
 
 impl<F: Scalar> Layer<F> for Mlp<F> {
     fn forward(&mut self, input: ArrayView2<'_, F>, mode: Mode) -> Result<Array2<F>> {
-        let mut x = input.to_owned();
-        for block in &mut self.hidden {
-            x = block.linear.forward(x.view(), mode)?;
-            if let Some(bn) = block.batch_norm.as_mut() {
-                x = bn.forward(x.view(), mode)?;
-            }
-            x = block.relu.forward(x.view(), mode)?;
-            if let Some(dropout) = block.dropout.as_mut() {
-                x = dropout.forward(x.view(), mode)?;
-            }
+        if mode == Mode::Train {
+            // Backward needs the input again; the caller's view will be gone by then.
+            let mut copy = std::mem::take(&mut self.buffers.input);
+            crate::linear::resize(&mut copy, input.nrows(), input.ncols());
+            copy.assign(&input);
+            let result = self.forward_fused(copy.view(), mode);
+            self.buffers.input = copy;
+            result?;
+        } else {
+            self.forward_fused(input, mode)?;
         }
-        self.output.forward(x.view(), mode)
+        Ok(self.buffers.logits.clone())
     }
 
     fn backward(&mut self, grad_output: ArrayView2<'_, F>) -> Result<Array2<F>> {
-        let mut grad = self.output.backward(grad_output)?;
-        for block in self.hidden.iter_mut().rev() {
-            if let Some(dropout) = block.dropout.as_mut() {
-                grad = dropout.backward(grad.view())?;
-            }
-            grad = block.relu.backward(grad.view())?;
-            if let Some(bn) = block.batch_norm.as_mut() {
-                grad = bn.backward(grad.view())?;
-            }
-            grad = block.linear.backward(grad.view())?;
-        }
-        Ok(grad)
+        let input = std::mem::take(&mut self.buffers.input);
+        let result = self.backward_fused(input.view(), grad_output, F::zero(), true);
+        self.buffers.input = input;
+        result?;
+        Ok(self.buffers.grad.clone())
     }
 
     fn params(&self) -> Vec<&Param<F>> {

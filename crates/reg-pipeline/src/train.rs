@@ -133,6 +133,32 @@ impl AnyOptimizer {
     }
 }
 
+/// How a training step failed, before the epoch and step are known.
+enum StepError {
+    Diverged(String),
+    Core(reg_core::Error),
+}
+
+impl From<reg_core::Error> for StepError {
+    fn from(error: reg_core::Error) -> Self {
+        Self::Core(error)
+    }
+}
+
+impl StepError {
+    fn at(self, epoch: usize, step: usize) -> PipelineError {
+        match self {
+            Self::Diverged(what) => PipelineError::Diverged {
+                epoch,
+                step,
+                what,
+                last_checkpoint: None,
+            },
+            Self::Core(error) => PipelineError::Core(error),
+        }
+    }
+}
+
 /// Rows per forward pass when evaluating: large enough to keep the matrix products efficient,
 /// small enough to keep memory flat.
 const EVAL_CHUNK: usize = 1_000;
@@ -267,52 +293,86 @@ impl Trainer {
             .filter(|range| range.len() >= 2)
             .collect();
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
-        for (step, range) in batches.iter().enumerate() {
-            let rows = range.len();
-            self.batch_x.resize(rows * features, 0.0);
-            self.batch_y.resize(rows, 0);
-            train.fill_batch(
-                &self.order[range.clone()],
-                &mut self.batch_x,
-                &mut self.batch_y,
-            )?;
-            let x = ArrayView2::from_shape((rows, features), &self.batch_x[..])
-                .map_err(|e| reg_core::Error::StateMismatch(e.to_string()))?;
-            let diverged = |what: String| PipelineError::Diverged {
-                epoch: epoch + 1,
-                step: step + 1,
-                what,
-                last_checkpoint: None,
-            };
-            let logits = self.model.forward(x, Mode::Train)?;
-            let (loss, grad) = softmax_cross_entropy(logits.view(), &self.batch_y)
-                .map_err(|e| diverged(e.to_string()))?;
-            if !loss.is_finite() {
-                return Err(diverged(format!("loss = {loss}")));
+        // Out of `self` for the loop, so a step can borrow the batch and the trainer at once.
+        let (mut batch_x, mut batch_y) = (
+            std::mem::take(&mut self.batch_x),
+            std::mem::take(&mut self.batch_y),
+        );
+        let result = (|| -> Result<(), PipelineError> {
+            for (step, range) in batches.iter().enumerate() {
+                let rows = range.len();
+                batch_x.resize(rows * features, 0.0);
+                batch_y.resize(rows, 0);
+                train.fill_batch(&self.order[range.clone()], &mut batch_x, &mut batch_y)?;
+                let x = ArrayView2::from_shape((rows, features), &batch_x[..])
+                    .map_err(|e| reg_core::Error::StateMismatch(e.to_string()))?;
+                let (loss, hits) = self
+                    .step(x, &batch_y, lr)
+                    .map_err(|e| e.at(epoch + 1, step + 1))?;
+                correct += hits;
+                loss_sum += loss * rows as f64;
+                seen += rows;
+                on_batch(step + 1, batches.len());
             }
-            correct += predictions(logits.view())
-                .iter()
-                .zip(&self.batch_y)
-                .filter(|(p, y)| **p == usize::from(**y))
-                .count();
-            loss_sum += loss * rows as f64;
-            seen += rows;
-            self.model.backward(grad.view())?;
-            let mut params = self.model.params_mut();
-            self.l2.add_gradient(&mut params, rows)?;
-            self.optimizer
-                .as_dyn()
-                .step(&mut params, lr)
-                .map_err(|e| match e {
-                    reg_core::Error::NonFinite { context } => diverged(context),
-                    other => PipelineError::Core(other),
-                })?;
-            on_batch(step + 1, batches.len());
-        }
+            Ok(())
+        })();
+        (self.batch_x, self.batch_y) = (batch_x, batch_y);
+        result?;
         Ok((
             loss_sum / seen.max(1) as f64,
             correct as f64 / seen.max(1) as f64,
         ))
+    }
+
+    /// One training step on the batch `x` (rows × 784 pixels in [0, 1]) with `labels`: forward
+    /// in Train mode, softmax cross-entropy, backward, coupled L2 and the optimizer's update at
+    /// learning rate `lr`. Returns the batch's mean loss and how many rows it classified right
+    /// (before the update). The epoch loop calls this for every batch.
+    ///
+    /// # Errors
+    /// [`PipelineError::Diverged`] (with `step` 0: the trainer does not know the caller's
+    /// position) when the loss or a gradient is non-finite, the weights then left unchanged;
+    /// [`PipelineError::Core`] for a batch that does not fit the model.
+    pub fn train_step(
+        &mut self,
+        x: ArrayView2<'_, f32>,
+        labels: &[u8],
+        lr: f64,
+    ) -> Result<(f64, usize), PipelineError> {
+        let epoch = self.epochs_done() + 1;
+        self.step(x, labels, lr).map_err(|e| e.at(epoch, 0))
+    }
+
+    fn step(
+        &mut self,
+        x: ArrayView2<'_, f32>,
+        labels: &[u8],
+        lr: f64,
+    ) -> Result<(f64, usize), StepError> {
+        let rows = x.nrows();
+        let logits = self.model.forward_train(x)?;
+        let (loss, grad) = softmax_cross_entropy(logits, labels)
+            .map_err(|e| StepError::Diverged(e.to_string()))?;
+        if !loss.is_finite() {
+            return Err(StepError::Diverged(format!("loss = {loss}")));
+        }
+        let hits = predictions(logits)
+            .iter()
+            .zip(labels)
+            .filter(|(p, y)| **p == usize::from(**y))
+            .count();
+        // Coupled L2 (λ/m · W) goes straight into the weight-gradient products.
+        let decay = self.l2.weight_decay(rows)? as f32;
+        self.model.backward_params(x, grad.view(), decay)?;
+        let mut params = self.model.params_mut();
+        self.optimizer
+            .as_dyn()
+            .step(&mut params, lr)
+            .map_err(|e| match e {
+                reg_core::Error::NonFinite { context } => StepError::Diverged(context),
+                other => StepError::Core(other),
+            })?;
+        Ok((loss, hits))
     }
 
     /// Loss and accuracy of the model on `data`, in Eval mode.

@@ -1,0 +1,144 @@
+//! The matrix products of the training step and of evaluation.
+//!
+//! ndarray's `general_mat_mul` (the pure-Rust `matrixmultiply` crate, AVX2/FMA kernels chosen at
+//! run time) computes every product; with more than one rayon thread the output's columns are
+//! split into blocks of whole micro-kernel tiles, one per thread. Each output element is still
+//! summed over the whole inner dimension, in the same order, by the same kernel, so the result
+//! is bitwise the same for any thread count.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+use reg_core::Scalar;
+
+use crate::PipelineError;
+
+/// Sets how many threads the matrix products use, for the whole process (rayon's global
+/// pool). 1 makes training fully sequential. Without a call, rayon's default applies: the
+/// `RAYON_NUM_THREADS` environment variable, else one thread per core. The products give the
+/// same bits for any thread count.
+///
+/// # Errors
+/// [`PipelineError::InvalidSetting`] for 0, or when the pool was already started with another
+/// thread count.
+pub fn set_threads(threads: usize) -> Result<(), PipelineError> {
+    let invalid = |allowed| PipelineError::InvalidSetting {
+        name: "threads",
+        value: threads.to_string(),
+        allowed,
+    };
+    if threads == 0 {
+        return Err(invalid("at least 1"));
+    }
+    let built = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global();
+    if built.is_err() && rayon::current_num_threads() != threads {
+        return Err(invalid("the thread count already in use in this process"));
+    }
+    Ok(())
+}
+
+/// Column blocks are multiples of this many columns (the widest `matrixmultiply` kernel tile).
+const TILE: usize = 16;
+
+/// Below this many multiply-adds a product is not split: waking a second thread costs a few
+/// microseconds, as long as ~250k multiply-adds take on one core.
+const MIN_SPLIT_WORK: usize = 1 << 18;
+
+/// `c ← alpha · a · b + beta · c` (`beta = 0` overwrites `c`, NaNs included).
+///
+/// Shapes must agree (`a` m×k, `b` k×n, `c` m×n); callers check them first.
+pub(crate) fn gemm<F: Scalar>(
+    alpha: F,
+    a: ArrayView2<'_, F>,
+    b: ArrayView2<'_, F>,
+    beta: F,
+    c: ArrayViewMut2<'_, F>,
+) {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    let parts = rayon::current_num_threads()
+        .min(n / TILE)
+        .min((m * k * n / MIN_SPLIT_WORK).max(1));
+    split(alpha, a, b, beta, c, parts);
+}
+
+fn split<F: Scalar>(
+    alpha: F,
+    a: ArrayView2<'_, F>,
+    b: ArrayView2<'_, F>,
+    beta: F,
+    mut c: ArrayViewMut2<'_, F>,
+    parts: usize,
+) {
+    if parts <= 1 {
+        general_mat_mul(alpha, &a, &b, beta, &mut c);
+        return;
+    }
+    let n = b.ncols();
+    let left_parts = parts / 2;
+    // Whole tiles on the left, in proportion to the threads each side gets.
+    let at = ((n * left_parts / parts) / TILE * TILE).clamp(TILE, n);
+    let (b_left, b_right) = b.split_at(Axis(1), at);
+    let (c_left, c_right) = c.split_at(Axis(1), at);
+    rayon::join(
+        || split(alpha, a, b_left, beta, c_left, left_parts),
+        || split(alpha, a, b_right, beta, c_right, parts - left_parts),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    fn filled(rows: usize, cols: usize, salt: u32) -> Array2<f32> {
+        Array2::from_shape_fn((rows, cols), |(i, j)| {
+            let h = (i as u32 * 7919 + j as u32 * 104_729 + salt).wrapping_mul(2_654_435_761);
+            (h >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        })
+    }
+
+    fn product(threads: usize, a: &Array2<f32>, b: &Array2<f32>, c0: &Array2<f32>) -> Array2<f32> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut c = c0.clone();
+        pool.install(|| gemm(1.0, a.view(), b.view(), 0.25, c.view_mut()));
+        c
+    }
+
+    #[test]
+    fn split_products_are_bitwise_the_single_thread_product() {
+        // The production shapes: forward of layer 1, its weight gradient (a transposed), and
+        // widths that are not a multiple of the tile.
+        for (m, k, n, transposed) in [
+            (64, 784, 256, false),
+            (784, 64, 256, true),
+            (64, 256, 128, false),
+            (37, 300, 90, false),
+        ] {
+            let a = if transposed {
+                filled(k, m, 1).reversed_axes()
+            } else {
+                filled(m, k, 1)
+            };
+            let b = filled(k, n, 2);
+            let c0 = filled(m, n, 3);
+            let one = product(1, &a, &b, &c0);
+            for threads in [2, 3] {
+                assert_eq!(
+                    product(threads, &a, &b, &c0),
+                    one,
+                    "{m}x{k}x{n} on {threads}"
+                );
+            }
+            let expected = a.dot(&b) + &(c0.mapv(|v| v * 0.25));
+            let worst = (&one - &expected)
+                .iter()
+                .fold(0.0f32, |w, d| w.max(d.abs()));
+            assert!(worst < 1e-4, "{worst}");
+        }
+    }
+}

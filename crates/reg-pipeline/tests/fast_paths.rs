@@ -1,0 +1,187 @@
+//! The fused training path against the layers run one by one, and reproducibility.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use ndarray::Array2;
+use reg_core::{Layer, Mode};
+use reg_l2::L2;
+use reg_pipeline::data::Dataset;
+use reg_pipeline::{
+    Linear, Mlp, MlpConfig, TrainConfig, Trainer, predictions, softmax_cross_entropy,
+};
+
+fn config() -> MlpConfig {
+    MlpConfig {
+        sizes: vec![12, 10, 8, 3],
+        dropout: vec![0.3, 0.2],
+        batch_norm: true,
+    }
+}
+
+fn batch(rows: usize, cols: usize) -> Array2<f32> {
+    Array2::from_shape_fn((rows, cols), |(i, j)| {
+        ((i * 31 + j * 17) % 23) as f32 / 23.0 - 0.3
+    })
+}
+
+/// The model's output layer rebuilt from its parameters (the Mlp does not lend it out).
+fn output_layer(model: &Mlp<f32>) -> Linear<f32> {
+    let params = model.params();
+    let (w, b) = (params[params.len() - 2], params[params.len() - 1]);
+    Linear::from_parts(w.value().to_owned(), b.value().to_owned()).unwrap()
+}
+
+#[test]
+fn fused_training_step_matches_the_layers_one_by_one() {
+    let mut model = Mlp::<f32>::new(&config(), 11).unwrap();
+    let mut blocks = model.hidden().to_vec();
+    let mut output = output_layer(&model);
+    let x = batch(16, 12);
+    let labels: Vec<u8> = (0..16).map(|i| (i % 3) as u8).collect();
+    let l2 = L2::new(0.05).unwrap();
+
+    for _ in 0..2 {
+        // Layer by layer, L2 added afterwards, as the trainer used to do it.
+        let mut h = x.clone();
+        for b in &mut blocks {
+            h = b.linear.forward(h.view(), Mode::Train).unwrap();
+            h = b
+                .batch_norm
+                .as_mut()
+                .unwrap()
+                .forward(h.view(), Mode::Train)
+                .unwrap();
+            h = b.relu.forward(h.view(), Mode::Train).unwrap();
+            h = b
+                .dropout
+                .as_mut()
+                .unwrap()
+                .forward(h.view(), Mode::Train)
+                .unwrap();
+        }
+        let logits = output.forward(h.view(), Mode::Train).unwrap();
+        let (loss, grad) = softmax_cross_entropy(logits.view(), &labels).unwrap();
+        let mut g = output.backward(grad.view()).unwrap();
+        for b in blocks.iter_mut().rev() {
+            g = b.dropout.as_mut().unwrap().backward(g.view()).unwrap();
+            g = b.relu.backward(g.view()).unwrap();
+            g = b.batch_norm.as_mut().unwrap().backward(g.view()).unwrap();
+            g = b.linear.backward(g.view()).unwrap();
+        }
+        let mut reference: Vec<_> = Vec::new();
+        for b in &mut blocks {
+            reference.extend(b.linear.params_mut());
+            reference.extend(b.batch_norm.as_mut().unwrap().params_mut());
+        }
+        reference.extend(output.params_mut());
+        l2.add_gradient(&mut reference, 16).unwrap();
+
+        // The fused path.
+        let fused_logits = model.forward_train(x.view()).unwrap().to_owned();
+        assert_eq!(fused_logits, logits);
+        let (fused_loss, fused_grad) = softmax_cross_entropy(fused_logits.view(), &labels).unwrap();
+        assert_eq!(fused_loss, loss);
+        let decay = l2.weight_decay(16).unwrap() as f32;
+        model
+            .backward_params(x.view(), fused_grad.view(), decay)
+            .unwrap();
+        for (fused, layered) in model.params().iter().zip(&reference) {
+            assert_eq!(fused.grad(), layered.grad(), "{}", fused.name());
+        }
+        for (fused, layered) in model.hidden().iter().zip(&blocks) {
+            let (f, l) = (
+                fused.batch_norm.as_ref().unwrap(),
+                layered.batch_norm.as_ref().unwrap(),
+            );
+            assert_eq!(f.buffers(), l.buffers());
+            let (f, l) = (
+                fused.dropout.as_ref().unwrap(),
+                layered.dropout.as_ref().unwrap(),
+            );
+            assert_eq!(f.rng(), l.rng());
+        }
+        assert_eq!(predictions(fused_logits.view()), predictions(logits.view()));
+    }
+}
+
+#[test]
+fn eval_forward_matches_the_layers_one_by_one() {
+    let mut model = Mlp::<f32>::new(&config(), 5).unwrap();
+    let x = batch(9, 12);
+    // One training forward moves the running statistics away from their initial values.
+    model.forward_train(x.view()).unwrap();
+    let mut blocks = model.hidden().to_vec();
+    let mut output = output_layer(&model);
+    let mut h = x.clone();
+    for b in &mut blocks {
+        h = b.linear.forward(h.view(), Mode::Eval).unwrap();
+        h = b
+            .batch_norm
+            .as_mut()
+            .unwrap()
+            .forward(h.view(), Mode::Eval)
+            .unwrap();
+        h = b.relu.forward(h.view(), Mode::Eval).unwrap();
+        h = b
+            .dropout
+            .as_mut()
+            .unwrap()
+            .forward(h.view(), Mode::Eval)
+            .unwrap();
+    }
+    let expected = output.forward(h.view(), Mode::Eval).unwrap();
+    assert_eq!(model.forward(x.view(), Mode::Eval).unwrap(), expected);
+}
+
+#[test]
+fn backward_params_needs_a_train_forward_of_the_same_shape() {
+    let mut model = Mlp::<f32>::new(&config(), 1).unwrap();
+    let x = batch(4, 12);
+    let grad = Array2::<f32>::zeros((4, 3));
+    assert!(matches!(
+        model.backward_params(x.view(), grad.view(), 0.0),
+        Err(reg_core::Error::BackwardBeforeForward { .. })
+    ));
+    model.forward(x.view(), Mode::Eval).unwrap();
+    assert!(model.backward_params(x.view(), grad.view(), 0.0).is_err());
+    model.forward_train(x.view()).unwrap();
+    let short = Array2::<f32>::zeros((3, 3));
+    assert!(matches!(
+        model.backward_params(x.view(), short.view(), 0.0),
+        Err(reg_core::Error::ShapeMismatch { .. })
+    ));
+    model.backward_params(x.view(), grad.view(), 0.0).unwrap();
+}
+
+fn tiny_data(n: usize, salt: usize) -> Dataset {
+    let images = (0..n * 16).map(|i| ((i * 37 + salt) % 251) as u8).collect();
+    let labels = (0..n).map(|i| ((i * 7 + salt) % 10) as u8).collect();
+    Dataset::new(images, labels, 4, 4).unwrap()
+}
+
+fn trained_state() -> Vec<(String, Array2<f32>)> {
+    let config = TrainConfig {
+        model: MlpConfig {
+            sizes: vec![16, 12, 8, 10],
+            ..MlpConfig::default()
+        },
+        epochs: 3,
+        warmup: 1,
+        batch_size: 8,
+        validation: 20,
+        seed: 42,
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::new(config).unwrap();
+    let (train, validation) = (tiny_data(70, 0), tiny_data(20, 3));
+    for _ in 0..3 {
+        trainer
+            .run_epoch(&train, &validation, &mut |_, _| {})
+            .unwrap();
+    }
+    trainer.model.state()
+}
+
+#[test]
+fn same_seed_gives_the_same_bits() {
+    assert_eq!(trained_state(), trained_state());
+}
