@@ -1,0 +1,25 @@
+//! Arbitrary bytes as a checkpoint and as an exported model: a typed error or a loaded
+//! state, never a panic, never an allocation beyond the documented limits.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use reg_pipeline::checkpoint::trainer_from_bytes;
+use reg_pipeline::export::import_bytes;
+use reg_pipeline::{MlpConfig, TrainConfig};
+
+fuzz_target!(|data: &[u8]| {
+    let config = TrainConfig {
+        model: MlpConfig {
+            sizes: vec![784, 4, 10],
+            dropout: vec![0.5],
+            batch_norm: true,
+        },
+        epochs: 4,
+        warmup: 1,
+        ..TrainConfig::default()
+    };
+    if let Ok(trainer) = trainer_from_bytes(data, &config) {
+        assert_eq!(trainer.epochs_done(), trainer.history.len());
+    }
+    let _ = import_bytes(data);
+});
