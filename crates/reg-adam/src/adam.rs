@@ -209,14 +209,36 @@ impl<F: Scalar> Optimizer<F> for Adam<F> {
 
 /// One pass over a parameter: `decay(&mut w, g)` applies the weight decay and returns the
 /// gradient the moments see. Monomorphized per decay kind so the loop has no branches.
+/// Elements per parallel task: ~64 KB of each array, enough to amortise handing out a task.
+const CHUNK: usize = 16 * 1024;
+
 #[inline(always)]
 fn fused<F: Scalar>(
-    w: ArrayViewMut2<'_, F>,
+    mut w: ArrayViewMut2<'_, F>,
     g: ArrayView2<'_, F>,
     mom: &mut Moments<F>,
     c: &Coefficients<F>,
-    decay: impl Fn(&mut F, F) -> F,
+    decay: impl Fn(&mut F, F) -> F + Sync,
 ) {
+    if mom.v_max.is_none() {
+        let slices = (
+            w.as_slice_memory_order_mut(),
+            g.as_slice_memory_order(),
+            mom.m.as_slice_memory_order_mut(),
+            mom.v.as_slice_memory_order_mut(),
+        );
+        // Same memory order for all four (they share a shape and are all standard layout
+        // when created by Param and by `init_moments`), so element i pairs with element i.
+        if let (Some(w), Some(g), Some(m), Some(v)) = slices
+            && g.len() == w.len()
+            && m.len() == w.len()
+            && v.len() == w.len()
+            && w.len() > 0
+        {
+            update_slices(w, g, m, v, c, &decay);
+            return;
+        }
+    }
     let zip = Zip::from(w).and(g).and(&mut mom.m).and(&mut mom.v);
     match &mut mom.v_max {
         None => zip.for_each(|w, &g, m, v| {
@@ -231,4 +253,34 @@ fn fused<F: Scalar>(
             *w = c.apply(*w, *m, *v_max);
         }),
     }
+}
+
+/// The Adam update over contiguous slices, split in chunks across rayon's current pool when it
+/// has more than one thread. Every element's update is independent, so the result does not
+/// depend on the split.
+fn update_slices<F: Scalar>(
+    w: &mut [F],
+    g: &[F],
+    m: &mut [F],
+    v: &mut [F],
+    c: &Coefficients<F>,
+    decay: &(impl Fn(&mut F, F) -> F + Sync),
+) {
+    let serial = |w: &mut [F], g: &[F], m: &mut [F], v: &mut [F]| {
+        for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let g = decay(w, g);
+            c.update_moments(m, v, g);
+            *w = c.apply(*w, *m, *v);
+        }
+    };
+    if w.len() < 2 * CHUNK || rayon::current_num_threads() < 2 {
+        serial(w, g, m, v);
+        return;
+    }
+    use rayon::prelude::*;
+    w.par_chunks_mut(CHUNK)
+        .zip(g.par_chunks(CHUNK))
+        .zip(m.par_chunks_mut(CHUNK))
+        .zip(v.par_chunks_mut(CHUNK))
+        .for_each(|(((w, g), m), v)| serial(w, g, m, v));
 }

@@ -95,15 +95,23 @@ fn sample_factors<F: Scalar, R: Rng>(rng: &mut R, keep: f64, gate: Option<&mut [
         gate.fill(zero);
         return;
     };
-    let factor = |chunk: u32| if chunk <= max_kept { scale } else { zero };
-    let mut pairs = gate.chunks_exact_mut(2);
-    for pair in &mut pairs {
-        let r = rng.next_u64();
-        pair[0] = factor(r as u32);
-        pair[1] = factor((r >> 32) as u32);
-    }
-    if let [last] = pairs.into_remainder() {
-        *last = factor(rng.next_u64() as u32);
+    // Draw a block of chunks, then turn them into factors in a separate, branch-free loop
+    // (deciding while drawing makes the compiler branch on the random bit: mispredicted).
+    let mut chunks = [0u32; 64];
+    for block in gate.chunks_mut(chunks.len()) {
+        let drawn = &mut chunks[..block.len()];
+        let mut pairs = drawn.chunks_exact_mut(2);
+        for pair in &mut pairs {
+            let r = rng.next_u64();
+            pair[0] = r as u32;
+            pair[1] = (r >> 32) as u32;
+        }
+        if let [last] = pairs.into_remainder() {
+            *last = rng.next_u64() as u32;
+        }
+        for (factor, &chunk) in block.iter_mut().zip(drawn.iter()) {
+            *factor = if chunk <= max_kept { scale } else { zero };
+        }
     }
 }
 
