@@ -233,7 +233,7 @@ fn fused<F: Scalar>(
             && g.len() == w.len()
             && m.len() == w.len()
             && v.len() == w.len()
-            && w.len() > 0
+            && !w.is_empty()
         {
             update_slices(w, g, m, v, c, &decay);
             return;
