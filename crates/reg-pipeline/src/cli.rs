@@ -78,6 +78,10 @@ pub struct Args {
     /// `nn.Sequential` state-dict names and layouts.
     #[arg(long)]
     pub export: Option<PathBuf>,
+    /// Write an SVG chart of train and validation accuracy and loss per epoch to this file
+    /// (needs the default `plot` feature).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
     /// No progress bar, no per-epoch lines; only the summary.
     #[arg(long)]
     pub quiet: bool,
@@ -128,7 +132,10 @@ pub fn run(args: &Args) -> Result<RunMetrics, PipelineError> {
     if let Some(threads) = args.threads {
         crate::set_threads(threads)?;
     }
-    for path in [&args.metrics_out, &args.export].into_iter().flatten() {
+    for path in [&args.metrics_out, &args.export, &args.plot]
+        .into_iter()
+        .flatten()
+    {
         check_output_path(path)?;
     }
     let (mut trainer, mut checkpointer) = match &args.checkpoint_dir {
@@ -209,7 +216,31 @@ pub fn run(args: &Args) -> Result<RunMetrics, PipelineError> {
     if let Some(path) = &args.export {
         export_safetensors(&trainer.model, path)?;
     }
+    if let Some(path) = &args.plot {
+        write_plot(path, &metrics)?;
+    }
     Ok(metrics)
+}
+
+/// The run's accuracy and loss per epoch as an SVG chart.
+#[cfg(feature = "plot")]
+fn write_plot(path: &std::path::Path, metrics: &RunMetrics) -> Result<(), PipelineError> {
+    let title = format!(
+        "MNIST pipeline: test accuracy {:.2}% (best epoch {})",
+        100.0 * metrics.test_acc,
+        metrics.best_epoch
+    );
+    crate::plot::write_history_svg(path, &title, &[("production model", &metrics.epochs)])
+}
+
+/// Without the `plot` feature there is no chart to write.
+#[cfg(not(feature = "plot"))]
+fn write_plot(path: &std::path::Path, _metrics: &RunMetrics) -> Result<(), PipelineError> {
+    Err(PipelineError::InvalidSetting {
+        name: "plot",
+        value: path.display().to_string(),
+        allowed: "only when reg-pipeline is built with its `plot` feature",
+    })
 }
 
 /// Creates the checkpoint folder (failing early if it cannot be written) and loads the
