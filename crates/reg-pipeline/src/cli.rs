@@ -129,9 +129,7 @@ pub fn run(args: &Args) -> Result<RunMetrics, PipelineError> {
     let config = args.train_config();
     // Fail on bad settings and unwritable outputs before loading data or training.
     Trainer::new(config.clone())?;
-    if let Some(threads) = args.threads {
-        crate::set_threads(threads)?;
-    }
+    crate::set_threads(args.threads)?;
     for path in [&args.metrics_out, &args.export, &args.plot]
         .into_iter()
         .flatten()

@@ -12,15 +12,19 @@ use reg_core::Scalar;
 
 use crate::PipelineError;
 
-/// Sets how many threads the matrix products use, for the whole process (rayon's global
-/// pool). 1 makes training fully sequential. Without a call, rayon's default applies: the
-/// `RAYON_NUM_THREADS` environment variable, else one thread per core. The products give the
-/// same bits for any thread count.
+/// Sets how many threads training uses, for the whole process (rayon's global pool), the
+/// calling thread being one of them: the matrix products and the optimizer's update split
+/// their work between it and `threads − 1` helpers. `None` takes one thread per core; 1 makes
+/// training fully sequential on the calling thread. The results are bitwise the same for any
+/// thread count. Without a call, rayon's default pool applies (`RAYON_NUM_THREADS`, else one
+/// thread per core, none of them the caller's: each split then hands its halves to the pool).
 ///
 /// # Errors
 /// [`PipelineError::InvalidSetting`] for 0, or when the pool was already started with another
 /// thread count.
-pub fn set_threads(threads: usize) -> Result<(), PipelineError> {
+pub fn set_threads(threads: Option<usize>) -> Result<(), PipelineError> {
+    let threads =
+        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let invalid = |allowed| PipelineError::InvalidSetting {
         name: "threads",
         value: threads.to_string(),
@@ -31,6 +35,7 @@ pub fn set_threads(threads: usize) -> Result<(), PipelineError> {
     }
     let built = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
+        .use_current_thread()
         .build_global();
     if built.is_err() && rayon::current_num_threads() != threads {
         return Err(invalid("the thread count already in use in this process"));

@@ -180,7 +180,7 @@ pub struct Trainer {
     pub history: Vec<EpochMetrics>,
     /// Whether early stopping has ended training.
     pub stopped_early: bool,
-    schedule: Box<dyn Schedule>,
+    schedule: Box<dyn Schedule + Send + Sync>,
     l2: L2,
     batch_x: Vec<f32>,
     batch_y: Vec<u8>,
@@ -430,7 +430,7 @@ pub fn evaluate(model: &mut Mlp<f32>, data: &Dataset) -> Result<Evaluation, Pipe
     })
 }
 
-fn build_schedule(config: &TrainConfig) -> Result<Box<dyn Schedule>, PipelineError> {
+fn build_schedule(config: &TrainConfig) -> Result<Box<dyn Schedule + Send + Sync>, PipelineError> {
     Ok(match config.schedule {
         ScheduleKind::WarmupCosine => Box::new(reg_schedule::warmup_cosine(
             config.lr,

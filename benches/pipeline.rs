@@ -1,0 +1,121 @@
+//! The production model (784-256-128-10, BatchNorm, dropout 0.3/0.2, Adam, L2) end to end:
+//! one whole training step on a batch of 64 (forward, loss, backward, L2, Adam), and the
+//! evaluation of 10,000 images, each on 1 and 2 threads; plus the three largest matrix products
+//! of a step, as ndarray computes them. Synthetic MNIST-shaped data (no files needed).
+//!
+//! `cargo bench --bench pipeline`
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use ndarray::{Array2, ArrayView2};
+use reg::pipeline::data::Dataset;
+use reg::pipeline::{TrainConfig, Trainer, evaluate};
+
+/// Deterministic, random-looking bytes from an index (no generator needed).
+fn pseudo_random(i: usize, salt: u64) -> u64 {
+    let mut x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt;
+    x ^= x >> 29;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^ (x >> 32)
+}
+
+/// `n` 28×28 images whose pixels are 0 three times in four (like MNIST's background).
+fn images(n: usize, salt: u64) -> Dataset {
+    let pixels = (0..n * 784)
+        .map(|i| {
+            let r = pseudo_random(i, salt);
+            if r.is_multiple_of(4) { (r >> 8) as u8 } else { 0 }
+        })
+        .collect();
+    let labels = (0..n)
+        .map(|i| (pseudo_random(i, salt + 1) % 10) as u8)
+        .collect();
+    Dataset::new(pixels, labels, 28, 28).expect("consistent synthetic dataset")
+}
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool")
+}
+
+/// 32 different batches of 64, cycled, so the model does not memorise one batch (its
+/// gradients would shrink towards subnormal numbers, which are slow).
+const BATCHES: usize = 32;
+
+fn training_step(c: &mut Criterion) {
+    let data = images(BATCHES * 64, 1);
+    let mut x = vec![0.0f32; BATCHES * 64 * 784];
+    let mut y = vec![0u8; BATCHES * 64];
+    let indices: Vec<usize> = (0..BATCHES * 64).collect();
+    data.fill_batch(&indices, &mut x, &mut y).expect("batch");
+    let x = ArrayView2::from_shape((BATCHES * 64, 784), &x[..]).expect("shape");
+    for threads in [1, 2] {
+        let pool = pool(threads);
+        let mut trainer = Trainer::new(TrainConfig::default()).expect("default config");
+        let mut next = 0;
+        c.bench_function(
+            &format!("pipeline/train_step_batch64/threads={threads}"),
+            |b| {
+                b.iter(|| {
+                    let rows = next * 64..(next + 1) * 64;
+                    next = (next + 1) % BATCHES;
+                    let batch = x.slice_axis(ndarray::Axis(0), ndarray::Slice::from(rows.clone()));
+                    pool.install(|| {
+                        black_box(trainer.train_step(batch, &y[rows], 1e-3).expect("step"))
+                    })
+                })
+            },
+        );
+    }
+}
+
+fn evaluation(c: &mut Criterion) {
+    let test = images(10_000, 7);
+    for threads in [1, 2] {
+        let pool = pool(threads);
+        let mut trainer = Trainer::new(TrainConfig::default()).expect("default config");
+        c.bench_function(&format!("pipeline/evaluate_10k/threads={threads}"), |b| {
+            b.iter(|| {
+                pool.install(|| black_box(evaluate(&mut trainer.model, &test).expect("eval")))
+            })
+        });
+    }
+}
+
+fn filled(rows: usize, cols: usize, salt: u64) -> Array2<f32> {
+    Array2::from_shape_fn((rows, cols), |(i, j)| {
+        (pseudo_random(i * cols + j, salt) >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    })
+}
+
+/// ndarray's single-threaded product (matrixmultiply) on a step's three largest shapes.
+fn matrix_products(c: &mut Criterion) {
+    let x = filled(64, 784, 1);
+    let w1 = filled(784, 256, 2);
+    let dy1 = filled(64, 256, 3);
+    let h1 = filled(64, 256, 4);
+    let w2 = filled(256, 128, 5);
+    c.bench_function("pipeline/matmul/x(64x784).w1(784x256)", |b| {
+        b.iter(|| black_box(x.dot(&w1)))
+    });
+    c.bench_function("pipeline/matmul/xT(784x64).dy1(64x256)", |b| {
+        b.iter(|| black_box(x.t().dot(&dy1)))
+    });
+    c.bench_function("pipeline/matmul/h1(64x256).w2(256x128)", |b| {
+        b.iter(|| black_box(h1.dot(&w2)))
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20);
+    targets = training_step, evaluation, matrix_products
+}
+criterion_main!(benches);
