@@ -7,7 +7,7 @@
 //!
 //! | variant | what changes from the full model |
 //! | --- | --- |
-//! | full | L2 0.005, dropout 0.3/0.2, BatchNorm, Adam 1e-3, warmup 3 + cosine, patience 5 |
+//! | full | L2 0.005, dropout 0.3/0.2, BatchNorm, Adam 1e-3, warmup 3 + cosine, patience 10 |
 //! | no L2 | λ = 0 |
 //! | no dropout | p = 0 in both hidden layers |
 //! | no BatchNorm | Linear → ReLU → Dropout |

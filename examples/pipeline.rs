@@ -2,7 +2,7 @@
 //!
 //! `cargo run --release --example pipeline -- --help` lists the settings; the defaults are the
 //! tutorial's (784-256-128-10, BatchNorm, dropout 0.3/0.2, L2 0.005, Adam 1e-3, warmup 3 +
-//! cosine over 30 epochs, batch 64, early stopping with patience 5).
+//! cosine over 30 epochs, batch 64, early stopping with patience 10).
 //!
 //! The command line lives in [`reg_pipeline::cli`] (add flags there), shared with the
 //! `reg-train` binary that integration tests start as a child process.

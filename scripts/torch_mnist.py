@@ -147,7 +147,7 @@ def parse_args(argv=None):
     p.add_argument("--dropout", type=float, nargs="+", default=[0.3, 0.2], metavar="P",
                    help="dropout of the first hidden layer, optionally of the second (default 0.3 0.2)")
     p.add_argument("--warmup", type=int, default=3, help="warmup epochs")
-    p.add_argument("--patience", type=int, default=5, help="early stopping patience (epochs)")
+    p.add_argument("--patience", type=int, default=10, help="early stopping patience (epochs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op and inter-op threads (default: torch's choice)")

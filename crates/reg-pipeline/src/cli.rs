@@ -50,7 +50,7 @@ pub struct Args {
     #[arg(long, default_value_t = 3)]
     pub warmup: usize,
     /// Early-stopping patience in epochs; 0 turns early stopping off.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 10)]
     pub patience: usize,
     /// Smallest decrease of the validation loss that counts as improvement (≥ 0).
     #[arg(long, default_value_t = 0.0)]

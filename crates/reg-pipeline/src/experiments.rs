@@ -91,12 +91,6 @@ pub fn unregularized(sizes: Vec<usize>, epochs: usize, seed: u64) -> TrainConfig
     }
 }
 
-/// Early-stopping patience of the regularized model in [`overfitting_configs`]. On 1,000
-/// images an epoch is only 16 steps and the validation loss is noisy from one to the next:
-/// the pipeline's patience of 5 stopped inside a noisy valley (seed 0: kept epoch 18, test
-/// accuracy 89.5 %), 10 waits for the true minimum (kept epoch 27, 89.7 %).
-pub const OVERFITTING_PATIENCE: usize = 10;
-
 /// The three models of the overfitting demonstration for images of `inputs` pixels (784 for
 /// MNIST), in table order:
 ///
@@ -105,8 +99,7 @@ pub const OVERFITTING_PATIENCE: usize = 10;
 /// - `"overfit (784-256-128-10, no regularization)"`: [`unregularized`];
 /// - `"regularized (L2 + dropout + BatchNorm, early stopping)"`: the tutorial's production
 ///   settings ([`TrainConfig::default`]: L2 0.005, dropout 0.3/0.2, BatchNorm, warmup 3 +
-///   cosine) for the same number of epochs, with early-stopping patience
-///   [`OVERFITTING_PATIENCE`] instead of 5.
+///   cosine, early-stopping patience 10) for the same number of epochs.
 #[must_use]
 pub fn overfitting_configs(
     inputs: usize,
@@ -131,7 +124,6 @@ pub fn overfitting_configs(
                 },
                 epochs,
                 seed,
-                patience: Some(OVERFITTING_PATIENCE),
                 warmup: TrainConfig::default().warmup.min(epochs.saturating_sub(1)),
                 ..TrainConfig::default()
             },
