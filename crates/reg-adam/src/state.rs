@@ -103,8 +103,15 @@ fn check_v_max<F: Scalar>(i: usize, v_max: &Array2<F>, v: &Array2<F>) -> Result<
 
 /// Whether every element is finite, as a non-short-circuiting fold that the compiler vectorizes.
 pub(crate) fn all_finite<F: Scalar>(a: &ndarray::ArrayRef2<F>) -> bool {
+    let finite = |s: &[F]| s.iter().fold(true, |ok, x| ok & x.is_finite());
     match a.as_slice_memory_order() {
-        Some(s) => s.iter().fold(true, |ok, x| ok & x.is_finite()),
+        // Large arrays are checked in halves on two of rayon's threads, when there are two.
+        Some(s) if s.len() >= 1 << 16 && rayon::current_num_threads() > 1 => {
+            let (left, right) = s.split_at(s.len() / 2);
+            let (l, r) = rayon::join(|| finite(left), || finite(right));
+            l & r
+        }
+        Some(s) => finite(s),
         None => a.iter().all(|x| x.is_finite()),
     }
 }

@@ -2,7 +2,7 @@ use ndarray::{Array2, ArrayView2};
 use rand::Rng;
 use reg_core::{Error, Layer, Mode, Param, Result, Scalar, expect_shape};
 
-use crate::matmul::gemm;
+use crate::matmul::{gemm, gemm_plus_scaled};
 use crate::random::standard_normal;
 
 /// A fully connected layer, `y = x · W + b`, with `W` stored `(in, out)` as in the tutorial
@@ -74,13 +74,12 @@ impl<F: Scalar> Linear<F> {
         dy: ArrayView2<'_, F>,
         decay: F,
     ) {
-        let (mut grad, value) = self.weight.grad_mut_and_value();
+        let (grad, value) = self.weight.grad_mut_and_value();
         if decay == F::zero() {
             gemm(F::one(), x.t(), dy, F::zero(), grad);
         } else {
             // xᵀ·dy + decay·W in one product: the same sum as adding the decay afterwards.
-            grad.zip_mut_with(&value, |g, &w| *g = w * decay);
-            gemm(F::one(), x.t(), dy, F::one(), grad);
+            gemm_plus_scaled(x.t(), dy, decay, value, grad);
         }
         let mut db = self.bias.grad_mut();
         let mut db = db.row_mut(0);

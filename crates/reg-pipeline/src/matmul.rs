@@ -60,12 +60,28 @@ pub(crate) fn gemm<F: Scalar>(
     beta: F,
     c: ArrayViewMut2<'_, F>,
 ) {
+    split(alpha, a, b, beta, c, None, parts(&a, &b));
+}
+
+/// `c ← a · b + decay · w` (`w` shaped like `c`): the weight gradient with coupled L2, the
+/// `decay · w` written by each thread into its own columns just before its product adds to it.
+pub(crate) fn gemm_plus_scaled<F: Scalar>(
+    a: ArrayView2<'_, F>,
+    b: ArrayView2<'_, F>,
+    decay: F,
+    w: ArrayView2<'_, F>,
+    c: ArrayViewMut2<'_, F>,
+) {
+    let parts = parts(&a, &b);
+    split(F::one(), a, b, F::one(), c, Some((decay, w)), parts);
+}
+
+fn parts<F: Scalar>(a: &ArrayView2<'_, F>, b: &ArrayView2<'_, F>) -> usize {
     let (m, k) = a.dim();
     let n = b.ncols();
-    let parts = rayon::current_num_threads()
+    rayon::current_num_threads()
         .min(n / TILE)
-        .min((m * k * n / MIN_SPLIT_WORK).max(1));
-    split(alpha, a, b, beta, c, parts);
+        .min((m * k * n / MIN_SPLIT_WORK).max(1))
 }
 
 fn split<F: Scalar>(
@@ -74,9 +90,13 @@ fn split<F: Scalar>(
     b: ArrayView2<'_, F>,
     beta: F,
     mut c: ArrayViewMut2<'_, F>,
+    init: Option<(F, ArrayView2<'_, F>)>,
     parts: usize,
 ) {
     if parts <= 1 {
+        if let Some((decay, w)) = init {
+            c.zip_mut_with(&w, |c, &w| *c = w * decay);
+        }
         general_mat_mul(alpha, &a, &b, beta, &mut c);
         return;
     }
@@ -86,9 +106,26 @@ fn split<F: Scalar>(
     let at = ((n * left_parts / parts) / TILE * TILE).clamp(TILE, n);
     let (b_left, b_right) = b.split_at(Axis(1), at);
     let (c_left, c_right) = c.split_at(Axis(1), at);
+    let (init_left, init_right) = match init {
+        Some((decay, w)) => {
+            let (l, r) = w.split_at(Axis(1), at);
+            (Some((decay, l)), Some((decay, r)))
+        }
+        None => (None, None),
+    };
     rayon::join(
-        || split(alpha, a, b_left, beta, c_left, left_parts),
-        || split(alpha, a, b_right, beta, c_right, parts - left_parts),
+        || split(alpha, a, b_left, beta, c_left, init_left, left_parts),
+        || {
+            split(
+                alpha,
+                a,
+                b_right,
+                beta,
+                c_right,
+                init_right,
+                parts - left_parts,
+            )
+        },
     );
 }
 
@@ -104,13 +141,16 @@ mod tests {
         })
     }
 
-    fn product(threads: usize, a: &Array2<f32>, b: &Array2<f32>, c0: &Array2<f32>) -> Array2<f32> {
-        let pool = rayon::ThreadPoolBuilder::new()
+    fn pool(threads: usize) -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
-            .unwrap();
+            .unwrap()
+    }
+
+    fn product(threads: usize, a: &Array2<f32>, b: &Array2<f32>, c0: &Array2<f32>) -> Array2<f32> {
         let mut c = c0.clone();
-        pool.install(|| gemm(1.0, a.view(), b.view(), 0.25, c.view_mut()));
+        pool(threads).install(|| gemm(1.0, a.view(), b.view(), 0.25, c.view_mut()));
         c
     }
 
@@ -139,6 +179,20 @@ mod tests {
                     "{m}x{k}x{n} on {threads}"
                 );
             }
+            let with_decay = |threads: usize| {
+                let mut c = c0.clone();
+                pool(threads).install(|| {
+                    gemm_plus_scaled(a.view(), b.view(), 0.5, c0.view(), c.view_mut());
+                });
+                c
+            };
+            let decayed = with_decay(1);
+            // The weight gradient's inner dimension is the batch (64): one accumulation block,
+            // so the sum is bitwise that of adding the decay after the product.
+            if k <= 64 {
+                assert_eq!(decayed, a.dot(&b) + &c0.mapv(|v| v * 0.5));
+            }
+            assert_eq!(with_decay(2), decayed);
             let expected = a.dot(&b) + &(c0.mapv(|v| v * 0.25));
             let worst = (&one - &expected)
                 .iter()

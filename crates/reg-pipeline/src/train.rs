@@ -136,6 +136,29 @@ impl AnyOptimizer {
     }
 }
 
+/// [`Dataset::fill_batch`], in two halves on two threads when rayon's pool has them.
+fn fill_batch(
+    data: &Dataset,
+    indices: &[usize],
+    x: &mut [f32],
+    y: &mut [u8],
+) -> Result<(), PipelineError> {
+    let half = indices.len() / 2;
+    let features = data.image_len();
+    if rayon::current_num_threads() < 2 || half == 0 || x.len() != indices.len() * features {
+        return Ok(data.fill_batch(indices, x, y)?);
+    }
+    let (i_left, i_right) = indices.split_at(half);
+    let (x_left, x_right) = x.split_at_mut(half * features);
+    let (y_left, y_right) = y.split_at_mut(half);
+    let (left, right) = rayon::join(
+        || data.fill_batch(i_left, x_left, y_left),
+        || data.fill_batch(i_right, x_right, y_right),
+    );
+    left?;
+    Ok(right?)
+}
+
 /// How a training step failed, before the epoch and step are known.
 enum StepError {
     Diverged(String),
@@ -306,7 +329,12 @@ impl Trainer {
                 let rows = range.len();
                 batch_x.resize(rows * features, 0.0);
                 batch_y.resize(rows, 0);
-                train.fill_batch(&self.order[range.clone()], &mut batch_x, &mut batch_y)?;
+                fill_batch(
+                    train,
+                    &self.order[range.clone()],
+                    &mut batch_x,
+                    &mut batch_y,
+                )?;
                 let x = ArrayView2::from_shape((rows, features), &batch_x[..])
                     .map_err(|e| reg_core::Error::StateMismatch(e.to_string()))?;
                 let (loss, hits) = self
