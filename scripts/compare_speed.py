@@ -5,8 +5,9 @@
 Runs the two ALTERNATELY for --rounds rounds of --epochs epochs each (the order flips every
 round: torch first in odd rounds, reg first in even ones, so neither always runs on a warmer or
 quieter machine), both with --threads and --seed, as subprocesses writing --metrics-out JSON to a
-temporary folder. Peak RSS of each child comes from os.wait4 (ru_maxrss, KiB on Linux). Prints a
-markdown table and a line of medians over rounds.
+temporary folder. Both get warmup min(3, epochs - 1) (reg requires warmup < epochs). Peak RSS of
+each child comes from os.wait4 (ru_maxrss, KiB on Linux). Prints a markdown table and a line of
+medians over rounds.
 
 Example (from the repo root, after `cargo build --release --example pipeline`):
     /work/venv-torch/bin/python scripts/compare_speed.py --python /work/venv-torch/bin/python
@@ -163,8 +164,11 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
+    # reg requires warmup < epochs; both get the same, so short runs follow the same schedule.
+    warmup = min(3, args.epochs - 1)
     common = ["--data-dir", str(args.data_dir), "--epochs", str(args.epochs),
-              "--threads", str(args.threads), "--seed", str(args.seed), "--quiet"]
+              "--warmup", str(warmup), "--threads", str(args.threads), "--seed", str(args.seed),
+              "--quiet"]
     torch_script = Path(__file__).resolve().parent / "torch_mnist.py"
     rows = []
     # Removed on success; kept on failure so the logs named in the error message survive.
@@ -196,7 +200,8 @@ def main(argv=None) -> int:
 
     baseline = baseline_import_rss(args.python)
 
-    print(f"MNIST, {args.epochs} epoch(s) per run, batch 64, {args.threads} thread(s), seed {args.seed}, "
+    print(f"MNIST, {args.epochs} epoch(s) per run (warmup {warmup}), batch 64, {args.threads} thread(s), "
+          f"seed {args.seed}, "
           f"{os.cpu_count()} CPU(s); torch {rows[0]['torch']['config'].get('torch_version', '?')}")
     print()
     print("| round | torch median epoch s | reg median epoch s | reg/torch | torch peak RSS MB "

@@ -144,17 +144,24 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     p.add_argument("--l2", type=float, default=0.005,
                    help="L2 lambda; Adam weight_decay = l2 / batch-size on Linear weights")
-    p.add_argument("--dropout", type=float, nargs="+", default=[0.3, 0.2], metavar="P",
-                   help="dropout of the first hidden layer, optionally of the second (default 0.3 0.2)")
+    p.add_argument("--dropout", nargs="+", default=["0.3", "0.2"], metavar="P",
+                   help="dropout of the first hidden layer, optionally of the second, space- or "
+                        "comma-separated like the Rust example (default 0.3 0.2)")
     p.add_argument("--warmup", type=int, default=3, help="warmup epochs")
     p.add_argument("--patience", type=int, default=10, help="early stopping patience (epochs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op and inter-op threads (default: torch's choice)")
+    p.add_argument("--adam-impl", choices=("fused", "foreach", "loop"), default="fused",
+                   help="torch Adam implementation (default fused: the fastest on CPU)")
     p.add_argument("--metrics-out", type=Path, default=None, help="write metrics JSON here")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     args = p.parse_args(argv)
-    if len(args.dropout) > 2:
+    try:
+        args.dropout = [float(v) for arg in args.dropout for v in arg.split(",") if v.strip()]
+    except ValueError:
+        p.error(f"--dropout: not a number in {args.dropout}")
+    if not 1 <= len(args.dropout) <= 2:
         p.error("--dropout takes one or two values")
     if len(args.dropout) == 1:
         args.dropout.append(0.2)
@@ -195,6 +202,9 @@ def main(argv=None) -> int:
             {"params": others, "weight_decay": 0.0},
         ],
         lr=args.lr, betas=(0.9, 0.999), eps=1e-8,
+        # On CPU torch defaults to the per-tensor loop; the fused kernel (supported on CPU since
+        # torch 2.4) measured ~20 % faster per training step here.
+        **{"fused": {"fused": True}, "foreach": {"foreach": True}, "loop": {"foreach": False}}[args.adam_impl],
     )
     loss_fn = nn.CrossEntropyLoss()
 
@@ -283,6 +293,7 @@ def main(argv=None) -> int:
             "warmup": args.warmup,
             "patience": args.patience,
             "seed": args.seed,
+            "adam_impl": args.adam_impl,
             "threads": args.threads if args.threads is not None else torch.get_num_threads(),
             "train_size": n_train,
             "validation_size": VALIDATION_SIZE,
