@@ -12,12 +12,12 @@ use reg_core::Scalar;
 
 use crate::PipelineError;
 
-/// Sets how many threads training uses, for the whole process (rayon's global pool), the
-/// calling thread being one of them: the matrix products and the optimizer's update split
-/// their work between it and `threads − 1` helpers. `None` takes one thread per core; 1 makes
-/// training fully sequential on the calling thread. The results are bitwise the same for any
-/// thread count. Without a call, rayon's default pool applies (`RAYON_NUM_THREADS`, else one
-/// thread per core, none of them the caller's: each split then hands its halves to the pool).
+/// Sets how many threads training uses, for the whole process (rayon's global pool): each
+/// training step and evaluation runs on one of them, and the matrix products and the
+/// optimizer's update split their work with the others. `None` takes one thread per core; 1
+/// makes training fully sequential (on the calling thread). The results are bitwise the same
+/// for any thread count. Without a call, rayon's default pool applies (`RAYON_NUM_THREADS`,
+/// else one thread per core).
 ///
 /// # Errors
 /// [`PipelineError::InvalidSetting`] for 0, or when the pool was already started with another
@@ -35,7 +35,6 @@ pub fn set_threads(threads: Option<usize>) -> Result<(), PipelineError> {
     }
     let built = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
-        .use_current_thread()
         .build_global();
     if built.is_err() && rayon::current_num_threads() != threads {
         return Err(invalid("the thread count already in use in this process"));

@@ -337,8 +337,7 @@ impl Trainer {
                 )?;
                 let x = ArrayView2::from_shape((rows, features), &batch_x[..])
                     .map_err(|e| reg_core::Error::StateMismatch(e.to_string()))?;
-                let (loss, hits) = self
-                    .step(x, &batch_y, lr)
+                let (loss, hits) = on_pool(|| self.step(x, &batch_y, lr))
                     .map_err(|e| e.at(epoch + 1, step + 1))?;
                 correct += hits;
                 loss_sum += loss * rows as f64;
@@ -371,7 +370,7 @@ impl Trainer {
         lr: f64,
     ) -> Result<(f64, usize), PipelineError> {
         let epoch = self.epochs_done() + 1;
-        self.step(x, labels, lr).map_err(|e| e.at(epoch, 0))
+        on_pool(|| self.step(x, labels, lr)).map_err(|e| e.at(epoch, 0))
     }
 
     fn step(
@@ -433,6 +432,22 @@ impl Trainer {
 /// # Errors
 /// [`PipelineError::Core`] when the data does not fit the model.
 pub fn evaluate(model: &mut Mlp<f32>, data: &Dataset) -> Result<Evaluation, PipelineError> {
+    on_pool(|| evaluate_here(model, data))
+}
+
+/// Runs `work` on a thread of rayon's pool when it has more than one, so that the splits inside
+/// (products, optimizer) hand their second half to an idle worker that steals it at once; from
+/// outside the pool each split would wake a worker for both halves. With one thread, `work`
+/// runs here, sequentially.
+fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_num_threads() > 1 && rayon::current_thread_index().is_none() {
+        rayon::scope(|_| work())
+    } else {
+        work()
+    }
+}
+
+fn evaluate_here(model: &mut Mlp<f32>, data: &Dataset) -> Result<Evaluation, PipelineError> {
     let started = Instant::now();
     let features = data.image_len();
     let mut x = vec![0.0f32; EVAL_CHUNK.min(data.len()) * features];
