@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use ndarray::{Array2, ArrayView2};
 use reg_core::{Layer, Mode};
-use reg_pipeline::data::{DownloadOptions, Mnist, ensure_mnist, resolve_data_dir};
+use reg_pipeline::data::Mnist;
 use reg_pipeline::export::import_safetensors;
 use reg_pipeline::{PipelineError, predictions};
 
@@ -45,9 +45,8 @@ fn run(args: &Args) -> Result<(), PipelineError> {
         reg_pipeline::tensor_file::check_output_path(path)?;
     }
     let mut model = import_safetensors(&args.model)?;
-    let dir = resolve_data_dir(args.data_dir.as_deref());
-    ensure_mnist(&dir, &DownloadOptions::default())?;
-    let test = Mnist::load(&dir)?.test;
+    let (mnist, _dir) = Mnist::find_and_load(args.data_dir.as_deref(), false)?;
+    let test = mnist.test;
 
     let features = test.image_len();
     let x = Array2::from_shape_fn((test.len(), features), |(i, j)| {

@@ -16,8 +16,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use reg_pipeline::data::{DownloadOptions, Mnist, ensure_mnist, resolve_data_dir};
+use reg_pipeline::data::Mnist;
 use reg_pipeline::experiments::{self, ExperimentRun};
+use reg_pipeline::tensor_file::check_output_path;
 use reg_pipeline::{EpochMetrics, Observer, PipelineError, Trainer};
 
 /// Show underfitting and overfitting on a small MNIST subset.
@@ -59,15 +60,9 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<(), PipelineError> {
     if let Some(path) = &args.plot {
         // Fail before training, not after it, when the chart cannot be written.
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| PipelineError::io(path, e))?;
+        check_output_path(path)?;
     }
-    let dir = resolve_data_dir(args.data_dir.as_deref());
-    ensure_mnist(&dir, &DownloadOptions::default().with_quiet(args.quiet))?;
-    let mnist = Mnist::load(&dir)?;
+    let (mnist, _dir) = Mnist::find_and_load(args.data_dir.as_deref(), args.quiet)?;
     let validation_size = reg_pipeline::TrainConfig::default().validation;
     let (train, validation) = mnist.train.split_off_last(validation_size)?;
     let train = train.take_first(args.train_images);

@@ -15,7 +15,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::checkpoint::{Checkpointer, list_checkpoints, load_checkpoint};
-use crate::data::{DownloadOptions, Mnist, ensure_mnist, resolve_data_dir};
+use crate::data::Mnist;
 use crate::export::export_safetensors;
 use crate::tensor_file::check_output_path;
 use crate::{EpochMetrics, Observer, PipelineError, RunMetrics, TrainConfig, Trainer, fit};
@@ -144,9 +144,7 @@ pub fn run(args: &Args) -> Result<RunMetrics, PipelineError> {
         None => (Trainer::new(config)?, None),
     };
 
-    let dir = resolve_data_dir(args.data_dir.as_deref());
-    ensure_mnist(&dir, &DownloadOptions::default().with_quiet(args.quiet))?;
-    let mnist = Mnist::load(&dir)?;
+    let (mnist, dir) = Mnist::find_and_load(args.data_dir.as_deref(), args.quiet)?;
     let (train, validation) = mnist.train.split_off_last(args.validation)?;
 
     if !args.quiet {

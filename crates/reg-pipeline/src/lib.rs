@@ -5,12 +5,12 @@ pub mod cli;
 pub mod data;
 mod early_stopping;
 mod error;
-pub mod export;
 pub mod experiments;
+pub mod export;
 mod fused;
 mod linear;
-mod matmul;
 mod loss;
+mod matmul;
 mod metrics;
 mod model;
 #[cfg(feature = "plot")]
@@ -22,17 +22,17 @@ pub mod tensor_file;
 mod train;
 mod validate;
 
-pub use early_stopping::EarlyStopping;
 pub use checkpoint::Checkpointer;
+pub use early_stopping::EarlyStopping;
 pub use error::PipelineError;
-pub use tensor_file::CheckpointError;
 pub use linear::Linear;
-pub use matmul::set_threads;
 pub use loss::{predictions, softmax_cross_entropy};
+pub use matmul::set_threads;
 pub use metrics::{RunMetrics, median};
 pub use model::{HiddenBlock, Mlp, MlpConfig};
 pub use relu::Relu;
 pub use sgd::Sgd;
+pub use tensor_file::CheckpointError;
 pub use train::{
     AnyOptimizer, EpochMetrics, Evaluation, Observer, OptimizerKind, ScheduleKind, TrainConfig,
     Trainer, evaluate, fit,

@@ -138,4 +138,19 @@ impl Mnist {
         }
         Ok(Mnist { train, test })
     }
+
+    /// Finds MNIST as every example does — `cli_dir` (`--data-dir`), else `$MNIST_DIR`, else
+    /// `data/mnist` — downloads the files missing there, and loads them. Returns the folder too.
+    ///
+    /// # Errors
+    /// As [`ensure_mnist`] and [`Mnist::load`].
+    pub fn find_and_load(
+        cli_dir: Option<&Path>,
+        quiet: bool,
+    ) -> Result<(Mnist, PathBuf), DataError> {
+        let dir = resolve_data_dir(cli_dir);
+        ensure_mnist(&dir, &DownloadOptions::default().with_quiet(quiet))?;
+        let mnist = Mnist::load(&dir)?;
+        Ok((mnist, dir))
+    }
 }
