@@ -26,7 +26,11 @@ fn images(n: usize, salt: u64) -> Dataset {
     let pixels = (0..n * 784)
         .map(|i| {
             let r = pseudo_random(i, salt);
-            if r.is_multiple_of(4) { (r >> 8) as u8 } else { 0 }
+            if r.is_multiple_of(4) {
+                (r >> 8) as u8
+            } else {
+                0
+            }
         })
         .collect();
     let labels = (0..n)
