@@ -53,7 +53,7 @@ pub enum Error {
     StateMismatch(String),
 }
 
-/// `Result` with reg's [`Error`].
+/// `Result` with reg's [`Error`](enum@Error).
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Returns `Ok(value)` if `range_ok(value)`, else the [`Error::InvalidHyperParameter`] naming it.

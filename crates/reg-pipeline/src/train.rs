@@ -427,7 +427,7 @@ impl Trainer {
     }
 }
 
-/// Loss and accuracy of `model` on `data`, in Eval mode, [`EVAL_CHUNK`] rows at a time.
+/// Loss and accuracy of `model` on `data`, in Eval mode, 1,000 rows at a time.
 ///
 /// # Errors
 /// [`PipelineError::Core`] when the data does not fit the model.

@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)] // a test helper may unwrap: a failure is a test failure
+
 //! The plain parts of the pipeline: Linear, Relu, softmax cross-entropy, Sgd and the Mlp as a
 //! whole, checked by finite differences and (cross-entropy) against PyTorch.
 
