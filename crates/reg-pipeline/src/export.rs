@@ -4,8 +4,8 @@
 //! Names and layouts are those of the PyTorch state dict: `<i>.weight` of a Linear is
 //! `(out, in)` F32 (reg keeps `(in, out)`: transposed here), `<i>.bias` `(out,)`; a BatchNorm's
 //! `weight`, `bias`, `running_mean`, `running_var` are `(n,)` F32 and `num_batches_tracked`
-//! an I64 scalar (shape `[]`). The [`MlpConfig`] is in `__metadata__` under `reg.mlp_config`
-//! (with `format: "pt"`, as Hugging Face writes). Without it, [`import_bytes`] infers the
+//! an I64 scalar (shape `[]`). The [`MlpConfig`] is in `__metadata__` under `reg.mlp_config`,
+//! the only key, so the same model always gives the same bytes. Without it, [`import_bytes`] infers the
 //! architecture from names and shapes; dropout probabilities cannot be recovered from a state
 //! dict, so a dropout layer it infers gets p = 0.5 (p does not change Eval predictions).
 
@@ -112,10 +112,11 @@ pub fn export_bytes(model: &Mlp<f32>) -> Result<Vec<u8>, PipelineError> {
             reason: e.to_string(),
         })
     })?;
-    let metadata = HashMap::from([
-        (CONFIG_KEY.to_owned(), config_json),
-        ("format".to_owned(), "pt".to_owned()),
-    ]);
+    // One key only: the safetensors crate writes its metadata map in `HashMap` order, which
+    // changes from run to run, so a second key (such as Hugging Face's `"format": "pt"`, which
+    // PyTorch's `load_state_dict` does not need) would make two exports of the same model differ
+    // byte for byte.
+    let metadata = HashMap::from([(CONFIG_KEY.to_owned(), config_json)]);
     serialize(&tensors, metadata).map_err(at)
 }
 

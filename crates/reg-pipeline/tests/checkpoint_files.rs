@@ -476,6 +476,17 @@ fn export_round_trips_to_the_same_predictions() {
 }
 
 #[test]
+fn exporting_the_same_model_gives_the_same_bytes() {
+    let (trainer, _, _) = trained();
+    let first = export_bytes(&trainer.model).unwrap();
+    // The metadata map is written in hash order, which a new map may change; none of that may
+    // reach the file.
+    for _ in 0..8 {
+        assert!(export_bytes(&trainer.model).unwrap() == first);
+    }
+}
+
+#[test]
 fn import_infers_the_architecture_without_metadata() {
     let (trainer, _, _) = trained();
     let bytes = rewrite(
