@@ -56,6 +56,15 @@ pub fn softmax_cross_entropy<F: Scalar>(
     Ok((total / batch as f64, grad))
 }
 
+/// How many rows of `logits` have their largest logit at the row's label.
+pub fn count_correct<F: Scalar>(logits: ArrayView2<'_, F>, labels: &[u8]) -> usize {
+    predictions(logits)
+        .iter()
+        .zip(labels)
+        .filter(|(predicted, label)| **predicted == usize::from(**label))
+        .count()
+}
+
 /// Index of the largest logit in each row (the first one on ties).
 pub fn predictions<F: Scalar>(logits: ArrayView2<'_, F>) -> Vec<usize> {
     logits

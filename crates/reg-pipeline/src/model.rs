@@ -292,13 +292,10 @@ impl<F: Scalar> Mlp<F> {
         let last_input = blocks.last().map_or(x, |b| b.out.view());
         self.output
             .backward_params(last_input, grad_logits, weight_decay);
-        if blocks.is_empty() {
-            if input_grad {
-                self.output.input_grad_into(grad_logits, grad);
-            }
-            return Ok(());
+        // The output layer's input gradient feeds the hidden blocks, or is the answer itself.
+        if !blocks.is_empty() || input_grad {
+            self.output.input_grad_into(grad_logits, grad);
         }
-        self.output.input_grad_into(grad_logits, grad);
         for i in (0..self.hidden.len()).rev() {
             let (before, rest) = blocks.split_at_mut(i);
             let input = before.last().map_or(x, |b| b.out.view());

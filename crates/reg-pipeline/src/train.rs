@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::Dataset;
 use crate::early_stopping::EarlyStopping;
 use crate::random::{Generator, shuffle};
-use crate::{Mlp, MlpConfig, PipelineError, Sgd, predictions, softmax_cross_entropy};
+use crate::{Mlp, MlpConfig, PipelineError, Sgd, count_correct, softmax_cross_entropy};
 
 /// Which optimizer trains the model.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -386,11 +386,7 @@ impl Trainer {
         if !loss.is_finite() {
             return Err(StepError::Diverged(format!("loss = {loss}")));
         }
-        let hits = predictions(logits)
-            .iter()
-            .zip(labels)
-            .filter(|(p, y)| **p == usize::from(**y))
-            .count();
+        let hits = count_correct(logits, labels);
         // Coupled L2 (λ/m · W) goes straight into the weight-gradient products.
         let decay = self.l2.weight_decay(rows)? as f32;
         self.model.backward_params(x, grad.view(), decay)?;
@@ -462,11 +458,7 @@ fn evaluate_here(model: &mut Mlp<f32>, data: &Dataset) -> Result<Evaluation, Pip
         let logits = model.forward(view, Mode::Eval)?;
         let (loss, _) = softmax_cross_entropy(logits.view(), &y[..rows])?;
         loss_sum += loss * rows as f64;
-        correct += predictions(logits.view())
-            .iter()
-            .zip(&y[..rows])
-            .filter(|(p, t)| **p == usize::from(**t))
-            .count();
+        correct += count_correct(logits.view(), &y[..rows]);
     }
     let n = data.len().max(1) as f64;
     Ok(Evaluation {

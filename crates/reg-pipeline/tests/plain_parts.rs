@@ -8,7 +8,9 @@ use rand::SeedableRng;
 use reg_core::gradcheck::{GradCheck, check_layer, compare, numerical_gradient};
 use reg_core::{Error, Layer, Mode, Optimizer, Param};
 use reg_pipeline::random::Generator;
-use reg_pipeline::{Linear, Mlp, MlpConfig, Relu, Sgd, predictions, softmax_cross_entropy};
+use reg_pipeline::{
+    Linear, Mlp, MlpConfig, Relu, Sgd, count_correct, predictions, softmax_cross_entropy,
+};
 
 /// Gradients agree with central differences to ~1e-10 in f64 for smooth functions; 1e-7
 /// leaves room for the conditioning of each case while catching any wrong term (those show up
@@ -174,6 +176,7 @@ fn softmax_cross_entropy_rejects_bad_input() {
 fn predictions_take_the_first_largest_logit() {
     let logits = array![[0.1f32, 0.9, 0.9], [3.0, -1.0, 2.0]];
     assert_eq!(predictions(logits.view()), vec![1, 0]);
+    assert_eq!(count_correct(logits.view(), &[1, 2]), 1);
 }
 
 #[test]
