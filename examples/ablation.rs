@@ -111,12 +111,8 @@ fn run(args: &Args) -> Result<(), PipelineError> {
     println!();
     print!("{}", experiments::markdown_table(&runs, true));
     if let Some(path) = &args.plot {
-        let series: Vec<(&str, &[EpochMetrics])> = runs
-            .iter()
-            .map(|r| (r.name.as_str(), r.metrics.epochs.as_slice()))
-            .collect();
         let title = format!("Ablation on MNIST ({} epochs at most)", args.epochs);
-        reg_pipeline::plot::write_history_svg(path, &title, &series)?;
+        experiments::write_chart(path, &title, &runs)?;
         if !args.quiet {
             println!("\nchart written to {}", path.display());
         }

@@ -96,25 +96,16 @@ fn run(args: &Args) -> Result<(), PipelineError> {
     println!();
     print!("{}", experiments::markdown_table(&runs, false));
     if let Some(path) = &args.plot {
-        write_plot(path, &runs, train.len())?;
+        let title = format!(
+            "Underfitting vs overfitting: {} MNIST training images",
+            train.len()
+        );
+        experiments::write_chart(path, &title, &runs)?;
         if !args.quiet {
             println!("\nchart written to {}", path.display());
         }
     }
     Ok(())
-}
-
-fn write_plot(
-    path: &std::path::Path,
-    runs: &[ExperimentRun],
-    n: usize,
-) -> Result<(), PipelineError> {
-    let series: Vec<(&str, &[EpochMetrics])> = runs
-        .iter()
-        .map(|r| (r.name.as_str(), r.metrics.epochs.as_slice()))
-        .collect();
-    let title = format!("Underfitting vs overfitting: {n} MNIST training images");
-    reg_pipeline::plot::write_history_svg(path, &title, &series)
 }
 
 /// One line per epoch.

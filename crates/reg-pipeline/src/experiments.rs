@@ -197,6 +197,23 @@ pub fn ablation_configs(epochs: usize, seed: u64) -> Vec<(&'static str, TrainCon
     ]
 }
 
+/// Writes the runs' accuracy and loss per epoch as one SVG chart, a line per run.
+///
+/// # Errors
+/// As [`crate::plot::write_history_svg`].
+#[cfg(feature = "plot")]
+pub fn write_chart(
+    path: &std::path::Path,
+    title: &str,
+    runs: &[ExperimentRun],
+) -> Result<(), PipelineError> {
+    let series: Vec<(&str, &[crate::EpochMetrics])> = runs
+        .iter()
+        .map(|r| (r.name.as_str(), r.metrics.epochs.as_slice()))
+        .collect();
+    crate::plot::write_history_svg(path, title, &series)
+}
+
 /// A markdown table of the runs: train accuracy (Eval mode), test accuracy and their gap in
 /// percent, train (Eval mode) and test cross-entropy, the epochs trained and the epoch kept, and (with `with_time`) wall-clock seconds.
 #[must_use]
