@@ -40,7 +40,7 @@ struct Args {
     /// Seed of every generator.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Only these variants (comma-separated names as in the table, e.g. "full,no L2").
+    /// Only these variants (comma-separated names as in the table, any case, e.g. "full,no L2").
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Write an SVG chart of accuracy and loss per epoch to this file.
@@ -63,17 +63,32 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), PipelineError> {
-    let configs: Vec<_> = experiments::ablation_configs(args.epochs, args.seed)
-        .into_iter()
-        .filter(|(name, _)| args.only.is_empty() || args.only.iter().any(|o| o == name))
-        .collect();
-    if configs.is_empty() {
+    if args.epochs < 2 {
         return Err(PipelineError::InvalidSetting {
-            name: "only",
-            value: args.only.join(","),
-            allowed: "full, no L2, no dropout, no BatchNorm, SGD instead of Adam, constant lr, no early stopping",
+            name: "epochs",
+            value: args.epochs.to_string(),
+            allowed: "at least 2 (warmup needs an epoch before the cosine)",
         });
     }
+    let all = experiments::ablation_configs(args.epochs, args.seed);
+    // Names match ignoring case and surrounding spaces; one that matches nothing is an error,
+    // not silently skipped.
+    let same = |a: &str, b: &str| a.trim().eq_ignore_ascii_case(b);
+    if let Some(unknown) = args
+        .only
+        .iter()
+        .find(|o| !all.iter().any(|(name, _)| same(o, name)))
+    {
+        return Err(PipelineError::InvalidSetting {
+            name: "only",
+            value: unknown.clone(),
+            allowed: "full, no L2, no dropout, no BatchNorm, SGD instead of Adam, constant lr, no early stopping (any case)",
+        });
+    }
+    let configs: Vec<_> = all
+        .into_iter()
+        .filter(|(name, _)| args.only.is_empty() || args.only.iter().any(|o| same(o, name)))
+        .collect();
     if let Some(path) = &args.plot {
         // Fail before training, not after it, when the chart cannot be written.
         check_output_path(path)?;

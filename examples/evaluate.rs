@@ -44,9 +44,36 @@ fn run(args: &Args) -> Result<(), PipelineError> {
     if let Some(path) = &args.logits_out {
         reg_pipeline::tensor_file::check_output_path(path)?;
     }
+    // Checks names, shapes, finiteness and running variances (>= 0).
     let mut model = import_safetensors(&args.model)?;
-    let (mnist, _dir) = Mnist::find_and_load(args.data_dir.as_deref(), false)?;
+    let (mnist, dir) = Mnist::find_and_load(args.data_dir.as_deref(), false)?;
     let test = mnist.test;
+    if test.is_empty() {
+        return Err(PipelineError::InvalidSetting {
+            name: "data-dir",
+            value: dir.display().to_string(),
+            allowed: "a folder whose test files (t10k-*) hold at least one image",
+        });
+    }
+    // Every label must have an output: a model with fewer would drop those digits from the
+    // confusion matrix and count them wrong without saying why.
+    let outputs = model.config().sizes.last().copied().unwrap_or(0);
+    let classes = test
+        .labels()
+        .iter()
+        .map(|&l| usize::from(l) + 1)
+        .max()
+        .unwrap_or(0);
+    if outputs < classes {
+        return Err(PipelineError::InvalidSetting {
+            name: "model",
+            value: format!(
+                "{} ({outputs} outputs; the test labels have {classes} classes)",
+                args.model.display()
+            ),
+            allowed: "a model with one output per class of the test labels",
+        });
+    }
 
     let features = test.image_len();
     let x = Array2::from_shape_fn((test.len(), features), |(i, j)| {

@@ -29,7 +29,7 @@ struct Args {
     /// Missing files are downloaded there.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Training images used (the first N of the training file).
+    /// Training images used (the first N of the training file, ≥ 2).
     #[arg(long, default_value_t = 1_000)]
     train_images: usize,
     /// Epochs per model (the regularized one may stop early).
@@ -58,6 +58,13 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), PipelineError> {
+    if args.train_images < 2 {
+        return Err(PipelineError::InvalidSetting {
+            name: "train-images",
+            value: args.train_images.to_string(),
+            allowed: "at least 2 (one training step needs 2 images)",
+        });
+    }
     if let Some(path) = &args.plot {
         // Fail before training, not after it, when the chart cannot be written.
         check_output_path(path)?;

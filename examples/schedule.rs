@@ -6,6 +6,7 @@
 //! `--plot schedule.svg` also draws the learning rate of every epoch 0..100 as an SVG chart.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Parser;
 use reg::schedule::{Schedule, warmup_cosine};
@@ -19,8 +20,17 @@ struct Args {
     plot: Option<PathBuf>,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
+fn main() -> ExitCode {
+    match run(&Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let schedule = warmup_cosine(0.001, 5, 100)?;
     println!("Warmup + Cosine Schedule:");
     for e in [0, 2, 5, 10, 50, 90, 99] {

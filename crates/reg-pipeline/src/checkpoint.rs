@@ -9,7 +9,14 @@
 //! `__metadata__` under `reg.checkpoint` a JSON object: format version, the `TrainConfig`,
 //! epochs done (= the schedule's position: schedules are pure functions of the epoch), the
 //! optimizer's step, the early-stopping counters, the history, `stopped_early`, and the
-//! states of the shuffling generator and of each dropout generator.
+//! states of the shuffling generator and of each dropout generator. Under
+//! [`CHECKSUM_KEY`](crate::tensor_file::CHECKSUM_KEY) it holds the SHA-256 of the whole file
+//! (computed with those digits as `0`), checked before anything else on load: a truncated
+//! file or one changed byte is reported as [`CheckpointError::Corrupt`], and resuming falls
+//! back to the previous intact checkpoint ([`load_newest_intact`]).
+//!
+//! Every tensor is checked before it is written and after it is read: finite, and a running
+//! variance, a count or Adam's second moment never negative.
 //!
 //! Compatibility: every setting of the `TrainConfig` must match the checkpoint's except
 //! `epochs` (changing it continues with the schedule of the new total, no longer identical to
@@ -25,13 +32,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::random::Generator;
-use crate::tensor_file::{OwnedTensor, Parsed, parse, read_limited, serialize, write_atomically};
+use crate::tensor_file::{
+    CHECKSUM_KEY, OwnedTensor, Parsed, check_state_values, checksum_placeholder, parse,
+    read_limited, seal_checksum, serialize, verify_checksum, write_atomically,
+};
 use crate::{
     AnyOptimizer, CheckpointError, EpochMetrics, Observer, PipelineError, TrainConfig, Trainer,
 };
 
-/// Format version written into every checkpoint.
-pub const CHECKPOINT_FORMAT: u64 = 1;
+/// Format version written into every checkpoint (2: with a checksum; version 1 had none).
+pub const CHECKPOINT_FORMAT: u64 = 2;
 
 /// The `__metadata__` key holding the checkpoint's JSON.
 pub const METADATA_KEY: &str = "reg.checkpoint";
@@ -199,11 +209,55 @@ struct CheckpointRecord {
     dropout_rngs: Vec<Option<Generator>>,
 }
 
-/// The whole training state of `trainer` as safetensors bytes (see the [module docs](self)).
+/// Checks every tensor a checkpoint of `trainer` would hold (model, best weights, optimizer
+/// state): finite, and never negative where only values ≥ 0 are valid.
 ///
 /// # Errors
-/// [`PipelineError::Checkpoint`] if serialization fails (it does not for a valid trainer).
+/// [`CheckpointError::InvalidValue`] naming the first tensor that fails, as it would be named
+/// in the checkpoint (`model/5.running_var`, `adam/v/2`, …).
+pub fn check_trainer_state(trainer: &Trainer) -> Result<(), CheckpointError> {
+    let named = |prefix: &str, state: &[(String, ndarray::Array2<f32>)]| {
+        check_state_values(state.iter().map(|(n, v)| (n.as_str(), v.view()))).map_err(|e| match e {
+            CheckpointError::InvalidValue { name } => CheckpointError::InvalidValue {
+                name: format!("{prefix}/{name}"),
+            },
+            other => other,
+        })
+    };
+    named("model", &trainer.model.state())?;
+    if let Some(best) = trainer.early_stopping.best_state() {
+        named("best", best)?;
+    }
+    let mut optimizer = Vec::new();
+    match &trainer.optimizer {
+        AnyOptimizer::Adam(adam) => {
+            for (i, moments) in adam.state().moments.into_iter().enumerate() {
+                optimizer.push((format!("m/{i}"), moments.m));
+                optimizer.push((format!("v/{i}"), moments.v));
+                if let Some(v_max) = moments.v_max {
+                    optimizer.push((format!("v_max/{i}"), v_max));
+                }
+            }
+            named("adam", &optimizer)
+        }
+        AnyOptimizer::Sgd(sgd) => {
+            for (i, v) in sgd.velocity().iter().enumerate() {
+                optimizer.push((format!("velocity/{i}"), v.clone()));
+            }
+            named("sgd", &optimizer)
+        }
+    }
+}
+
+/// The whole training state of `trainer` as safetensors bytes (see the [module docs](self)),
+/// its checksum sealed in.
+///
+/// # Errors
+/// [`PipelineError::Checkpoint`] with [`CheckpointError::InvalidValue`] when a tensor is not
+/// valid (see [`check_trainer_state`]): a checkpoint that could not be loaded is never
+/// written.
 pub fn checkpoint_bytes(trainer: &Trainer) -> Result<Vec<u8>, PipelineError> {
+    check_trainer_state(trainer).map_err(|e| e.at("<memory>"))?;
     let mut tensors = Vec::new();
     for (name, value) in trainer.model.state() {
         tensors.push(OwnedTensor::f32(
@@ -285,8 +339,13 @@ pub fn checkpoint_bytes(trainer: &Trainer) -> Result<Vec<u8>, PipelineError> {
         }
         .at("<memory>")
     })?;
-    let metadata = HashMap::from([(METADATA_KEY.to_owned(), json)]);
-    serialize(&tensors, metadata).map_err(|e| e.at("<memory>"))
+    let metadata = HashMap::from([
+        (METADATA_KEY.to_owned(), json),
+        (CHECKSUM_KEY.to_owned(), checksum_placeholder()),
+    ]);
+    let mut bytes = serialize(&tensors, metadata).map_err(|e| e.at("<memory>"))?;
+    seal_checksum(&mut bytes).map_err(|e| e.at("<memory>"))?;
+    Ok(bytes)
 }
 
 /// Writes `trainer`'s checkpoint into `dir` atomically as
@@ -315,8 +374,8 @@ pub fn save_checkpoint(
 /// Loads the checkpoint at `path` for a run with `config`.
 ///
 /// # Errors
-/// [`PipelineError::Io`] when unreadable; [`PipelineError::Checkpoint`] when malformed or from
-/// another configuration; [`PipelineError::Core`]/[`PipelineError::InvalidSetting`] when
+/// [`PipelineError::Io`] when unreadable; [`PipelineError::Checkpoint`] when damaged
+/// ([`CheckpointError::Corrupt`]), malformed or from another configuration; [`PipelineError::Core`]/[`PipelineError::InvalidSetting`] when
 /// `config` itself is invalid.
 pub fn load_checkpoint(path: &Path, config: &TrainConfig) -> Result<Trainer, PipelineError> {
     let bytes = read_limited(path)?;
@@ -332,6 +391,14 @@ pub fn load_checkpoint(path: &Path, config: &TrainConfig) -> Result<Trainer, Pip
 /// As [`load_checkpoint`].
 pub fn trainer_from_bytes(bytes: &[u8], config: &TrainConfig) -> Result<Trainer, PipelineError> {
     let at = |e: CheckpointError| e.at("<memory>");
+    if let Err(corrupt) = verify_checksum(bytes) {
+        // A version-1 checkpoint has no checksum: say so rather than call it damaged.
+        let old = parse(bytes).ok().and_then(|p| read_record(&p).err());
+        return Err(at(match old {
+            Some(version @ CheckpointError::UnsupportedVersion { .. }) => version,
+            _ => corrupt,
+        }));
+    }
     let parsed = parse(bytes).map_err(at)?;
     let record = read_record(&parsed).map_err(at)?;
     compare_configs(&record.config, config).map_err(at)?;
@@ -405,7 +472,12 @@ fn compare_configs(saved: &Value, current: &TrainConfig) -> Result<(), Checkpoin
                     .map_or_else(|| key.clone(), |(k, _)| format!("{key}.{k}")),
                 _ => key.clone(),
             };
-            let show = |v: Option<&Value>| v.map_or_else(|| "absent".to_owned(), Value::to_string);
+            // `null` is an option turned off (`patience: None` is no early stopping).
+            let show = |v: Option<&Value>| match v {
+                None => "absent".to_owned(),
+                Some(Value::Null) => "none (off)".to_owned(),
+                Some(v) => v.to_string(),
+            };
             return Err(CheckpointError::ConfigMismatch {
                 field,
                 checkpoint: show(a),
@@ -482,10 +554,21 @@ fn restore(
             .map(|(n, _)| Ok((n.clone(), read(&format!("{prefix}/{n}"))?)))
             .collect::<Result<Vec<_>, CheckpointError>>()
     };
+    let checked = |prefix: &str, state: &[(String, ndarray::Array2<f32>)]| {
+        check_state_values(state.iter().map(|(n, v)| (n.as_str(), v.view()))).map_err(|e| match e {
+            CheckpointError::InvalidValue { name } => CheckpointError::InvalidValue {
+                name: format!("{prefix}/{name}"),
+            },
+            other => other,
+        })
+    };
     let state = load("model", &mut read)?;
+    checked("model", &state)?;
     trainer.model.load_state(&state)?;
     let best = if record.early_stopping.has_best_weights {
-        Some(load("best", &mut read)?)
+        let best = load("best", &mut read)?;
+        checked("best", &best)?;
+        Some(best)
     } else {
         None
     };
@@ -555,6 +638,52 @@ fn restore(
     trainer.history = record.history.iter().map(EpochMetrics::from).collect();
     trainer.stopped_early = record.stopped_early;
     Ok(())
+}
+
+/// What [`load_newest_intact`] found.
+pub struct Resumed {
+    /// The trainer restored from the newest intact checkpoint.
+    pub trainer: Trainer,
+    /// That checkpoint.
+    pub path: PathBuf,
+    /// Newer checkpoints that were damaged (truncated, changed bytes), newest first, with why.
+    pub damaged: Vec<(PathBuf, PipelineError)>,
+}
+
+/// Loads the newest checkpoint in `dir` that is intact, skipping damaged ones
+/// ([`CheckpointError::Corrupt`] or [`CheckpointError::Malformed`]; the caller warns about
+/// each). `None` when `dir` holds no checkpoint.
+///
+/// # Errors
+/// The first error that is not damage (another configuration, an invalid setting, an
+/// unreadable folder); when every checkpoint is damaged, the newest one's error.
+pub fn load_newest_intact(
+    dir: &Path,
+    config: &TrainConfig,
+) -> Result<Option<Resumed>, PipelineError> {
+    let mut damaged = Vec::new();
+    for (_, path) in list_checkpoints(dir)?.into_iter().rev() {
+        match load_checkpoint(&path, config) {
+            Ok(trainer) => {
+                return Ok(Some(Resumed {
+                    trainer,
+                    path,
+                    damaged,
+                }));
+            }
+            Err(
+                e @ PipelineError::Checkpoint {
+                    source: CheckpointError::Corrupt { .. } | CheckpointError::Malformed { .. },
+                    ..
+                },
+            ) => damaged.push((path, e)),
+            Err(other) => return Err(other),
+        }
+    }
+    match damaged.into_iter().next() {
+        Some((_, newest_error)) => Err(newest_error),
+        None => Ok(None),
+    }
 }
 
 fn other_optimizer() -> CheckpointError {

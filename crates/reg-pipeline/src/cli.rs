@@ -7,14 +7,35 @@
 //! one there, and when the folder holds none it prints a notice and starts fresh (Lightning's
 //! `ckpt_path="last"`). Without `--resume`, a folder that already holds checkpoints is an
 //! error rather than being mixed with a new run's.
+//!
+//! Reliability, as the user sees it:
+//! - One run per checkpoint folder: the run holds an exclusive advisory lock on
+//!   `DIR/reg-train.lock` (the operating system drops it when the process ends, however it
+//!   ends, so a killed run never blocks the next one); a second run is refused.
+//! - Resuming skips damaged checkpoints (checksum mismatch, truncation) with a warning naming
+//!   each, and continues from the newest intact one.
+//! - Outputs (`--export`, `--metrics-out`, `--plot`) are written atomically, the model first;
+//!   one that fails does not stop the others, and the exit status and message name each that
+//!   failed. An output that exists and is not a regular file (a folder, a device, a FIFO) is
+//!   refused before training; a symlink to a regular file is followed (the link stays).
+//! - `--threads` above the machine's cores is clamped to them, with a notice.
+//! - Divergence (a non-finite loss, gradient, weight, optimizer moment, or BatchNorm running
+//!   statistic) stops the run naming the epoch, the step and the last good checkpoint, which
+//!   loads and resumes. A validation loss still at chance level after [`CHANCE_EPOCHS`]
+//!   epochs gets a warning ([`at_chance_level`]).
+//! - Ctrl-C stops after the current step; the unfinished epoch is abandoned, nothing
+//!   half-done is written, and the message says what was saved and the command that resumes
+//!   (exit status 130). A second Ctrl-C exits at once.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::checkpoint::{Checkpointer, list_checkpoints, load_checkpoint};
+use crate::checkpoint::{Checkpointer, list_checkpoints, load_newest_intact};
 use crate::data::Mnist;
 use crate::export::export_safetensors;
 use crate::tensor_file::check_output_path;
@@ -22,6 +43,24 @@ use crate::{EpochMetrics, Observer, PipelineError, RunMetrics, TrainConfig, Trai
 
 /// Checkpoints kept in `--checkpoint-dir`.
 pub const KEEP_CHECKPOINTS: usize = 2;
+
+/// The lock file a run holds in `--checkpoint-dir`.
+pub const LOCK_FILE: &str = "reg-train.lock";
+
+/// Epochs after which a validation loss at chance level gets a warning.
+pub const CHANCE_EPOCHS: usize = 3;
+
+/// Exit status after Ctrl-C (128 + SIGINT, as shells report it).
+pub const INTERRUPTED_STATUS: u8 = 130;
+
+/// Whether `val_loss` after `epoch` epochs is at chance level for `classes` classes: from
+/// epoch [`CHANCE_EPOCHS`] on, at least 95 % of `ln(classes)` (the cross-entropy of a uniform
+/// guess; `ln 10 ≈ 2.303`, so ≥ 2.187 for MNIST). A model that learns anything is far below
+/// (the default run: 0.1 after one epoch).
+#[must_use]
+pub fn at_chance_level(epoch: usize, val_loss: f64, classes: usize) -> bool {
+    epoch >= CHANCE_EPOCHS && classes >= 2 && val_loss >= 0.95 * (classes as f64).ln()
+}
 
 /// Train the tutorial's production-ready MNIST classifier.
 #[derive(Debug, Parser)]
@@ -61,13 +100,17 @@ pub struct Args {
     /// Seed of every generator: same seed and threads, same bits.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Worker threads for the matrix products (≥ 1); default: the cores available.
+    /// Worker threads for the matrix products (≥ 1); default: the cores available. More than
+    /// the cores available is clamped to them, with a notice.
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Write the run's metrics as JSON to this file.
+    /// Write the run's metrics as JSON to this file. Every output file is written atomically;
+    /// it must be a regular file or not exist yet (a symlink to a regular file is followed;
+    /// folders, devices, FIFOs and dangling symlinks are refused).
     #[arg(long)]
     pub metrics_out: Option<PathBuf>,
-    /// Write the full training state here after every epoch (the newest 2 are kept).
+    /// Write the full training state here after every epoch (the newest 2 are kept). One run
+    /// at a time per folder (it holds the lock file reg-train.lock there).
     #[arg(long)]
     pub checkpoint_dir: Option<PathBuf>,
     /// Continue from the newest checkpoint in --checkpoint-dir (start fresh, with a notice,
@@ -109,11 +152,13 @@ impl Args {
     }
 }
 
-/// Parses the process arguments, runs, prints an error and returns the exit code.
+/// Parses the process arguments, runs (Ctrl-C stops cleanly), prints an error and returns
+/// the exit code: 0, 1 for an error, [`INTERRUPTED_STATUS`] after Ctrl-C.
 pub fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args) {
+    match run_interruptible(&args, true) {
         Ok(_) => ExitCode::SUCCESS,
+        Err(PipelineError::Interrupted { .. }) => ExitCode::from(INTERRUPTED_STATUS),
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::FAILURE
@@ -121,31 +166,65 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Checks every output location, trains (or resumes), writes metrics and the export.
+/// Checks every output location, trains (or resumes), writes the export, metrics and chart.
 ///
 /// # Errors
 /// Any [`PipelineError`]; unwritable outputs fail before training starts.
 pub fn run(args: &Args) -> Result<RunMetrics, PipelineError> {
+    run_interruptible(args, false)
+}
+
+/// [`run`]; with `handle_ctrl_c`, a Ctrl-C handler is installed just before training (once
+/// per process) so that Ctrl-C stops after the current step and prints what was saved and
+/// the command that resumes.
+///
+/// # Errors
+/// As [`run`]; [`PipelineError::Interrupted`] after Ctrl-C (already reported on stderr).
+pub fn run_interruptible(args: &Args, handle_ctrl_c: bool) -> Result<RunMetrics, PipelineError> {
     let config = args.train_config();
     // Fail on bad settings and unwritable outputs before loading data or training.
     Trainer::new(config.clone())?;
-    crate::set_threads(args.threads)?;
-    for path in [&args.metrics_out, &args.export, &args.plot]
+    let threads = crate::set_threads(args.threads)?;
+    if let Some(asked) = args.threads.filter(|&asked| asked > threads) {
+        eprintln!(
+            "notice: --threads {asked} is more than the {threads} cores available; using {threads}"
+        );
+    }
+    for path in [&args.export, &args.metrics_out, &args.plot]
         .into_iter()
         .flatten()
     {
         check_output_path(path)?;
     }
-    let (mut trainer, mut checkpointer) = match &args.checkpoint_dir {
+    let (mut trainer, mut checkpointer, _lock) = match &args.checkpoint_dir {
         Some(dir) => {
-            let (trainer, checkpointer) = prepare_checkpoints(dir, args.resume, &config)?;
-            (trainer, Some(checkpointer))
+            let (trainer, checkpointer, lock) = prepare_checkpoints(dir, args.resume, &config)?;
+            (trainer, Some(checkpointer), Some(lock))
         }
-        None => (Trainer::new(config)?, None),
+        None => (Trainer::new(config)?, None, None),
     };
 
     let (mnist, dir) = Mnist::find_and_load(args.data_dir.as_deref(), args.quiet)?;
-    let (train, validation) = mnist.train.split_off_last(args.validation)?;
+    let available = mnist.train.len();
+    let too_many = || PipelineError::InvalidSetting {
+        name: "validation",
+        value: format!("{} (of {available} training images)", args.validation),
+        allowed: "fewer than the training images, leaving at least 2 to train on",
+    };
+    if available < args.validation.saturating_add(2) {
+        return Err(too_many());
+    }
+    let (train, validation) = mnist
+        .train
+        .split_off_last(args.validation)
+        .map_err(|_| too_many())?;
+    if mnist.test.is_empty() {
+        return Err(PipelineError::InvalidSetting {
+            name: "data-dir",
+            value: dir.display().to_string(),
+            allowed: "a folder whose test files (t10k-*) hold at least one image",
+        });
+    }
 
     if !args.quiet {
         println!(
@@ -159,6 +238,9 @@ pub fn run(args: &Args) -> Result<RunMetrics, PipelineError> {
             "L2={} | Dropout={:?} | BatchNorm | Adam | warmup {} + cosine",
             args.l2, args.dropout, args.warmup
         );
+    }
+    if handle_ctrl_c {
+        trainer.set_interrupt(ctrl_c_flag());
     }
     let mut console = Console::new(args.quiet, args.epochs);
     let fitted = {
@@ -174,10 +256,18 @@ pub fn run(args: &Args) -> Result<RunMetrics, PipelineError> {
             &mut observers,
         )
     };
-    let metrics = match (fitted, &checkpointer) {
-        (Ok(metrics), _) => metrics,
-        (Err(e), Some(c)) => return Err(c.annotate(e)),
-        (Err(e), None) => return Err(e),
+    let metrics = match fitted {
+        Ok(metrics) => metrics,
+        Err(e @ PipelineError::Interrupted { .. }) => {
+            report_interruption(&e, args, checkpointer.as_ref());
+            return Err(e);
+        }
+        Err(e) => {
+            return Err(match &checkpointer {
+                Some(c) => c.annotate(e),
+                None => e,
+            });
+        }
     };
 
     println!(
@@ -204,18 +294,112 @@ pub fn run(args: &Args) -> Result<RunMetrics, PipelineError> {
             1e3 * crate::median(c.write_seconds())
         );
     }
-    if let Some(path) = &args.metrics_out {
-        let json = serde_json::to_string_pretty(&metrics)
-            .map_err(|e| PipelineError::io(path, std::io::Error::other(e)))?;
-        std::fs::write(path, json).map_err(|e| PipelineError::io(path, e))?;
-    }
-    if let Some(path) = &args.export {
-        export_safetensors(&trainer.model, path)?;
-    }
-    if let Some(path) = &args.plot {
-        write_plot(path, &metrics)?;
-    }
+    write_outputs(args, &trainer, &metrics)?;
     Ok(metrics)
+}
+
+/// Writes the export (first: the trained model matters most), the metrics and the chart; one
+/// that fails does not stop the others.
+fn write_outputs(
+    args: &Args,
+    trainer: &Trainer,
+    metrics: &RunMetrics,
+) -> Result<(), PipelineError> {
+    let mut failed = Vec::new();
+    if let Some(path) = &args.export
+        && let Err(e) = export_safetensors(&trainer.model, path)
+    {
+        failed.push(("--export", e));
+    }
+    if let Some(path) = &args.metrics_out
+        && let Err(e) = write_metrics(path, metrics)
+    {
+        failed.push(("--metrics-out", e));
+    }
+    if let Some(path) = &args.plot
+        && let Err(e) = write_plot(path, metrics)
+    {
+        failed.push(("--plot", e));
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(PipelineError::Outputs { failed })
+    }
+}
+
+fn write_metrics(path: &Path, metrics: &RunMetrics) -> Result<(), PipelineError> {
+    let json = serde_json::to_string_pretty(metrics)
+        .map_err(|e| PipelineError::io(path, std::io::Error::other(e)))?;
+    crate::tensor_file::write_atomically(path, json.as_bytes())
+}
+
+/// A flag raised by Ctrl-C. The handler is installed once per process; a second Ctrl-C exits
+/// at once (for a user who does not want to wait for the step to end).
+fn ctrl_c_flag() -> Arc<AtomicBool> {
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let raised = Arc::clone(&flag);
+        let installed = ctrlc::set_handler(move || {
+            if raised.swap(true, Ordering::SeqCst) {
+                std::process::exit(i32::from(INTERRUPTED_STATUS));
+            }
+            eprintln!("\nCtrl-C: stopping after the current step (press again to quit at once)");
+        });
+        if let Err(e) = installed {
+            eprintln!("notice: Ctrl-C will end the run without a summary ({e})");
+        }
+        flag
+    })
+    .clone()
+}
+
+/// After Ctrl-C: what was saved, and the exact command that resumes.
+fn report_interruption(error: &PipelineError, args: &Args, checkpointer: Option<&Checkpointer>) {
+    eprintln!("{error}: that epoch is abandoned; no metrics, export or chart were written.");
+    match (checkpointer, &args.checkpoint_dir) {
+        (Some(c), Some(dir)) => {
+            match c.newest() {
+                Some(path) => eprintln!("saved: {} (all finished epochs)", path.display()),
+                None => eprintln!(
+                    "saved: nothing yet (no epoch finished; {} holds no checkpoint)",
+                    dir.display()
+                ),
+            }
+            eprintln!("resume with: {}", resume_command());
+        }
+        _ => eprintln!(
+            "saved: nothing (training state is saved only with --checkpoint-dir DIR); rerun to start over"
+        ),
+    }
+}
+
+/// This process's command line with `--resume` added (when missing), quoted for a POSIX shell.
+fn resume_command() -> String {
+    let mut words: Vec<String> = std::env::args().collect();
+    if !words.iter().any(|w| w == "--resume") {
+        words.push("--resume".into());
+    }
+    words
+        .iter()
+        .map(|w| shell_quote(w))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `word` as one POSIX shell word: unchanged when it is made of safe characters, else in
+/// single quotes.
+fn shell_quote(word: &str) -> String {
+    let safe = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if safe {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 /// The run's accuracy and loss per epoch as an SVG chart.
@@ -239,48 +423,99 @@ fn write_plot(path: &std::path::Path, _metrics: &RunMetrics) -> Result<(), Pipel
     })
 }
 
-/// Creates the checkpoint folder (failing early if it cannot be written) and loads the
-/// trainer to start from.
+/// Creates the checkpoint folder (failing early if it cannot be written), locks it for this
+/// run, and loads the trainer to start from (skipping damaged checkpoints with a warning).
 fn prepare_checkpoints(
-    dir: &std::path::Path,
+    dir: &Path,
     resume: bool,
     config: &TrainConfig,
-) -> Result<(Trainer, Checkpointer), PipelineError> {
+) -> Result<(Trainer, Checkpointer, std::fs::File), PipelineError> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(PipelineError::InvalidSetting {
+            name: "checkpoint-dir",
+            value: dir.display().to_string(),
+            allowed: "a folder (this path is a file)",
+        });
+    }
     std::fs::create_dir_all(dir).map_err(|e| PipelineError::io(dir, e))?;
+    let lock = lock_folder(dir)?;
     tempfile::NamedTempFile::new_in(dir)
         .map(drop)
         .map_err(|e| PipelineError::io(dir, e))?;
-    let newest = list_checkpoints(dir)?.pop().map(|(_, path)| path);
-    match (newest, resume) {
-        (Some(path), true) => {
-            let trainer = load_checkpoint(&path, config)?;
-            eprintln!(
-                "resuming from {} ({} epochs done)",
-                path.display(),
+    if !resume {
+        if let Some((_, path)) = list_checkpoints(dir)?.pop() {
+            return Err(PipelineError::InvalidSetting {
+                name: "checkpoint-dir",
+                value: format!("{} (holds {})", dir.display(), path.display()),
+                allowed: "a folder without checkpoints, unless --resume is given",
+            });
+        }
+        return Ok((
+            Trainer::new(config.clone())?,
+            Checkpointer::new(dir, KEEP_CHECKPOINTS, None),
+            lock,
+        ));
+    }
+    let Some(resumed) = load_newest_intact(dir, config)? else {
+        eprintln!(
+            "notice: --resume: no checkpoint in {}, starting fresh",
+            dir.display()
+        );
+        return Ok((
+            Trainer::new(config.clone())?,
+            Checkpointer::new(dir, KEEP_CHECKPOINTS, None),
+            lock,
+        ));
+    };
+    for (damaged, why) in &resumed.damaged {
+        eprintln!(
+            "warning: skipping damaged checkpoint {} ({why}); falling back to {}",
+            damaged.display(),
+            resumed.path.display()
+        );
+    }
+    let trainer = resumed.trainer;
+    if trainer.epochs_done() > config.epochs {
+        return Err(PipelineError::InvalidSetting {
+            name: "epochs",
+            value: format!(
+                "{} (the checkpoint {} has {} epochs done)",
+                config.epochs,
+                resumed.path.display(),
                 trainer.epochs_done()
-            );
-            Ok((
-                trainer,
-                Checkpointer::new(dir, KEEP_CHECKPOINTS, Some(path)),
-            ))
-        }
-        (Some(path), false) => Err(PipelineError::InvalidSetting {
-            name: "checkpoint-dir",
-            value: format!("{} (holds {})", dir.display(), path.display()),
-            allowed: "a folder without checkpoints, unless --resume is given",
+            ),
+            allowed: "at least the epochs the checkpoint has done",
+        });
+    }
+    eprintln!(
+        "resuming from {} ({} epochs done)",
+        resumed.path.display(),
+        trainer.epochs_done()
+    );
+    Ok((
+        trainer,
+        Checkpointer::new(dir, KEEP_CHECKPOINTS, Some(resumed.path)),
+        lock,
+    ))
+}
+
+/// Takes the exclusive lock of `dir` for as long as the returned file is open. The lock is
+/// advisory (`flock`): the operating system releases it when the process ends, killed or not.
+fn lock_folder(dir: &Path) -> Result<std::fs::File, PipelineError> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| PipelineError::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(PipelineError::Locked {
+            dir: dir.to_path_buf(),
+            lock: path,
         }),
-        (None, resume) => {
-            if resume {
-                eprintln!(
-                    "notice: --resume: no checkpoint in {}, starting fresh",
-                    dir.display()
-                );
-            }
-            Ok((
-                Trainer::new(config.clone())?,
-                Checkpointer::new(dir, KEEP_CHECKPOINTS, None),
-            ))
-        }
+        Err(std::fs::TryLockError::Error(e)) => Err(PipelineError::io(&path, e)),
     }
 }
 
@@ -309,6 +544,7 @@ struct Console {
     quiet: bool,
     epochs: usize,
     bar: Option<ProgressBar>,
+    warned_chance: bool,
 }
 
 impl Console {
@@ -317,6 +553,7 @@ impl Console {
             quiet,
             epochs,
             bar: None,
+            warned_chance: false,
         }
     }
 }
@@ -338,7 +575,18 @@ impl Observer for Console {
         bar.set_position(done as u64);
     }
 
-    fn on_epoch(&mut self, _trainer: &Trainer, m: &EpochMetrics) -> Result<(), PipelineError> {
+    fn on_epoch(&mut self, trainer: &Trainer, m: &EpochMetrics) -> Result<(), PipelineError> {
+        let classes = trainer.model.config().sizes.last().copied().unwrap_or(0);
+        if !self.warned_chance && at_chance_level(m.epoch, m.val_loss, classes) {
+            self.warned_chance = true;
+            eprintln!(
+                "warning: after {} epochs the validation loss is {:.4}, at chance level (>= 0.95 x ln {classes} = {:.3}, what guessing gives; accuracy {:.2}%): the model is not learning; try a smaller --lr",
+                m.epoch,
+                m.val_loss,
+                0.95 * (classes as f64).ln(),
+                100.0 * m.val_acc
+            );
+        }
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }

@@ -39,6 +39,52 @@ pub enum PipelineError {
         /// The newest checkpoint written before, if any.
         last_checkpoint: Option<PathBuf>,
     },
+    /// Training was stopped by the user (Ctrl-C) at this point; the unfinished epoch was
+    /// abandoned.
+    #[error("interrupted in epoch {epoch} after step {step}")]
+    Interrupted {
+        /// Epoch (1-based) that was abandoned.
+        epoch: usize,
+        /// Steps of it that had run.
+        step: usize,
+    },
+    /// A dataset has too few images to train on or to measure with.
+    #[error("the {what} has {images} images; at least {needed} are needed")]
+    TooLittleData {
+        /// `"training set"`, `"validation set"` or `"test set"`.
+        what: &'static str,
+        /// Its images.
+        images: usize,
+        /// The fewest that work.
+        needed: usize,
+    },
+    /// The worker threads could not be started.
+    #[error(
+        "could not start {threads} worker threads: {reason}; lower --threads or raise the process limit (ulimit -u)"
+    )]
+    Threads {
+        /// Threads asked for.
+        threads: usize,
+        /// The operating system's answer.
+        reason: String,
+    },
+    /// Another run holds the lock of this checkpoint folder.
+    #[error(
+        "checkpoint folder {} is in use by another run (it holds {}); wait for that run to end or choose another --checkpoint-dir",
+        dir.display(), lock.display()
+    )]
+    Locked {
+        /// The folder.
+        dir: PathBuf,
+        /// Its lock file.
+        lock: PathBuf,
+    },
+    /// Some outputs could not be written after training (the others were).
+    #[error("{} of the outputs could not be written: {}", failed.len(), failed.iter().map(|(what, e)| format!("{what}: {e}")).collect::<Vec<_>>().join("; "))]
+    Outputs {
+        /// Which output (`"--metrics-out"`, …) and why.
+        failed: Vec<(&'static str, PipelineError)>,
+    },
     /// A checkpoint or exported model file is malformed or does not fit the run.
     #[error("{path}: {source}")]
     Checkpoint {

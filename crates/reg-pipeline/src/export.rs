@@ -142,7 +142,8 @@ pub fn import_safetensors(path: &Path) -> Result<Mlp<f32>, PipelineError> {
 /// [`import_safetensors`] from bytes in memory.
 ///
 /// # Errors
-/// Every malformation as a [`CheckpointError`]; never panics.
+/// Every malformation as a [`CheckpointError`] (a negative `running_var` is
+/// [`CheckpointError::InvalidValue`]); never panics.
 pub fn import_bytes(bytes: &[u8]) -> Result<Mlp<f32>, CheckpointError> {
     let parsed = parse(bytes)?;
     let config = match parsed.metadata.get(CONFIG_KEY) {
@@ -171,6 +172,8 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Mlp<f32>, CheckpointError> {
         };
         state.push((name.clone(), value));
     }
+    // Finite, and a running variance never negative (it would give NaN predictions).
+    crate::tensor_file::check_state_values(state.iter().map(|(n, v)| (n.as_str(), v.view())))?;
     let mut model = Mlp::new(&config, 0)?;
     model.load_state(&state)?;
     Ok(model)

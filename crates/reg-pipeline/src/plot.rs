@@ -89,7 +89,7 @@ pub fn write_history_svg(
         draw_legend(&legend, &names, true).map_err(|e| draw_error(path, e))?;
         root.present().map_err(|e| draw_error(path, e))?;
     }
-    std::fs::write(path, svg).map_err(|e| PipelineError::io(path, e))
+    crate::tensor_file::write_atomically(path, svg.as_bytes())
 }
 
 /// Writes an SVG chart of `y(x)` curves to `path`, one solid line and one color per entry of
@@ -152,7 +152,7 @@ pub fn write_curve_svg(
         draw_legend(&legend, &names, false).map_err(|e| draw_error(path, e))?;
         root.present().map_err(|e| draw_error(path, e))?;
     }
-    std::fs::write(path, svg).map_err(|e| PipelineError::io(path, e))
+    crate::tensor_file::write_atomically(path, svg.as_bytes())
 }
 
 /// One panel of [`write_history_svg`]: which pair of values (train, validation) it shows.

@@ -1,5 +1,13 @@
 //! Safetensors files read and written defensively: size limits checked before anything is
-//! allocated, typed errors for every malformation, atomic replacement on write.
+//! allocated, typed errors for every malformation, a checksum over a checkpoint's bytes, and
+//! atomic replacement on write.
+//!
+//! Output files (checkpoints, exports, metrics, charts, logits) follow one policy
+//! ([`resolve_output`]): a new path or an existing regular file is written; a symlink is
+//! followed when it leads to a regular file (the link stays, the file it points to is
+//! replaced); anything else that exists — a folder, a device such as `/dev/null`, a FIFO, a
+//! socket, a dangling symlink or a symlink loop — is refused, before training and again at
+//! write time.
 //!
 //! Largest allocation a hostile file can cause when read through [`read_limited`] and
 //! [`parse`]: the file itself (at most [`MAX_FILE_BYTES`]) plus the parsed header. The header
@@ -14,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
 use safetensors::{Dtype, SafeTensors};
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::PipelineError;
@@ -109,11 +118,21 @@ pub enum CheckpointError {
         /// The dtype in the file.
         found: String,
     },
-    /// A tensor holding NaN, an infinity, or (for a count) a negative value.
-    #[error("tensor `{name}` holds an invalid value (NaN, infinite or negative count)")]
+    /// A tensor holding NaN, an infinity, or a negative value where only values ≥ 0 are valid
+    /// (a count, a running variance).
+    #[error(
+        "tensor `{name}` holds an invalid value (NaN, infinite, or negative where it must be >= 0)"
+    )]
     InvalidValue {
         /// Its name.
         name: String,
+    },
+    /// The file was changed or damaged after it was written: its checksum is missing or does
+    /// not match its bytes (a truncated file, a flipped byte, …).
+    #[error("the file is damaged: {reason}")]
+    Corrupt {
+        /// What the check found.
+        reason: String,
     },
     /// The tensors are well-formed but a component refused them as state.
     #[error("state refused: {0}")]
@@ -359,10 +378,15 @@ pub fn temporary_path(path: &Path) -> PathBuf {
 /// Replaces `path` by `bytes` so that a crash at any moment leaves either the old file or the
 /// new one whole: write a temporary file in the same folder, flush and fsync it, rename it over
 /// `path`, fsync the folder. On failure the temporary file is removed and `path` is untouched.
+/// `path` is first checked by [`resolve_output`]: a symlink to a regular file is followed
+/// (the file it leads to is replaced, the link stays); a target that exists and is not a
+/// regular file is refused.
 ///
 /// # Errors
 /// [`PipelineError::Io`] naming the file that failed.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PipelineError> {
+    let target = resolve_output(path)?;
+    let path = target.as_path();
     let tmp = temporary_path(path);
     let written = (|| {
         let mut file = std::fs::OpenOptions::new()
@@ -388,6 +412,51 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PipelineError> 
     sync_dir(parent_dir(path))
 }
 
+/// Where an output given as `path` is written, under the policy of the [module docs](self):
+/// `path` itself when it does not exist or is a regular file; the regular file a symlink leads
+/// to; an error for anything else.
+///
+/// # Errors
+/// [`PipelineError::Io`] naming `path`, with [`std::io::ErrorKind::InvalidInput`] when it
+/// exists and is not (a symlink to) a regular file.
+pub fn resolve_output(path: &Path) -> Result<PathBuf, PipelineError> {
+    let refuse = |what: &str| {
+        PipelineError::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{what}; refusing to replace it (outputs must be regular files)"),
+            ),
+        )
+    };
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(path.to_path_buf()),
+        Err(e) => return Err(PipelineError::io(path, e)),
+    };
+    if meta.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    if meta.is_dir() {
+        return Err(refuse("is a folder, not a file"));
+    }
+    if !meta.file_type().is_symlink() {
+        return Err(refuse(
+            "exists and is not a regular file (a device, FIFO or socket)",
+        ));
+    }
+    match std::fs::canonicalize(path) {
+        Ok(target) if target.is_file() => Ok(target),
+        Ok(target) => Err(refuse(&format!(
+            "is a symlink to {}, which is not a regular file",
+            target.display()
+        ))),
+        Err(_) => Err(refuse(
+            "is a symlink that leads to no file (dangling, or a loop)",
+        )),
+    }
+}
+
 /// The folder of `path` (`.` for a bare file name).
 pub(crate) fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
@@ -409,20 +478,112 @@ fn sync_dir(dir: &Path) -> Result<(), PipelineError> {
     Ok(())
 }
 
-/// Fails early (before training) when a file cannot be created at `path`: its folder is
-/// missing, is not a folder, is not writable, or `path` is a folder. Creates and removes a
-/// probe file in the folder; `path` itself is not created.
+/// Fails early (before training) when a file cannot be written at `path`: it exists and is not
+/// (a symlink to) a regular file ([`resolve_output`]), or its folder is missing, is not a
+/// folder or is not writable. Creates and removes a probe file in the folder; `path` itself is
+/// not created.
 ///
 /// # Errors
 /// [`PipelineError::Io`] naming `path`.
 pub fn check_output_path(path: &Path) -> Result<(), PipelineError> {
-    if path.is_dir() {
-        return Err(PipelineError::io(
-            path,
-            std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a folder, not a file"),
-        ));
-    }
-    tempfile::NamedTempFile::new_in(parent_dir(path))
+    let target = resolve_output(path)?;
+    tempfile::NamedTempFile::new_in(parent_dir(&target))
         .map(drop)
         .map_err(|e| PipelineError::io(path, e))
+}
+
+/// The `__metadata__` key of a checkpoint's checksum: the SHA-256 (lowercase hex) of the whole
+/// file as written with these 64 digits set to `0`. A single changed byte anywhere — header,
+/// metadata, tensor data, the digits themselves — makes it disagree (or makes it unfindable).
+pub const CHECKSUM_KEY: &str = "reg.sha256";
+
+/// The checksum entry as it appears in a safetensors header (JSON, no spaces).
+const CHECKSUM_NEEDLE: &[u8] = b"\"reg.sha256\":\"";
+
+/// The 64 checksum digits in `bytes`, looked for in the header's range only.
+fn checksum_digits(bytes: &[u8]) -> Option<std::ops::Range<usize>> {
+    let header_end = usize::try_from(8 + MAX_HEADER_BYTES).unwrap_or(usize::MAX);
+    let window = &bytes[..bytes.len().min(header_end)];
+    let start = window
+        .windows(CHECKSUM_NEEDLE.len())
+        .position(|w| w == CHECKSUM_NEEDLE)?
+        + CHECKSUM_NEEDLE.len();
+    let end = start + 64;
+    (bytes.get(end) == Some(&b'"')).then_some(start..end)
+}
+
+/// SHA-256 (lowercase hex) of `bytes` with the checksum digits read as `0`.
+fn checksum_of(bytes: &[u8], digits: std::ops::Range<usize>) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(&bytes[..digits.start]);
+    hasher.update([b'0'; 64]);
+    hasher.update(&bytes[digits.end..]);
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The metadata value to serialize under [`CHECKSUM_KEY`] before [`seal_checksum`] fills it.
+pub(crate) fn checksum_placeholder() -> String {
+    "0".repeat(64)
+}
+
+/// Writes the checksum of `bytes` into its [`CHECKSUM_KEY`] entry. The checkpoint writer calls
+/// it on the serialized file; tests that build deliberately malformed checkpoints call it to
+/// reach the checks behind the checksum.
+///
+/// # Errors
+/// [`CheckpointError::Corrupt`] when `bytes` has no checksum entry.
+pub fn seal_checksum(bytes: &mut [u8]) -> Result<(), CheckpointError> {
+    let digits = checksum_digits(bytes).ok_or_else(no_checksum)?;
+    let sum = checksum_of(bytes, digits.clone());
+    bytes[digits].copy_from_slice(sum.as_bytes());
+    Ok(())
+}
+
+/// Checks the checksum [`seal_checksum`] wrote.
+///
+/// # Errors
+/// [`CheckpointError::Corrupt`] when it is missing or does not match.
+pub fn verify_checksum(bytes: &[u8]) -> Result<(), CheckpointError> {
+    let digits = checksum_digits(bytes).ok_or_else(no_checksum)?;
+    if checksum_of(bytes, digits.clone()).as_bytes() != &bytes[digits] {
+        return Err(CheckpointError::Corrupt {
+            reason: format!(
+                "its {CHECKSUM_KEY} checksum does not match its {} bytes (truncated, or changed after it was written)",
+                bytes.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn no_checksum() -> CheckpointError {
+    CheckpointError::Corrupt {
+        reason: format!("no {CHECKSUM_KEY} checksum in its header (truncated or overwritten)"),
+    }
+}
+
+/// Checks tensors of a model state before they are written or after they are read: every value
+/// finite, a BatchNorm `running_var` never negative.
+///
+/// # Errors
+/// [`CheckpointError::InvalidValue`] naming the first tensor that fails.
+pub fn check_state_values<'a>(
+    state: impl IntoIterator<Item = (&'a str, ndarray::ArrayView2<'a, f32>)>,
+) -> Result<(), CheckpointError> {
+    for (name, value) in state {
+        let non_negative = name.ends_with("running_var");
+        if value
+            .iter()
+            .any(|v| !v.is_finite() || (non_negative && *v < 0.0))
+        {
+            return Err(CheckpointError::InvalidValue {
+                name: name.to_owned(),
+            });
+        }
+    }
+    Ok(())
 }

@@ -1,3 +1,5 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use ndarray::ArrayView2;
@@ -211,6 +213,7 @@ pub struct Trainer {
     batch_x: Vec<f32>,
     batch_y: Vec<u8>,
     order: Vec<usize>,
+    interrupt: Option<Arc<AtomicBool>>,
 }
 
 impl Trainer {
@@ -242,8 +245,23 @@ impl Trainer {
             batch_x: Vec::new(),
             batch_y: Vec::new(),
             order: Vec::new(),
+            interrupt: None,
             config,
         })
+    }
+
+    /// Stops training cleanly when `flag` becomes true (a Ctrl-C handler sets it): the step
+    /// under way finishes, then [`Trainer::run_epoch`] returns [`PipelineError::Interrupted`]
+    /// and the unfinished epoch is abandoned (nothing of it is recorded or saved).
+    pub fn set_interrupt(&mut self, flag: Arc<AtomicBool>) {
+        self.interrupt = Some(flag);
+    }
+
+    /// Whether the flag of [`Trainer::set_interrupt`] has been raised.
+    pub fn interrupted(&self) -> bool {
+        self.interrupt
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::Relaxed))
     }
 
     /// Epochs trained so far.
@@ -266,7 +284,9 @@ impl Trainer {
     ///
     /// # Errors
     /// [`PipelineError::Diverged`] when the loss or a gradient becomes non-finite (the failing
-    /// step does not update the weights); [`PipelineError::Core`] for shape errors.
+    /// step does not update the weights) or a BatchNorm running statistic does;
+    /// [`PipelineError::Interrupted`] when the flag of [`Trainer::set_interrupt`] is raised;
+    /// [`PipelineError::Core`] for shape errors.
     pub fn run_epoch(
         &mut self,
         train: &Dataset,
@@ -343,6 +363,12 @@ impl Trainer {
                 loss_sum += loss * rows as f64;
                 seen += rows;
                 on_batch(step + 1, batches.len());
+                if self.interrupted() {
+                    return Err(PipelineError::Interrupted {
+                        epoch: epoch + 1,
+                        step: step + 1,
+                    });
+                }
             }
             Ok(())
         })();
@@ -395,10 +421,36 @@ impl Trainer {
             .as_dyn()
             .step(&mut params, lr)
             .map_err(|e| match e {
-                reg_core::Error::NonFinite { context } => StepError::Diverged(context),
+                e @ reg_core::Error::NonFinite { .. } => StepError::Diverged(e.to_string()),
                 other => StepError::Core(other),
             })?;
+        self.check_running_statistics()?;
         Ok((loss, hits))
+    }
+
+    /// Divergence can reach BatchNorm's running statistics alone (they only matter in Eval
+    /// mode, so the loss stays finite): a running variance that overflows, or turns negative,
+    /// stops training at this step. A few hundred values per step.
+    fn check_running_statistics(&self) -> Result<(), StepError> {
+        let bad = self.model.hidden().iter().any(|block| {
+            block.batch_norm.as_ref().is_some_and(|bn| {
+                bn.running_mean().iter().any(|v| !v.is_finite())
+                    || bn.running_var().iter().any(|v| !v.is_finite() || *v < 0.0)
+            })
+        });
+        if !bad {
+            return Ok(());
+        }
+        let state = self.model.state();
+        let name = match crate::tensor_file::check_state_values(
+            state.iter().map(|(n, v)| (n.as_str(), v.view())),
+        ) {
+            Err(crate::CheckpointError::InvalidValue { name }) => name,
+            _ => "a BatchNorm running statistic".to_owned(),
+        };
+        Err(StepError::Diverged(format!(
+            "non-finite or negative value in {name}"
+        )))
     }
 
     /// Loss and accuracy of the model on `data`, in Eval mode.
@@ -501,10 +553,37 @@ pub trait Observer {
 /// An observer that does nothing.
 impl Observer for () {}
 
+/// Refuses data on which training would do nothing or measure nothing: a training set too
+/// small for one step (a last batch of one row is dropped, so at least 2 images), or an empty
+/// validation or test set.
+fn check_sizes(train: &Dataset, validation: &Dataset, test: &Dataset) -> Result<(), PipelineError> {
+    let too_little = |what: &'static str, images: usize, needed: usize| {
+        Err(PipelineError::TooLittleData {
+            what,
+            images,
+            needed,
+        })
+    };
+    if train.len() < 2 {
+        return too_little("training set", train.len(), 2);
+    }
+    if validation.is_empty() {
+        return too_little("validation set", 0, 1);
+    }
+    if test.is_empty() {
+        return too_little("test set", 0, 1);
+    }
+    Ok(())
+}
+
 /// Trains until the last epoch or early stopping, restores the best weights, evaluates `test`.
+/// Before every checkpoint the whole state is checked
+/// ([`check_trainer_state`](crate::checkpoint::check_trainer_state)).
 ///
 /// # Errors
-/// Whatever [`Trainer::run_epoch`], [`evaluate`] or the observer return.
+/// [`PipelineError::TooLittleData`] for a training set too small for one step or an empty
+/// validation or test set; [`PipelineError::Diverged`] when a value of the state is not valid
+/// after an epoch; whatever [`Trainer::run_epoch`], [`evaluate`] or the observer return.
 pub fn fit(
     trainer: &mut Trainer,
     train: &Dataset,
@@ -512,10 +591,28 @@ pub fn fit(
     test: &Dataset,
     observer: &mut dyn Observer,
 ) -> Result<crate::RunMetrics, PipelineError> {
+    check_sizes(train, validation, test)?;
     while !trainer.finished() {
+        if trainer.interrupted() {
+            return Err(PipelineError::Interrupted {
+                epoch: trainer.epochs_done() + 1,
+                step: 0,
+            });
+        }
+        let mut steps = 0;
         let metrics = trainer.run_epoch(train, validation, &mut |done, total| {
+            steps = total;
             observer.on_batch(done, total);
         })?;
+        // Nothing that could not be loaded back reaches a checkpoint.
+        if let Err(invalid) = crate::checkpoint::check_trainer_state(trainer) {
+            return Err(PipelineError::Diverged {
+                epoch: metrics.epoch,
+                step: steps,
+                what: format!("{invalid} at the end of the epoch"),
+                last_checkpoint: None,
+            });
+        }
         observer.on_epoch(trainer, &metrics)?;
     }
     let best_epoch = trainer.restore_best()?.unwrap_or(trainer.epochs_done());

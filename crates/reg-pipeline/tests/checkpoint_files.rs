@@ -19,7 +19,7 @@ use reg_pipeline::checkpoint::{
 use reg_pipeline::export::{
     CONFIG_KEY, export_bytes, export_safetensors, import_bytes, import_safetensors,
 };
-use reg_pipeline::tensor_file::{MAX_HEADER_BYTES, temporary_path};
+use reg_pipeline::tensor_file::{MAX_HEADER_BYTES, seal_checksum, temporary_path};
 use reg_pipeline::{
     CheckpointError, MlpConfig, Observer, PipelineError, TrainConfig, Trainer, fit,
 };
@@ -95,7 +95,11 @@ fn rewrite(
             )
         })
         .collect();
-    safetensors::serialize(views, Some(metadata.into_iter().collect())).unwrap()
+    let mut bytes = safetensors::serialize(views, Some(metadata.into_iter().collect())).unwrap();
+    // Sealed again (checkpoints; exports have no checksum), so that the checks behind the
+    // checksum see the edit.
+    let _ = seal_checksum(&mut bytes);
+    bytes
 }
 
 fn checkpoint_error(bytes: &[u8], config: &TrainConfig) -> CheckpointError {
@@ -131,13 +135,13 @@ fn resumed_trainer_continues_bit_for_bit() {
 }
 
 #[test]
-fn truncated_checkpoint_is_malformed() {
+fn truncated_checkpoint_is_corrupt() {
     let bytes = valid_bytes();
     for len in [0, 7, 8, 100, bytes.len() / 2, bytes.len() - 1] {
         assert!(
             matches!(
                 checkpoint_error(&bytes[..len], &config()),
-                CheckpointError::Malformed { .. }
+                CheckpointError::Corrupt { .. }
             ),
             "length {len}"
         );
@@ -236,13 +240,13 @@ fn bad_missing_or_future_metadata_is_refused() {
         &valid_bytes(),
         |_| {},
         |m| {
-            let v = m[METADATA_KEY].replacen("\"format\":1", "\"format\":2", 1);
+            let v = m[METADATA_KEY].replacen("\"format\":2", "\"format\":3", 1);
             m.insert(METADATA_KEY.into(), v);
         },
     );
     assert!(matches!(
         checkpoint_error(&future, &config()),
-        CheckpointError::UnsupportedVersion { found: 2, .. }
+        CheckpointError::UnsupportedVersion { found: 3, .. }
     ));
     let inconsistent = rewrite(
         &valid_bytes(),
@@ -262,11 +266,14 @@ fn bad_missing_or_future_metadata_is_refused() {
 fn hostile_header_length_is_refused_before_parsing() {
     let mut bytes = valid_bytes();
     bytes[..8].copy_from_slice(&(MAX_HEADER_BYTES + 1).to_le_bytes());
+    // Sealed, so the length reaches the parser (unsealed, it is corruption).
+    seal_checksum(&mut bytes).unwrap();
     assert!(matches!(
         checkpoint_error(&bytes, &config()),
         CheckpointError::TooLarge { what: "header", .. }
     ));
     bytes[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    seal_checksum(&mut bytes).unwrap();
     assert!(matches!(
         checkpoint_error(&bytes, &config()),
         CheckpointError::TooLarge { .. }
@@ -613,5 +620,141 @@ proptest! {
             bytes[at.index(limit)] = value;
         }
         load_never_panics(&bytes);
+        // Sealed again, the edits reach the parser and the checks behind the checksum.
+        if seal_checksum(&mut bytes).is_ok() {
+            load_never_panics(&bytes);
+        }
+    }
+
+    /// Issue 10, item 6: any single changed byte anywhere in a checkpoint (header, metadata,
+    /// tensor data, the checksum itself) is reported as corruption.
+    #[test]
+    fn any_single_changed_byte_is_detected_as_corruption(
+        at in any::<prop::sample::Index>(),
+        flip in 1u8..=255,
+    ) {
+        static VALID: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let mut bytes = VALID.get_or_init(small_valid_checkpoint).clone();
+        let i = at.index(bytes.len());
+        bytes[i] ^= flip;
+        let config = TrainConfig {
+            model: MlpConfig {
+                sizes: vec![784, 4, 10],
+                dropout: vec![0.5],
+                batch_norm: true,
+            },
+            ..config()
+        };
+        let error = checkpoint_error(&bytes, &config);
+        prop_assert!(
+            matches!(error, CheckpointError::Corrupt { .. }),
+            "byte {} of {}: {:?}", i, bytes.len(), error
+        );
+    }
+}
+
+#[test]
+fn valid_checkpoint_passes_its_checksum() {
+    let bytes = small_valid_checkpoint();
+    reg_pipeline::tensor_file::verify_checksum(&bytes).unwrap();
+}
+
+/// A model state with every `running_var` set to `value`.
+fn with_running_var(trainer: &mut Trainer, value: f32) {
+    let mut state = trainer.model.state();
+    for (name, v) in &mut state {
+        if name.ends_with("running_var") {
+            v.fill(value);
+        }
+    }
+    trainer.model.load_state(&state).unwrap();
+}
+
+/// Issue 10, item 8: a negative running variance is refused when written and when read.
+#[test]
+fn negative_running_variance_is_refused_in_checkpoints_and_exports() {
+    let (mut trainer, _, _) = trained();
+    with_running_var(&mut trainer, -1.0);
+    assert!(matches!(
+        checkpoint_bytes(&trainer),
+        Err(PipelineError::Checkpoint {
+            source: CheckpointError::InvalidValue { .. },
+            ..
+        })
+    ));
+    let negative = rewrite(
+        &valid_bytes(),
+        |t| {
+            let v = t.iter_mut().find(|t| t.0 == "model/1.running_var").unwrap();
+            v.3[..4].copy_from_slice(&(-1.0f32).to_le_bytes());
+        },
+        |_| {},
+    );
+    assert!(
+        matches!(checkpoint_error(&negative, &config()), CheckpointError::InvalidValue { name } if name == "model/1.running_var")
+    );
+    let exported = export_bytes(&trainer.model).unwrap();
+    assert!(matches!(
+        import_bytes(&exported),
+        Err(CheckpointError::InvalidValue { .. })
+    ));
+}
+
+/// Issue 10, item 4: divergence that reaches only BatchNorm's running variance stops training
+/// at the step it happens, naming the last checkpoint, which loads and resumes.
+#[test]
+fn running_variance_overflow_is_divergence_and_the_last_checkpoint_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train, val, test) = (
+        checkpoint_support::dataset(100, 1),
+        checkpoint_support::dataset(20, 2),
+        checkpoint_support::dataset(20, 3),
+    );
+    let mut trainer = Trainer::new(config()).unwrap();
+    let mut observer = Checkpointer::new(dir.path(), 2, None);
+    trainer.run_epoch(&train, &val, &mut |_, _| {}).unwrap();
+    observer
+        .on_epoch(&trainer, &trainer.history[0].clone())
+        .unwrap();
+    // The loss stays finite (Train mode uses batch statistics), so only the state shows it.
+    // (`load_state` refuses infinity: set the buffer directly, as an overflow would.)
+    let bn = trainer.model.hidden_mut()[0].batch_norm.as_mut().unwrap();
+    for (name, mut buffer) in bn.buffers_mut() {
+        if name == "running_var" {
+            buffer.fill(f32::INFINITY);
+        }
+    }
+    let error = fit(&mut trainer, &train, &val, &test, &mut observer).unwrap_err();
+    let error = observer.annotate(error);
+    let message = error.to_string();
+    let PipelineError::Diverged {
+        epoch: 2,
+        step: 1,
+        last_checkpoint: Some(path),
+        what,
+    } = error
+    else {
+        panic!("expected a divergence at epoch 2, step 1 naming a checkpoint, got {error:?}");
+    };
+    assert!(what.contains("1.running_var"), "{what}");
+    assert!(message.contains("diverged"), "{message}");
+    assert_eq!(path, dir.path().join(checkpoint_file_name(1)));
+    assert_eq!(list_checkpoints(dir.path()).unwrap().len(), 1);
+    let mut resumed = load_checkpoint(&path, &config()).unwrap();
+    resumed.run_epoch(&train, &val, &mut |_, _| {}).unwrap();
+}
+
+/// Issue 10, item 7: no training step, or nothing to validate or test on, is an error.
+#[test]
+fn fit_refuses_data_too_small_to_train_or_measure() {
+    let some = checkpoint_support::dataset(20, 1);
+    for (train, val, test) in [(1, 20, 20), (0, 20, 20), (20, 0, 20), (20, 20, 0)] {
+        let mut trainer = Trainer::new(config()).unwrap();
+        let d = |n: usize| some.take_first(n);
+        let result = fit(&mut trainer, &d(train), &d(val), &d(test), &mut ());
+        assert!(
+            matches!(result, Err(PipelineError::TooLittleData { .. })),
+            "{train}/{val}/{test}"
+        );
     }
 }

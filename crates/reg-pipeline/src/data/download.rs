@@ -121,12 +121,38 @@ impl DownloadOptions {
 /// served wrong content and none served the right one; [`DataError::Download`] listing every
 /// attempt when no mirror served the file. Both messages say where to put the files by hand.
 pub fn ensure_mnist(dir: &Path, options: &DownloadOptions) -> Result<(), DataError> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(DataError::NotAFile {
+            path: dir.to_path_buf(),
+            what: "is a file; the data directory (--data-dir, MNIST_DIR) must be a folder".into(),
+        });
+    }
     let missing: Vec<&MnistFile> = MNIST_FILES
         .iter()
         .filter(|f| f.find_in(dir).is_none())
         .collect();
     if missing.is_empty() {
         return Ok(());
+    }
+    // A folder or a broken symlink under a data file's name is the user's to fix: say so
+    // rather than try to download over it.
+    for file in &missing {
+        for path in [dir.join(file.gz_name()), dir.join(file.name)] {
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let what = if meta.is_dir() {
+                "is a folder"
+            } else if meta.file_type().is_symlink() {
+                "is a symlink that does not lead to a regular file (dangling, a loop, or a folder)"
+            } else {
+                "is not a regular file"
+            };
+            return Err(DataError::NotAFile {
+                path,
+                what: format!("{what}; an MNIST data file (IDX, raw or .gz) is expected there"),
+            });
+        }
     }
     std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
     let agent = options.agent();

@@ -168,6 +168,15 @@ pub enum DataError {
         /// The data directory.
         dir: PathBuf,
     },
+    /// Something that is not a regular file stands where an MNIST file should be (a folder,
+    /// a symlink loop or a dangling symlink), or the data directory is not a folder.
+    #[error("{}: {what}", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong with it and what is expected there.
+        what: String,
+    },
     /// Some MNIST files are missing from the data directory.
     #[error("MNIST files missing: {}. {}", missing.join(", "), placement_hint(dir))]
     NotFound {
@@ -191,7 +200,8 @@ impl DataError {
             | Self::TooLarge { path, .. }
             | Self::Gzip { path, .. }
             | Self::LabelOutOfRange { path, .. }
-            | Self::ImageSizeMismatch { path, .. } => Some(path),
+            | Self::ImageSizeMismatch { path, .. }
+            | Self::NotAFile { path, .. } => Some(path),
             Self::CountMismatch { labels_path, .. } => Some(labels_path),
             Self::Checksum { dir, .. }
             | Self::Download { dir, .. }

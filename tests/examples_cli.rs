@@ -1,0 +1,158 @@
+//! The study examples (`evaluate`, `overfitting`, `ablation`, `schedule`) run as child
+//! processes with the settings issue 10 found them accepting silently: each is now an error
+//! that names the setting. `cargo test` builds the examples before it runs this file.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+#[path = "../crates/reg-pipeline/tests/checkpoint_support/mod.rs"]
+mod checkpoint_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use reg::pipeline::export::export_bytes;
+use reg::pipeline::{Mlp, MlpConfig};
+
+/// An example's binary, beside this test's in the target folder (or in `REG_EXAMPLES_DIR`, to
+/// run these tests against another build).
+fn example(name: &str) -> PathBuf {
+    let dir = std::env::var_os("REG_EXAMPLES_DIR").map_or_else(
+        || {
+            let exe = std::env::current_exe().unwrap();
+            exe.parent()
+                .and_then(Path::parent)
+                .unwrap()
+                .join("examples")
+        },
+        PathBuf::from,
+    );
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo test` without --test (it builds the examples)",
+        path.display()
+    );
+    path
+}
+
+fn run(name: &str, args: &[&str]) -> (Output, String) {
+    let output = Command::new(example(name)).args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output, err)
+}
+
+fn s(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// A model file: `sizes` with BatchNorm; `running_var` of the first BatchNorm set to -1 if
+/// `negative_variance`.
+fn model_file(dir: &Path, sizes: Vec<usize>, negative_variance: bool) -> PathBuf {
+    let config = MlpConfig {
+        dropout: vec![0.0; sizes.len() - 2],
+        sizes,
+        batch_norm: true,
+    };
+    let mut model = Mlp::new(&config, 0).unwrap();
+    if negative_variance {
+        let mut state = model.state();
+        for (name, value) in &mut state {
+            if name.ends_with("running_var") {
+                value.fill(-1.0);
+            }
+        }
+        model.load_state(&state).unwrap();
+    }
+    let path = dir.join(format!("model-{}.safetensors", negative_variance));
+    std::fs::write(&path, export_bytes(&model).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn evaluate_refuses_invalid_models_and_an_empty_test_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("mnist");
+    checkpoint_support::write_mnist(&data, 20, 30);
+
+    let three = model_file(tmp.path(), vec![784, 8, 3], false);
+    let (output, err) = run(
+        "evaluate",
+        &["--model", &s(&three), "--data-dir", &s(&data)],
+    );
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--model") && err.contains("3 outputs"),
+        "{err}"
+    );
+
+    let negative = model_file(tmp.path(), vec![784, 8, 10], true);
+    let (output, err) = run(
+        "evaluate",
+        &["--model", &s(&negative), "--data-dir", &s(&data)],
+    );
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("running_var"), "{err}");
+
+    let fine = model_file(tmp.path(), vec![784, 8, 10], false);
+    let (output, err) = run("evaluate", &["--model", &s(&fine), "--data-dir", &s(&data)]);
+    assert!(output.status.success(), "{err}");
+
+    let empty = tmp.path().join("empty");
+    checkpoint_support::write_mnist(&empty, 20, 0);
+    let (output, err) = run(
+        "evaluate",
+        &["--model", &s(&fine), "--data-dir", &s(&empty)],
+    );
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("--data-dir"), "{err}");
+}
+
+#[test]
+fn overfitting_refuses_too_few_training_images() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Refused before any data is read.
+    let data = tmp.path().join("no-data");
+    for images in ["0", "1"] {
+        let (output, err) = run(
+            "overfitting",
+            &[
+                "--data-dir",
+                &s(&data),
+                "--train-images",
+                images,
+                "--epochs",
+                "1",
+                "--quiet",
+            ],
+        );
+        assert_eq!(output.status.code(), Some(1), "{err}");
+        assert!(err.contains(&format!("--train-images = {images}")), "{err}");
+    }
+}
+
+#[test]
+fn ablation_refuses_one_epoch_and_unknown_names_and_matches_names_in_any_case() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nowhere = s(&tmp.path().join("no-data"));
+    let (output, err) = run("ablation", &["--data-dir", &nowhere, "--epochs", "1"]);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("--epochs = 1"), "{err}");
+    // "FULL" is known (any case); "bogus" is the one named.
+    let (output, err) = run(
+        "ablation",
+        &["--data-dir", &nowhere, "--only", "FULL,bogus"],
+    );
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("--only = bogus"), "{err}");
+}
+
+#[test]
+fn schedule_reports_an_unwritable_chart_as_a_sentence() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("missing").join("x.svg");
+    let (output, err) = run("schedule", &["--plot", &s(&target)]);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(!err.contains("Io {") && !err.contains("kind:"), "{err}");
+    assert!(err.contains("missing"), "{err}");
+}
