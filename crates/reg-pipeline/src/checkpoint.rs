@@ -10,7 +10,7 @@
 //! epochs done (= the schedule's position: schedules are pure functions of the epoch), the
 //! optimizer's step, the early-stopping counters, the history, `stopped_early`, and the
 //! states of the shuffling generator and of each dropout generator. Under
-//! [`CHECKSUM_KEY`](crate::tensor_file::CHECKSUM_KEY) it holds the SHA-256 of the whole file
+//! [`CHECKSUM_KEY`] it holds the SHA-256 of the whole file
 //! (computed with those digits as `0`), checked before anything else on load: a truncated
 //! file or one changed byte is reported as [`CheckpointError::Corrupt`], and resuming falls
 //! back to the previous intact checkpoint ([`load_newest_intact`]).

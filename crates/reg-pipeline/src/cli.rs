@@ -62,9 +62,20 @@ pub fn at_chance_level(epoch: usize, val_loss: f64, classes: usize) -> bool {
     epoch >= CHANCE_EPOCHS && classes >= 2 && val_loss >= 0.95 * (classes as f64).ln()
 }
 
+/// What `--help` says after the options: the output, lock, divergence and Ctrl-C rules.
+const AFTER_HELP: &str = "\
+Outputs (--export, --metrics-out, --plot, checkpoints) are written atomically, the model first; \
+if one fails the others are still written and the exit status is 1. An output must be a new \
+path or a regular file: a symlink to a regular file is followed (the link stays); a folder, \
+device, FIFO, dangling symlink or symlink loop is refused before training.
+One run at a time per --checkpoint-dir (lock file reg-train.lock, released when the process \
+ends). Checkpoints carry a SHA-256 checksum; --resume skips damaged ones with a warning.
+Divergence stops the run naming the epoch, step and last good checkpoint. Ctrl-C stops after \
+the current step and prints the command that resumes (exit status 130).";
+
 /// Train the tutorial's production-ready MNIST classifier.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, after_help = AFTER_HELP)]
 pub struct Args {
     /// Folder with the four MNIST files (.gz or raw); default $MNIST_DIR, else data/mnist.
     /// Missing files are downloaded there.
