@@ -21,8 +21,8 @@
 //! - `--threads` above the machine's cores is clamped to them, with a notice.
 //! - Divergence (a non-finite loss, gradient, weight, optimizer moment, or BatchNorm running
 //!   statistic) stops the run naming the epoch, the step and the last good checkpoint, which
-//!   loads and resumes. A validation loss still at chance level after [`CHANCE_EPOCHS`]
-//!   epochs gets a warning ([`at_chance_level`]).
+//!   loads and resumes. A validation loss no better than chance after [`CHANCE_EPOCHS`]
+//!   epochs gets a warning ([`no_better_than_chance`]).
 //! - Ctrl-C stops after the current step; the unfinished epoch is abandoned, nothing
 //!   half-done is written, and the message says what was saved and the command that resumes
 //!   (exit status 130). A second Ctrl-C exits at once.
@@ -53,12 +53,14 @@ pub const CHANCE_EPOCHS: usize = 3;
 /// Exit status after Ctrl-C (128 + SIGINT, as shells report it).
 pub const INTERRUPTED_STATUS: u8 = 130;
 
-/// Whether `val_loss` after `epoch` epochs is at chance level for `classes` classes: from
-/// epoch [`CHANCE_EPOCHS`] on, at least 95 % of `ln(classes)` (the cross-entropy of a uniform
-/// guess; `ln 10 ≈ 2.303`, so ≥ 2.187 for MNIST). A model that learns anything is far below
-/// (the default run: 0.1 after one epoch).
+/// Whether `val_loss` after `epoch` epochs is no better than chance for `classes` classes:
+/// from epoch [`CHANCE_EPOCHS`] on, at least 95 % of `ln(classes)`, the cross-entropy of a
+/// uniform guess (`ln 10 ≈ 2.303`, so ≥ 2.187 for MNIST). A model that learns is far below
+/// (the default run: about 0.1 after one epoch); a loss at or above it means training is
+/// not converging, even when the accuracy looks fine (huge logits make the few errors cost
+/// millions).
 #[must_use]
-pub fn at_chance_level(epoch: usize, val_loss: f64, classes: usize) -> bool {
+pub fn no_better_than_chance(epoch: usize, val_loss: f64, classes: usize) -> bool {
     epoch >= CHANCE_EPOCHS && classes >= 2 && val_loss >= 0.95 * (classes as f64).ln()
 }
 
@@ -588,13 +590,13 @@ impl Observer for Console {
 
     fn on_epoch(&mut self, trainer: &Trainer, m: &EpochMetrics) -> Result<(), PipelineError> {
         let classes = trainer.model.config().sizes.last().copied().unwrap_or(0);
-        if !self.warned_chance && at_chance_level(m.epoch, m.val_loss, classes) {
+        if !self.warned_chance && no_better_than_chance(m.epoch, m.val_loss, classes) {
             self.warned_chance = true;
             eprintln!(
-                "warning: after {} epochs the validation loss is {:.4}, at chance level (>= 0.95 x ln {classes} = {:.3}, what guessing gives; accuracy {:.2}%): the model is not learning; try a smaller --lr",
+                "warning: after {} epochs the validation loss {:.4} is no better than chance (uniform guessing gives ln {classes} = {:.3}; this warns from 95 % of that) with validation accuracy {:.2}%: training is not converging; try a smaller --lr",
                 m.epoch,
                 m.val_loss,
-                0.95 * (classes as f64).ln(),
+                (classes as f64).ln(),
                 100.0 * m.val_acc
             );
         }
