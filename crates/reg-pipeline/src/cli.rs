@@ -47,7 +47,7 @@ pub const KEEP_CHECKPOINTS: usize = 2;
 /// The lock file a run holds in `--checkpoint-dir`.
 pub const LOCK_FILE: &str = "reg-train.lock";
 
-/// Epochs after which a validation loss at chance level gets a warning.
+/// Epochs after which a validation loss no better than chance gets a warning.
 pub const CHANCE_EPOCHS: usize = 3;
 
 /// Exit status after Ctrl-C (128 + SIGINT, as shells report it).
@@ -528,6 +528,15 @@ fn lock_folder(dir: &Path) -> Result<std::fs::File, PipelineError> {
             dir: dir.to_path_buf(),
             lock: path,
         }),
+        // Some network file systems have no locks: run, but say that nothing guards the folder.
+        Err(std::fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
+            eprintln!(
+                "notice: {} cannot be locked on this file system ({e}); make sure no other run uses {}",
+                path.display(),
+                dir.display()
+            );
+            Ok(file)
+        }
         Err(std::fs::TryLockError::Error(e)) => Err(PipelineError::io(&path, e)),
     }
 }
