@@ -174,6 +174,15 @@ impl From<reg_core::Error> for StepError {
 }
 
 impl StepError {
+    /// A non-finite value the optimizer found is divergence, described by the whole message
+    /// ("non-finite value in gradient of 0.weight", not just "gradient of 0.weight").
+    fn from_optimizer(error: reg_core::Error) -> Self {
+        match error {
+            e @ reg_core::Error::NonFinite { .. } => Self::Diverged(e.to_string()),
+            other => Self::Core(other),
+        }
+    }
+
     fn at(self, epoch: usize, step: usize) -> PipelineError {
         match self {
             Self::Diverged(what) => PipelineError::Diverged {
@@ -420,10 +429,7 @@ impl Trainer {
         self.optimizer
             .as_dyn()
             .step(&mut params, lr)
-            .map_err(|e| match e {
-                e @ reg_core::Error::NonFinite { .. } => StepError::Diverged(e.to_string()),
-                other => StepError::Core(other),
-            })?;
+            .map_err(StepError::from_optimizer)?;
         self.check_running_statistics()?;
         Ok((loss, hits))
     }
@@ -628,4 +634,33 @@ pub fn fit(
         median_epoch_seconds: crate::median(&seconds),
         test_eval_seconds: test_eval.seconds,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn optimizer_non_finite_gradient_is_divergence_that_says_non_finite() {
+        let error = StepError::from_optimizer(reg_core::Error::NonFinite {
+            context: "gradient of 0.weight".into(),
+        })
+        .at(2, 7);
+        let message = error.to_string();
+        assert!(
+            matches!(
+                error,
+                PipelineError::Diverged {
+                    epoch: 2,
+                    step: 7,
+                    ..
+                }
+            ),
+            "{message}"
+        );
+        assert!(
+            message.contains("non-finite value in gradient of 0.weight"),
+            "{message}"
+        );
+    }
 }
