@@ -15,7 +15,7 @@
 //! | constant lr | 1e-3 throughout instead of warmup + cosine |
 //! | no early stopping | trains every epoch and keeps the last weights |
 //!
-//! `--plot ablation.svg` draws accuracy and loss per epoch for all seven.
+//! `--plot ablation.svg` (or `.png`) draws accuracy and loss per epoch for all seven.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,14 +23,16 @@ use std::process::ExitCode;
 use clap::Parser;
 use reg_pipeline::data::Mnist;
 use reg_pipeline::experiments::{self, ExperimentRun};
-use reg_pipeline::tensor_file::check_output_path;
+use reg_pipeline::plot::check_chart_path;
+use reg_pipeline::tensorboard::{TensorBoardObserver, run_folder_name};
 use reg_pipeline::{EpochMetrics, Observer, PipelineError, Trainer};
 
 /// Turn off each regularization technique in turn and compare with the full model.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(name = "ablation", version, allow_negative_numbers = true)]
 struct Args {
-    /// Folder with the four MNIST files (.gz or raw); default $MNIST_DIR, else data/mnist.
+    /// Folder with the four MNIST files (.gz or raw); default $MNIST_DIR, else
+    /// the per-user cache folder (~/.cache/reg/mnist on Linux).
     /// Missing files are downloaded there.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -43,9 +45,14 @@ struct Args {
     /// Only these variants (comma-separated names as in the table, any case, e.g. "full,no L2").
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Write an SVG chart of accuracy and loss per epoch to this file.
-    #[arg(long)]
-    plot: Option<PathBuf>,
+    /// Write a chart of accuracy and loss per epoch to this file: SVG or PNG by its extension
+    /// (repeat the flag for both).
+    #[arg(long, value_name = "FILE.svg|FILE.png")]
+    plot: Vec<PathBuf>,
+    /// Write each model's per-epoch scalars as TensorBoard event files, one run folder per
+    /// model under this folder (`tensorboard --logdir DIR` compares them).
+    #[arg(long, value_name = "DIR")]
+    tensorboard: Option<PathBuf>,
     /// Only the table.
     #[arg(long)]
     quiet: bool,
@@ -89,9 +96,9 @@ fn run(args: &Args) -> Result<(), PipelineError> {
         .into_iter()
         .filter(|(name, _)| args.only.is_empty() || args.only.iter().any(|o| same(o, name)))
         .collect();
-    if let Some(path) = &args.plot {
+    for path in &args.plot {
         // Fail before training, not after it, when the chart cannot be written.
-        check_output_path(path)?;
+        check_chart_path(path)?;
     }
     let (mnist, _dir) = Mnist::find_and_load(args.data_dir.as_deref(), args.quiet)?;
     let validation_size = reg_pipeline::TrainConfig::default().validation;
@@ -111,8 +118,20 @@ fn run(args: &Args) -> Result<(), PipelineError> {
         if !args.quiet {
             println!("\n{name}");
         }
-        let mut lines = EpochLines { quiet: args.quiet };
-        let run = experiments::run(name, config, &train, &validation, &mnist.test, &mut lines)?;
+        let tensorboard = args
+            .tensorboard
+            .as_ref()
+            .map(|dir| TensorBoardObserver::create(&dir.join(run_folder_name(name))))
+            .transpose()?;
+        let mut observer = (EpochLines { quiet: args.quiet }, tensorboard);
+        let run = experiments::run(
+            name,
+            config,
+            &train,
+            &validation,
+            &mnist.test,
+            &mut observer,
+        )?;
         if !args.quiet {
             println!(
                 "  test accuracy {:.2}% | train accuracy (eval) {:.2}% | {:.1} s",
@@ -125,7 +144,7 @@ fn run(args: &Args) -> Result<(), PipelineError> {
     }
     println!();
     print!("{}", experiments::markdown_table(&runs, true));
-    if let Some(path) = &args.plot {
+    for path in &args.plot {
         let title = format!("Ablation on MNIST ({} epochs at most)", args.epochs);
         experiments::write_chart(path, &title, &runs)?;
         if !args.quiet {

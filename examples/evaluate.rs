@@ -15,19 +15,24 @@ use reg_pipeline::data::Mnist;
 use reg_pipeline::export::import_safetensors;
 use reg_pipeline::{PipelineError, predictions};
 
-/// Evaluate an exported model on the MNIST test set.
+/// Evaluate an exported model (safetensors, as `pipeline --export` writes) on the MNIST test
+/// set: accuracy and confusion matrix.
 #[derive(Debug, Parser)]
-#[command(about)]
+#[command(name = "evaluate", version, allow_negative_numbers = true)]
 struct Args {
     /// The exported model (safetensors).
     #[arg(long)]
     model: PathBuf,
-    /// Folder with the four MNIST files; default $MNIST_DIR, else data/mnist.
+    /// Folder with the four MNIST files; default $MNIST_DIR, else
+    /// the per-user cache folder (~/.cache/reg/mnist on Linux).
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Write the test logits here as a float32 .npy array (images × classes).
     #[arg(long)]
     logits_out: Option<PathBuf>,
+    /// No download progress; only the accuracy and the confusion matrix.
+    #[arg(long)]
+    quiet: bool,
 }
 
 fn main() -> ExitCode {
@@ -46,7 +51,7 @@ fn run(args: &Args) -> Result<(), PipelineError> {
     }
     // Checks names, shapes, finiteness and running variances (>= 0).
     let mut model = import_safetensors(&args.model)?;
-    let (mnist, dir) = Mnist::find_and_load(args.data_dir.as_deref(), false)?;
+    let (mnist, dir) = Mnist::find_and_load(args.data_dir.as_deref(), args.quiet)?;
     let test = mnist.test;
     if test.is_empty() {
         return Err(PipelineError::InvalidSetting {

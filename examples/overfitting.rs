@@ -10,7 +10,7 @@
 //! - regularized: the same network with the tutorial's L2 + dropout + BatchNorm, warmup +
 //!   cosine and early stopping.
 //!
-//! `--plot overfitting.svg` draws accuracy and loss per epoch for the three.
+//! `--plot overfitting.svg` (or `.png`) draws accuracy and loss per epoch for the three.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,14 +18,16 @@ use std::process::ExitCode;
 use clap::Parser;
 use reg_pipeline::data::Mnist;
 use reg_pipeline::experiments::{self, ExperimentRun};
-use reg_pipeline::tensor_file::check_output_path;
+use reg_pipeline::plot::check_chart_path;
+use reg_pipeline::tensorboard::{TensorBoardObserver, run_folder_name};
 use reg_pipeline::{EpochMetrics, Observer, PipelineError, Trainer};
 
 /// Show underfitting and overfitting on a small MNIST subset.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(name = "overfitting", version, allow_negative_numbers = true)]
 struct Args {
-    /// Folder with the four MNIST files (.gz or raw); default $MNIST_DIR, else data/mnist.
+    /// Folder with the four MNIST files (.gz or raw); default $MNIST_DIR, else
+    /// the per-user cache folder (~/.cache/reg/mnist on Linux).
     /// Missing files are downloaded there.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -38,9 +40,14 @@ struct Args {
     /// Seed of every generator.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Write an SVG chart of accuracy and loss per epoch to this file.
-    #[arg(long)]
-    plot: Option<PathBuf>,
+    /// Write a chart of accuracy and loss per epoch to this file: SVG or PNG by its extension
+    /// (repeat the flag for both).
+    #[arg(long, value_name = "FILE.svg|FILE.png")]
+    plot: Vec<PathBuf>,
+    /// Write each model's per-epoch scalars as TensorBoard event files, one run folder per
+    /// model under this folder (`tensorboard --logdir DIR` compares them).
+    #[arg(long, value_name = "DIR")]
+    tensorboard: Option<PathBuf>,
     /// Only the table.
     #[arg(long)]
     quiet: bool,
@@ -65,9 +72,9 @@ fn run(args: &Args) -> Result<(), PipelineError> {
             allowed: "at least 2 (one training step needs 2 images)",
         });
     }
-    if let Some(path) = &args.plot {
+    for path in &args.plot {
         // Fail before training, not after it, when the chart cannot be written.
-        check_output_path(path)?;
+        check_chart_path(path)?;
     }
     let (mnist, _dir) = Mnist::find_and_load(args.data_dir.as_deref(), args.quiet)?;
     let validation_size = reg_pipeline::TrainConfig::default().validation;
@@ -90,19 +97,24 @@ fn run(args: &Args) -> Result<(), PipelineError> {
         if !args.quiet {
             println!("\n{name}");
         }
-        let mut lines = EpochLines { quiet: args.quiet };
+        let tensorboard = args
+            .tensorboard
+            .as_ref()
+            .map(|dir| TensorBoardObserver::create(&dir.join(run_folder_name(name))))
+            .transpose()?;
+        let mut observer = (EpochLines { quiet: args.quiet }, tensorboard);
         runs.push(experiments::run(
             name,
             config,
             &train,
             &validation,
             &mnist.test,
-            &mut lines,
+            &mut observer,
         )?);
     }
     println!();
     print!("{}", experiments::markdown_table(&runs, false));
-    if let Some(path) = &args.plot {
+    for path in &args.plot {
         let title = format!(
             "Underfitting vs overfitting: {} MNIST training images",
             train.len()

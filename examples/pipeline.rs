@@ -11,7 +11,7 @@
 //! `--checkpoint-dir DIR` writes the full training state after every epoch; `--resume`
 //! continues from the newest checkpoint there bit for bit; `--export model.safetensors` writes
 //! the trained model for PyTorch's `load_state_dict` (see `examples/evaluate.rs`).
-//! `--plot pipeline.svg` draws train and validation accuracy and loss per epoch (SVG).
+//! `--plot pipeline.svg` (or `.png`) draws train and validation accuracy and loss per epoch.
 
 use std::process::ExitCode;
 

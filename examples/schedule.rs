@@ -3,7 +3,7 @@
 //! Run with `cargo run --example schedule`. The tutorial's comments claim 0.000524 at epoch 50
 //! and 0.000005 at epoch 99; the formula gives 0.000541 and 0.000000.
 //!
-//! `--plot schedule.svg` also draws the learning rate of every epoch 0..100 as an SVG chart.
+//! `--plot schedule.svg` (or `.png`) also draws the learning rate of every epoch 0..100 as a chart.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,13 +11,18 @@ use std::process::ExitCode;
 use clap::Parser;
 use reg::schedule::{Schedule, warmup_cosine};
 
-/// Print the tutorial's warmup + cosine table.
+/// Print the tutorial's warmup + cosine learning-rate table (linear warmup over 5 epochs to
+/// 0.001, cosine annealing to epoch 100) and optionally chart it.
 #[derive(Debug, Parser)]
-#[command(about)]
+#[command(name = "schedule", version, allow_negative_numbers = true)]
 struct Args {
-    /// Write an SVG chart of the learning rate over the 100 epochs to this file.
+    /// Write a chart of the learning rate over the 100 epochs to this file: SVG or PNG by its
+    /// extension (repeat the flag for both).
+    #[arg(long, value_name = "FILE.svg|FILE.png")]
+    plot: Vec<PathBuf>,
+    /// Only write the chart; no table.
     #[arg(long)]
-    plot: Option<PathBuf>,
+    quiet: bool,
 }
 
 fn main() -> ExitCode {
@@ -32,14 +37,16 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let schedule = warmup_cosine(0.001, 5, 100)?;
-    println!("Warmup + Cosine Schedule:");
-    for e in [0, 2, 5, 10, 50, 90, 99] {
-        let lr = schedule.lr(e);
-        println!("  Epoch {e:>2}: lr = {lr:.6}");
+    if !args.quiet {
+        println!("Warmup + Cosine Schedule:");
+        for e in [0, 2, 5, 10, 50, 90, 99] {
+            let lr = schedule.lr(e);
+            println!("  Epoch {e:>2}: lr = {lr:.6}");
+        }
     }
-    if let Some(path) = &args.plot {
-        let curve: Vec<(f64, f64)> = (0..100).map(|e| (e as f64, schedule.lr(e))).collect();
-        reg::pipeline::plot::write_curve_svg(
+    let curve: Vec<(f64, f64)> = (0..100).map(|e| (e as f64, schedule.lr(e))).collect();
+    for path in &args.plot {
+        reg::pipeline::plot::write_curve_chart(
             path,
             "Linear warmup (5 epochs) + cosine annealing, peak lr 0.001",
             ("epoch", "learning rate"),

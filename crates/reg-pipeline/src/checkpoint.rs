@@ -385,6 +385,32 @@ pub fn load_checkpoint(path: &Path, config: &TrainConfig) -> Result<Trainer, Pip
     })
 }
 
+/// The settings the checkpoint at `path` was written with, so that a run can resume from it
+/// without repeating them.
+///
+/// # Errors
+/// [`PipelineError::Io`] when unreadable; [`PipelineError::Checkpoint`] when damaged
+/// ([`CheckpointError::Corrupt`]) or malformed.
+pub fn checkpoint_config(path: &Path) -> Result<TrainConfig, PipelineError> {
+    let at = |e: CheckpointError| e.at(path);
+    let bytes = read_limited(path)?;
+    // Damage is reported as in `trainer_from_bytes`, so that `--resume` skips the file.
+    if let Err(corrupt) = verify_checksum(&bytes) {
+        let old = parse(&bytes).ok().and_then(|p| read_record(&p).err());
+        return Err(at(match old {
+            Some(version @ CheckpointError::UnsupportedVersion { .. }) => version,
+            _ => corrupt,
+        }));
+    }
+    let parsed = parse(&bytes).map_err(at)?;
+    let record = read_record(&parsed).map_err(at)?;
+    serde_json::from_value(record.config).map_err(|e| {
+        at(CheckpointError::BadMetadata {
+            reason: format!("`config`: {e}"),
+        })
+    })
+}
+
 /// [`load_checkpoint`] from bytes in memory (errors name the path `<memory>`).
 ///
 /// # Errors
@@ -661,9 +687,22 @@ pub fn load_newest_intact(
     dir: &Path,
     config: &TrainConfig,
 ) -> Result<Option<Resumed>, PipelineError> {
+    load_newest_intact_with(dir, |_| Ok(config.clone()))
+}
+
+/// [`load_newest_intact`] with the settings to load each checkpoint with chosen per file
+/// (`--resume` takes them from the checkpoint itself, see [`checkpoint_config`]); a file whose
+/// settings cannot be read because it is damaged is skipped like any damaged one.
+///
+/// # Errors
+/// As [`load_newest_intact`], and whatever `config_for` returns that is not damage.
+pub fn load_newest_intact_with(
+    dir: &Path,
+    config_for: impl Fn(&Path) -> Result<TrainConfig, PipelineError>,
+) -> Result<Option<Resumed>, PipelineError> {
     let mut damaged = Vec::new();
     for (_, path) in list_checkpoints(dir)?.into_iter().rev() {
-        match load_checkpoint(&path, config) {
+        match config_for(&path).and_then(|config| load_checkpoint(&path, &config)) {
             Ok(trainer) => {
                 return Ok(Some(Resumed {
                     trainer,

@@ -4,8 +4,9 @@
 //!
 //! Checkpoints and resuming follow PyTorch Lightning: `--checkpoint-dir DIR` writes a
 //! checkpoint after every epoch (the newest 2 are kept); `--resume` continues from the newest
-//! one there, and when the folder holds none it prints a notice and starts fresh (Lightning's
-//! `ckpt_path="last"`). Without `--resume`, a folder that already holds checkpoints is an
+//! one there with the settings it was written with (`--epochs` may extend the run; any other
+//! flag given that disagrees is refused, every one listed at once), and when the folder holds
+//! none it prints a notice and starts fresh (Lightning's `ckpt_path="last"`). Without `--resume`, a folder that already holds checkpoints is an
 //! error rather than being mixed with a new run's.
 //!
 //! Reliability, as the user sees it:
@@ -27,19 +28,27 @@
 //!   half-done is written, and the message says what was saved and the command that resumes
 //!   (exit status 130). A second Ctrl-C exits at once.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
-use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
-use crate::checkpoint::{Checkpointer, list_checkpoints, load_newest_intact};
+use crate::checkpoint::{
+    Checkpointer, checkpoint_config, list_checkpoints, load_newest_intact_with,
+};
 use crate::data::Mnist;
 use crate::export::export_safetensors;
+use crate::progress::{Console, ProgressMode};
 use crate::tensor_file::check_output_path;
-use crate::{EpochMetrics, Observer, PipelineError, RunMetrics, TrainConfig, Trainer, fit};
+use crate::tensorboard::TensorBoardObserver;
+use crate::{
+    BatchProgress, EpochMetrics, Observer, PipelineError, RunMetrics, TrainConfig, Trainer, fit,
+};
 
 /// Checkpoints kept in `--checkpoint-dir`.
 pub const KEEP_CHECKPOINTS: usize = 2;
@@ -75,47 +84,60 @@ ends). Checkpoints carry a SHA-256 checksum; --resume skips damaged ones with a 
 Divergence stops the run naming the epoch, step and last good checkpoint. Ctrl-C stops after \
 the current step and prints the command that resumes (exit status 130).";
 
-/// Train the tutorial's production-ready MNIST classifier.
+/// Train the tutorial's production-ready MNIST classifier (784-256-128-10, BatchNorm,
+/// dropout, L2, Adam, warmup + cosine, early stopping) and test it.
 #[derive(Debug, Parser)]
-#[command(version, about, after_help = AFTER_HELP)]
+#[command(
+    name = "pipeline",
+    version,
+    allow_negative_numbers = true,
+    after_help = AFTER_HELP
+)]
 pub struct Args {
-    /// Folder with the four MNIST files (.gz or raw); default $MNIST_DIR, else data/mnist.
+    /// Folder with the four MNIST files (.gz or raw); default $MNIST_DIR, else
+    /// the per-user cache folder (~/.cache/reg/mnist on Linux).
     /// Missing files are downloaded there.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Most epochs to train (≥ 1).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, value_parser = whole_number, default_value_t = 30)]
     pub epochs: usize,
     /// Mini-batch size (≥ 2: BatchNorm needs two rows).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, value_parser = whole_number, default_value_t = 64)]
     pub batch_size: usize,
     /// Peak learning rate (> 0).
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, allow_hyphen_values = true)]
     pub lr: f64,
     /// L2 strength λ (≥ 0): penalty λ/(2m)·Σw² on weights.
-    #[arg(long, default_value_t = 0.005)]
+    #[arg(long, default_value_t = 0.005, allow_hyphen_values = true)]
     pub l2: f64,
     /// Dropout probability after each hidden layer, in [0, 1), comma-separated.
-    #[arg(long, value_delimiter = ',', default_values_t = [0.3, 0.2])]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.3,0.2",
+        value_name = "P1,P2",
+        allow_hyphen_values = true
+    )]
     pub dropout: Vec<f64>,
-    /// Linear-warmup epochs before cosine annealing (< epochs).
-    #[arg(long, default_value_t = 3)]
-    pub warmup: usize,
+    /// Linear-warmup epochs before cosine annealing (< epochs) [default: min(3, epochs − 1)].
+    #[arg(long, value_parser = whole_number)]
+    pub warmup: Option<usize>,
     /// Early-stopping patience in epochs; 0 turns early stopping off.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, value_parser = whole_number, default_value_t = 10)]
     pub patience: usize,
     /// Smallest decrease of the validation loss that counts as improvement (≥ 0).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
     pub min_delta: f64,
     /// Training images held out for validation (taken from the end).
-    #[arg(long, default_value_t = 5_000)]
+    #[arg(long, value_parser = whole_number, default_value_t = 5_000)]
     pub validation: usize,
     /// Seed of every generator: same seed and threads, same bits.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Worker threads for the matrix products (≥ 1); default: the cores available. More than
     /// the cores available is clamped to them, with a notice.
-    #[arg(long)]
+    #[arg(long, value_parser = whole_number)]
     pub threads: Option<usize>,
     /// Write the run's metrics as JSON to this file. Every output file is written atomically;
     /// it must be a regular file or not exist yet (a symlink to a regular file is followed;
@@ -126,24 +148,69 @@ pub struct Args {
     /// at a time per folder (it holds the lock file reg-train.lock there).
     #[arg(long)]
     pub checkpoint_dir: Option<PathBuf>,
-    /// Continue from the newest checkpoint in --checkpoint-dir (start fresh, with a notice,
-    /// when there is none). Every setting except --epochs must be the checkpoint's.
+    /// Continue from the newest checkpoint in --checkpoint-dir with its settings (start fresh,
+    /// with a notice, when there is none). --epochs may extend the run; any other setting
+    /// given must equal the checkpoint's.
     #[arg(long, requires = "checkpoint_dir")]
     pub resume: bool,
     /// Write the trained model (best epoch's weights) as safetensors with PyTorch
     /// `nn.Sequential` state-dict names and layouts.
     #[arg(long)]
     pub export: Option<PathBuf>,
-    /// Write an SVG chart of train and validation accuracy and loss per epoch to this file
-    /// (needs the default `plot` feature).
-    #[arg(long)]
-    pub plot: Option<PathBuf>,
+    /// Write a chart of train and validation accuracy and loss per epoch to this file: SVG or
+    /// PNG by its extension (repeat the flag for both; needs the default `plot` feature).
+    #[arg(long, value_name = "FILE.svg|FILE.png")]
+    pub plot: Vec<PathBuf>,
+    /// Write each epoch's train and validation loss and accuracy, learning rate and seconds as
+    /// TensorBoard scalars to a new event file in this folder (`tensorboard --logdir DIR`).
+    #[arg(long, value_name = "DIR")]
+    pub tensorboard: Option<PathBuf>,
     /// No progress bar, no per-epoch lines; only the summary.
     #[arg(long)]
     pub quiet: bool,
+    /// The settings given on the command line (clap's argument ids, e.g. `batch_size`), as
+    /// recorded by [`Args::try_parse_recording`]: on `--resume` only these are compared with
+    /// the checkpoint's settings.
+    #[arg(skip)]
+    pub given: BTreeSet<String>,
 }
 
 impl Args {
+    /// Parses `argv` (the program name first) and records in [`Args::given`] which settings
+    /// were given on the command line.
+    ///
+    /// # Errors
+    /// clap's error for an unknown flag or a value of the wrong type (`--help` and
+    /// `--version` are "errors" too: print them with [`clap::Error::exit`]).
+    pub fn try_parse_recording<I, T>(argv: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let command = Self::command();
+        let is_flag = |id: &clap::Id| command.get_arguments().any(|a| a.get_id() == id);
+        let matches = command.clone().try_get_matches_from(argv)?;
+        let mut args = Self::from_arg_matches(&matches)?;
+        args.given = matches
+            .ids()
+            .filter(|id| is_flag(id))
+            .filter(|id| matches.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+            .map(|id| id.as_str().to_owned())
+            .collect();
+        Ok(args)
+    }
+
+    /// The warmup used: `--warmup` if given, else min(3, epochs − 1), so that a short run
+    /// works without it.
+    #[must_use]
+    pub fn warmup(&self) -> usize {
+        self.warmup.unwrap_or_else(|| {
+            TrainConfig::default()
+                .warmup
+                .min(self.epochs.saturating_sub(1))
+        })
+    }
+
     /// The training settings these arguments describe.
     pub fn train_config(&self) -> TrainConfig {
         TrainConfig {
@@ -151,7 +218,7 @@ impl Args {
             batch_size: self.batch_size,
             lr: self.lr,
             l2: self.l2,
-            warmup: self.warmup,
+            warmup: self.warmup(),
             patience: (self.patience > 0).then_some(self.patience),
             min_delta: self.min_delta,
             seed: self.seed,
@@ -163,12 +230,102 @@ impl Args {
             ..TrainConfig::default()
         }
     }
+
+    /// The settings of a run resumed from the checkpoint at `path`, written with `saved`: the
+    /// checkpoint's, with `--epochs` if given (to train longer).
+    ///
+    /// # Errors
+    /// [`PipelineError::ResumeMismatch`] listing every setting given on the command line
+    /// ([`Args::given`]) whose value differs from the checkpoint's.
+    pub fn resume_config(
+        &self,
+        saved: &TrainConfig,
+        path: &std::path::Path,
+    ) -> Result<TrainConfig, PipelineError> {
+        let mine = self.train_config();
+        let list = |v: &[f64]| v.iter().map(f64::to_string).collect::<Vec<_>>().join(",");
+        let patience =
+            |p: Option<usize>| p.map_or_else(|| "none (off)".to_owned(), |n| n.to_string());
+        // (clap id, flag, value given, value in the checkpoint)
+        let settings = [
+            (
+                "batch_size",
+                "batch-size",
+                mine.batch_size.to_string(),
+                saved.batch_size.to_string(),
+            ),
+            ("lr", "lr", mine.lr.to_string(), saved.lr.to_string()),
+            ("l2", "l2", mine.l2.to_string(), saved.l2.to_string()),
+            (
+                "dropout",
+                "dropout",
+                list(&mine.model.dropout),
+                list(&saved.model.dropout),
+            ),
+            (
+                "warmup",
+                "warmup",
+                mine.warmup.to_string(),
+                saved.warmup.to_string(),
+            ),
+            (
+                "patience",
+                "patience",
+                patience(mine.patience),
+                patience(saved.patience),
+            ),
+            (
+                "min_delta",
+                "min-delta",
+                mine.min_delta.to_string(),
+                saved.min_delta.to_string(),
+            ),
+            (
+                "validation",
+                "validation",
+                mine.validation.to_string(),
+                saved.validation.to_string(),
+            ),
+            (
+                "seed",
+                "seed",
+                mine.seed.to_string(),
+                saved.seed.to_string(),
+            ),
+        ];
+        let mismatches: Vec<String> = settings
+            .into_iter()
+            .filter(|(id, _, given, saved)| self.given.contains(*id) && given != saved)
+            .map(|(_, flag, given, saved)| format!("--{flag} {given} (checkpoint: {saved})"))
+            .collect();
+        if !mismatches.is_empty() {
+            return Err(PipelineError::ResumeMismatch {
+                checkpoint: path.to_path_buf(),
+                mismatches,
+            });
+        }
+        Ok(TrainConfig {
+            epochs: if self.given.contains("epochs") {
+                self.epochs
+            } else {
+                saved.epochs
+            },
+            ..saved.clone()
+        })
+    }
+}
+
+/// A count flag's value: a whole number, with the sentence a user needs when it is not (clap's
+/// own says only "invalid digit found in string" for `-1`).
+fn whole_number(text: &str) -> Result<usize, String> {
+    text.parse()
+        .map_err(|_| "a whole number (0, 1, 2, …) is expected".to_owned())
 }
 
 /// Parses the process arguments, runs (Ctrl-C stops cleanly), prints an error and returns
 /// the exit code: 0, 1 for an error, [`INTERRUPTED_STATUS`] after Ctrl-C.
 pub fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::try_parse_recording(std::env::args_os()).unwrap_or_else(|e| e.exit());
     match run_interruptible(&args, true) {
         Ok(_) => ExitCode::SUCCESS,
         Err(PipelineError::Interrupted { .. }) => ExitCode::from(INTERRUPTED_STATUS),
@@ -194,6 +351,7 @@ pub fn run(args: &Args) -> Result<RunMetrics, PipelineError> {
 /// # Errors
 /// As [`run`]; [`PipelineError::Interrupted`] after Ctrl-C (already reported on stderr).
 pub fn run_interruptible(args: &Args, handle_ctrl_c: bool) -> Result<RunMetrics, PipelineError> {
+    let started = Instant::now();
     let config = args.train_config();
     // Fail on bad settings and unwritable outputs before loading data or training.
     Trainer::new(config.clone())?;
@@ -203,33 +361,43 @@ pub fn run_interruptible(args: &Args, handle_ctrl_c: bool) -> Result<RunMetrics,
             "notice: --threads {asked} is more than the {threads} cores available; using {threads}"
         );
     }
-    for path in [&args.export, &args.metrics_out, &args.plot]
-        .into_iter()
-        .flatten()
-    {
+    for path in [&args.export, &args.metrics_out].into_iter().flatten() {
         check_output_path(path)?;
+    }
+    for path in &args.plot {
+        check_plot_path(path)?;
     }
     let (mut trainer, mut checkpointer, _lock) = match &args.checkpoint_dir {
         Some(dir) => {
-            let (trainer, checkpointer, lock) = prepare_checkpoints(dir, args.resume, &config)?;
+            let (trainer, checkpointer, lock) = prepare_checkpoints(dir, args, &config)?;
             (trainer, Some(checkpointer), Some(lock))
         }
         None => (Trainer::new(config)?, None, None),
     };
+    let resumed_from = checkpointer
+        .as_ref()
+        .and_then(|c| c.newest().map(Path::to_path_buf));
+    // On --resume, the checkpoint's settings.
+    let config = trainer.config.clone();
+    let mut tensorboard = args
+        .tensorboard
+        .as_deref()
+        .map(TensorBoardObserver::create)
+        .transpose()?;
 
     let (mnist, dir) = Mnist::find_and_load(args.data_dir.as_deref(), args.quiet)?;
     let available = mnist.train.len();
     let too_many = || PipelineError::InvalidSetting {
         name: "validation",
-        value: format!("{} (of {available} training images)", args.validation),
+        value: format!("{} (of {available} training images)", config.validation),
         allowed: "fewer than the training images, leaving at least 2 to train on",
     };
-    if available < args.validation.saturating_add(2) {
+    if available < config.validation.saturating_add(2) {
         return Err(too_many());
     }
     let (train, validation) = mnist
         .train
-        .split_off_last(args.validation)
+        .split_off_last(config.validation)
         .map_err(|_| too_many())?;
     if mnist.test.is_empty() {
         return Err(PipelineError::InvalidSetting {
@@ -249,16 +417,19 @@ pub fn run_interruptible(args: &Args, handle_ctrl_c: bool) -> Result<RunMetrics,
         );
         println!(
             "L2={} | Dropout={:?} | BatchNorm | Adam | warmup {} + cosine",
-            args.l2, args.dropout, args.warmup
+            config.l2, config.model.dropout, config.warmup
         );
     }
     if handle_ctrl_c {
         trainer.set_interrupt(ctrl_c_flag());
     }
-    let mut console = Console::new(args.quiet, args.epochs);
+    let mut console = Console::new(ProgressMode::detect(args.quiet), config.epochs);
+    let mut chance = ChanceWarning::default();
     let fitted = {
         let mut observers = Observers {
             console: &mut console,
+            chance: &mut chance,
+            tensorboard: tensorboard.as_mut(),
             checkpointer: checkpointer.as_mut(),
         };
         fit(
@@ -307,7 +478,22 @@ pub fn run_interruptible(args: &Args, handle_ctrl_c: bool) -> Result<RunMetrics,
             1e3 * crate::median(c.write_seconds())
         );
     }
-    write_outputs(args, &trainer, &metrics)?;
+    if let (Some(observer), Some(dir)) = (&tensorboard, &args.tensorboard) {
+        println!(
+            "TensorBoard scalars in {} (view: tensorboard --logdir {})",
+            observer.path().display(),
+            dir.display()
+        );
+    }
+    let run = RunInfo {
+        reg_version: env!("CARGO_PKG_VERSION"),
+        threads,
+        data_dir: &dir,
+        resumed_from: resumed_from.as_deref(),
+        wall_seconds: started.elapsed().as_secs_f64(),
+        train_acc_mode: TRAIN_ACC_MODE,
+    };
+    write_outputs(args, &trainer, &metrics, &run)?;
     Ok(metrics)
 }
 
@@ -317,6 +503,7 @@ fn write_outputs(
     args: &Args,
     trainer: &Trainer,
     metrics: &RunMetrics,
+    run: &RunInfo<'_>,
 ) -> Result<(), PipelineError> {
     let mut failed = Vec::new();
     if let Some(path) = &args.export
@@ -325,14 +512,14 @@ fn write_outputs(
         failed.push(("--export", e));
     }
     if let Some(path) = &args.metrics_out
-        && let Err(e) = write_metrics(path, metrics)
+        && let Err(e) = write_metrics(path, metrics, run)
     {
         failed.push(("--metrics-out", e));
     }
-    if let Some(path) = &args.plot
-        && let Err(e) = write_plot(path, metrics)
-    {
-        failed.push(("--plot", e));
+    for path in &args.plot {
+        if let Err(e) = write_plot(path, metrics) {
+            failed.push(("--plot", e));
+        }
     }
     if failed.is_empty() {
         Ok(())
@@ -341,8 +528,40 @@ fn write_outputs(
     }
 }
 
-fn write_metrics(path: &Path, metrics: &RunMetrics) -> Result<(), PipelineError> {
-    let json = serde_json::to_string_pretty(metrics)
+/// How the run was made, written into the metrics JSON beside [`RunMetrics`].
+#[derive(serde::Serialize)]
+struct RunInfo<'a> {
+    /// The version of reg that trained.
+    reg_version: &'static str,
+    /// Worker threads of the matrix products.
+    threads: usize,
+    /// The MNIST folder read.
+    data_dir: &'a Path,
+    /// The checkpoint the run continued from (`--resume`), if any.
+    resumed_from: Option<&'a Path>,
+    /// Seconds from start to the end of the test evaluation, data loading included.
+    wall_seconds: f64,
+    /// How the epochs' `train_acc` and `train_loss` were measured.
+    train_acc_mode: &'static str,
+}
+
+/// The note in the metrics JSON on what the per-epoch training numbers are.
+pub const TRAIN_ACC_MODE: &str = "Train mode (dropout on, BatchNorm on batch statistics): the running average over the epoch's batches, each measured before its update; val_acc and test_acc are measured in Eval mode";
+
+/// The metrics JSON: [`RunMetrics`]' fields, then [`RunInfo`]'s.
+fn write_metrics(
+    path: &Path,
+    metrics: &RunMetrics,
+    run: &RunInfo<'_>,
+) -> Result<(), PipelineError> {
+    #[derive(serde::Serialize)]
+    struct MetricsFile<'a> {
+        #[serde(flatten)]
+        metrics: &'a RunMetrics,
+        #[serde(flatten)]
+        run: &'a RunInfo<'a>,
+    }
+    let json = serde_json::to_string_pretty(&MetricsFile { metrics, run })
         .map_err(|e| PipelineError::io(path, std::io::Error::other(e)))?;
     crate::tensor_file::write_atomically(path, json.as_bytes())
 }
@@ -415,20 +634,15 @@ fn shell_quote(word: &str) -> String {
     }
 }
 
-/// The run's accuracy and loss per epoch as an SVG chart.
+/// Fails before training when a chart cannot be written to `path`.
 #[cfg(feature = "plot")]
-fn write_plot(path: &std::path::Path, metrics: &RunMetrics) -> Result<(), PipelineError> {
-    let title = format!(
-        "MNIST pipeline: test accuracy {:.2}% (best epoch {})",
-        100.0 * metrics.test_acc,
-        metrics.best_epoch
-    );
-    crate::plot::write_history_svg(path, &title, &[("production model", &metrics.epochs)])
+fn check_plot_path(path: &std::path::Path) -> Result<(), PipelineError> {
+    crate::plot::check_chart_path(path)
 }
 
-/// Without the `plot` feature there is no chart to write.
+/// Without the `plot` feature, `--plot` is refused before training.
 #[cfg(not(feature = "plot"))]
-fn write_plot(path: &std::path::Path, _metrics: &RunMetrics) -> Result<(), PipelineError> {
+fn check_plot_path(path: &std::path::Path) -> Result<(), PipelineError> {
     Err(PipelineError::InvalidSetting {
         name: "plot",
         value: path.display().to_string(),
@@ -436,13 +650,32 @@ fn write_plot(path: &std::path::Path, _metrics: &RunMetrics) -> Result<(), Pipel
     })
 }
 
+/// The run's accuracy and loss per epoch as an SVG or PNG chart.
+#[cfg(feature = "plot")]
+fn write_plot(path: &std::path::Path, metrics: &RunMetrics) -> Result<(), PipelineError> {
+    let title = format!(
+        "MNIST pipeline: test accuracy {:.2}% (best epoch {})",
+        100.0 * metrics.test_acc,
+        metrics.best_epoch
+    );
+    crate::plot::write_history_chart(path, &title, &[("production model", &metrics.epochs)])
+}
+
+/// Without the `plot` feature there is no chart to write.
+#[cfg(not(feature = "plot"))]
+fn write_plot(path: &std::path::Path, _metrics: &RunMetrics) -> Result<(), PipelineError> {
+    check_plot_path(path)
+}
+
 /// Creates the checkpoint folder (failing early if it cannot be written), locks it for this
-/// run, and loads the trainer to start from (skipping damaged checkpoints with a warning).
+/// run, and loads the trainer to start from: on `--resume`, the newest intact checkpoint with
+/// its own settings ([`Args::resume_config`]), skipping damaged checkpoints with a warning.
 fn prepare_checkpoints(
     dir: &Path,
-    resume: bool,
+    args: &Args,
     config: &TrainConfig,
 ) -> Result<(Trainer, Checkpointer, std::fs::File), PipelineError> {
+    let resume = args.resume;
     if dir.exists() && !dir.is_dir() {
         return Err(PipelineError::InvalidSetting {
             name: "checkpoint-dir",
@@ -469,7 +702,8 @@ fn prepare_checkpoints(
             lock,
         ));
     }
-    let Some(resumed) = load_newest_intact(dir, config)? else {
+    let settings = |path: &Path| args.resume_config(&checkpoint_config(path)?, path);
+    let Some(resumed) = load_newest_intact_with(dir, settings)? else {
         eprintln!(
             "notice: --resume: no checkpoint in {}, starting fresh",
             dir.display()
@@ -488,12 +722,12 @@ fn prepare_checkpoints(
         );
     }
     let trainer = resumed.trainer;
-    if trainer.epochs_done() > config.epochs {
+    if trainer.epochs_done() > trainer.config.epochs {
         return Err(PipelineError::InvalidSetting {
             name: "epochs",
             value: format!(
                 "{} (the checkpoint {} has {} epochs done)",
-                config.epochs,
+                trainer.config.epochs,
                 resumed.path.display(),
                 trainer.epochs_done()
             ),
@@ -501,7 +735,7 @@ fn prepare_checkpoints(
         });
     }
     eprintln!(
-        "resuming from {} ({} epochs done)",
+        "resuming from {} ({} epochs done) with its settings",
         resumed.path.display(),
         trainer.epochs_done()
     );
@@ -541,19 +775,25 @@ fn lock_folder(dir: &Path) -> Result<std::fs::File, PipelineError> {
     }
 }
 
-/// The console, then the checkpointer.
+/// The console, the chance warning, TensorBoard, then the checkpointer.
 struct Observers<'a> {
     console: &'a mut Console,
+    chance: &'a mut ChanceWarning,
+    tensorboard: Option<&'a mut TensorBoardObserver>,
     checkpointer: Option<&'a mut Checkpointer>,
 }
 
 impl Observer for Observers<'_> {
-    fn on_batch(&mut self, done: usize, total: usize) {
-        self.console.on_batch(done, total);
+    fn on_progress(&mut self, progress: &BatchProgress) {
+        self.console.on_progress(progress);
     }
 
     fn on_epoch(&mut self, trainer: &Trainer, metrics: &EpochMetrics) -> Result<(), PipelineError> {
         self.console.on_epoch(trainer, metrics)?;
+        self.chance.on_epoch(trainer, metrics)?;
+        if let Some(tensorboard) = self.tensorboard.as_deref_mut() {
+            tensorboard.on_epoch(trainer, metrics)?;
+        }
         if let Some(checkpointer) = self.checkpointer.as_deref_mut() {
             checkpointer.on_epoch(trainer, metrics)?;
         }
@@ -561,69 +801,23 @@ impl Observer for Observers<'_> {
     }
 }
 
-/// Progress bar per epoch and one line per epoch, like the tutorial's.
-struct Console {
-    quiet: bool,
-    epochs: usize,
-    bar: Option<ProgressBar>,
-    warned_chance: bool,
+/// Warns once when the validation loss is no better than chance ([`no_better_than_chance`]).
+#[derive(Debug, Default)]
+struct ChanceWarning {
+    warned: bool,
 }
 
-impl Console {
-    fn new(quiet: bool, epochs: usize) -> Self {
-        Self {
-            quiet,
-            epochs,
-            bar: None,
-            warned_chance: false,
-        }
-    }
-}
-
-impl Observer for Console {
-    fn on_batch(&mut self, done: usize, total: usize) {
-        if self.quiet {
-            return;
-        }
-        let bar = self.bar.get_or_insert_with(|| {
-            let bar = ProgressBar::new(total as u64);
-            if let Ok(style) =
-                ProgressStyle::with_template("{bar:40} {pos}/{len} batches {elapsed}")
-            {
-                bar.set_style(style);
-            }
-            bar
-        });
-        bar.set_position(done as u64);
-    }
-
+impl Observer for ChanceWarning {
     fn on_epoch(&mut self, trainer: &Trainer, m: &EpochMetrics) -> Result<(), PipelineError> {
         let classes = trainer.model.config().sizes.last().copied().unwrap_or(0);
-        if !self.warned_chance && no_better_than_chance(m.epoch, m.val_loss, classes) {
-            self.warned_chance = true;
+        if !self.warned && no_better_than_chance(m.epoch, m.val_loss, classes) {
+            self.warned = true;
             eprintln!(
                 "warning: after {} epochs the validation loss {:.4} is no better than chance (uniform guessing gives ln {classes} = {:.3}; this warns from 95 % of that) with validation accuracy {:.2}%: training is not converging; try a smaller --lr",
                 m.epoch,
                 m.val_loss,
                 (classes as f64).ln(),
                 100.0 * m.val_acc
-            );
-        }
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-        if !self.quiet {
-            println!(
-                "Epoch {:>2}/{} | lr={:.6} | train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}% | {:.2}s (+{:.2}s eval)",
-                m.epoch,
-                self.epochs,
-                m.lr,
-                m.train_loss,
-                100.0 * m.train_acc,
-                m.val_loss,
-                100.0 * m.val_acc,
-                m.seconds,
-                m.eval_seconds
             );
         }
         Ok(())

@@ -93,6 +93,18 @@ pub enum PipelineError {
         /// What is wrong with it.
         source: crate::CheckpointError,
     },
+    /// `--resume` was given flags whose values differ from the checkpoint's settings.
+    #[error(
+        "--resume: {} was written with other settings: {}; leave these flags out to continue with the checkpoint's settings, or give another --checkpoint-dir to start a new run",
+        checkpoint.display(),
+        mismatches.join(", ")
+    )]
+    ResumeMismatch {
+        /// The checkpoint resumed from.
+        checkpoint: PathBuf,
+        /// Each disagreeing flag as `--flag VALUE (checkpoint: VALUE)`.
+        mismatches: Vec<String>,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

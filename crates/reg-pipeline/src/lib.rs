@@ -15,10 +15,12 @@ mod metrics;
 mod model;
 #[cfg(feature = "plot")]
 pub mod plot;
+pub mod progress;
 pub mod random;
 mod relu;
 mod sgd;
 pub mod tensor_file;
+pub mod tensorboard;
 mod train;
 mod validate;
 
@@ -34,6 +36,6 @@ pub use relu::Relu;
 pub use sgd::Sgd;
 pub use tensor_file::CheckpointError;
 pub use train::{
-    AnyOptimizer, EpochMetrics, Evaluation, Observer, OptimizerKind, ScheduleKind, TrainConfig,
-    Trainer, evaluate, fit,
+    AnyOptimizer, BatchProgress, EpochMetrics, Evaluation, Observer, OptimizerKind, ScheduleKind,
+    TrainConfig, Trainer, evaluate, fit,
 };

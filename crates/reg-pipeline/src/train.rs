@@ -109,6 +109,21 @@ pub struct EpochMetrics {
     pub eval_seconds: f64,
 }
 
+/// Where an epoch is, after one of its training batches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchProgress {
+    /// The epoch, from 1.
+    pub epoch: usize,
+    /// Batches done in this epoch, from 1.
+    pub batch: usize,
+    /// Batches in the epoch.
+    pub batches: usize,
+    /// Mean cross-entropy of the epoch's batches so far (Train mode, weighted by rows).
+    pub loss: f64,
+    /// Fraction of the epoch's images so far classified right (Train mode, before each update).
+    pub accuracy: f64,
+}
+
 /// Loss and accuracy of a model on a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
@@ -302,6 +317,19 @@ impl Trainer {
         validation: &Dataset,
         on_batch: &mut dyn FnMut(usize, usize),
     ) -> Result<EpochMetrics, PipelineError> {
+        self.run_epoch_with_progress(train, validation, &mut |p| on_batch(p.batch, p.batches))
+    }
+
+    /// [`Trainer::run_epoch`] with the running loss and accuracy passed after every batch.
+    ///
+    /// # Errors
+    /// As [`Trainer::run_epoch`].
+    pub fn run_epoch_with_progress(
+        &mut self,
+        train: &Dataset,
+        validation: &Dataset,
+        on_batch: &mut dyn FnMut(&BatchProgress),
+    ) -> Result<EpochMetrics, PipelineError> {
         let epoch = self.epochs_done();
         let lr = self.lr_at(epoch);
         let started = Instant::now();
@@ -333,7 +361,7 @@ impl Trainer {
         train: &Dataset,
         epoch: usize,
         lr: f64,
-        on_batch: &mut dyn FnMut(usize, usize),
+        on_batch: &mut dyn FnMut(&BatchProgress),
     ) -> Result<(f64, f64), PipelineError> {
         let batch_size = self.config.batch_size;
         let features = train.image_len();
@@ -371,7 +399,13 @@ impl Trainer {
                 correct += hits;
                 loss_sum += loss * rows as f64;
                 seen += rows;
-                on_batch(step + 1, batches.len());
+                on_batch(&BatchProgress {
+                    epoch: epoch + 1,
+                    batch: step + 1,
+                    batches: batches.len(),
+                    loss: loss_sum / seen as f64,
+                    accuracy: correct as f64 / seen as f64,
+                });
                 if self.interrupted() {
                     return Err(PipelineError::Interrupted {
                         epoch: epoch + 1,
@@ -542,6 +576,12 @@ pub trait Observer {
     /// After every training batch: `done` of `total` batches in the epoch.
     fn on_batch(&mut self, _done: usize, _total: usize) {}
 
+    /// After every training batch, with the epoch's running loss and accuracy; by default
+    /// passes the counts on to [`Observer::on_batch`].
+    fn on_progress(&mut self, progress: &BatchProgress) {
+        self.on_batch(progress.batch, progress.batches);
+    }
+
     /// After every epoch (trained, evaluated, early stopping updated).
     ///
     /// # Errors
@@ -582,6 +622,33 @@ fn check_sizes(train: &Dataset, validation: &Dataset, test: &Dataset) -> Result<
     Ok(())
 }
 
+/// An observer that may be absent (`--tensorboard` not given, say).
+impl<T: Observer> Observer for Option<T> {
+    fn on_progress(&mut self, progress: &BatchProgress) {
+        if let Some(observer) = self {
+            observer.on_progress(progress);
+        }
+    }
+
+    fn on_epoch(&mut self, trainer: &Trainer, metrics: &EpochMetrics) -> Result<(), PipelineError> {
+        self.as_mut()
+            .map_or(Ok(()), |observer| observer.on_epoch(trainer, metrics))
+    }
+}
+
+/// Two observers, the first first.
+impl<A: Observer, B: Observer> Observer for (A, B) {
+    fn on_progress(&mut self, progress: &BatchProgress) {
+        self.0.on_progress(progress);
+        self.1.on_progress(progress);
+    }
+
+    fn on_epoch(&mut self, trainer: &Trainer, metrics: &EpochMetrics) -> Result<(), PipelineError> {
+        self.0.on_epoch(trainer, metrics)?;
+        self.1.on_epoch(trainer, metrics)
+    }
+}
+
 /// Trains until the last epoch or early stopping, restores the best weights, evaluates `test`.
 /// Before every checkpoint the whole state is checked
 /// ([`check_trainer_state`](crate::checkpoint::check_trainer_state)).
@@ -606,9 +673,9 @@ pub fn fit(
             });
         }
         let mut steps = 0;
-        let metrics = trainer.run_epoch(train, validation, &mut |done, total| {
-            steps = total;
-            observer.on_batch(done, total);
+        let metrics = trainer.run_epoch_with_progress(train, validation, &mut |p| {
+            steps = p.batches;
+            observer.on_progress(p);
         })?;
         // Nothing that could not be loaded back reaches a checkpoint.
         if let Err(invalid) = crate::checkpoint::check_trainer_state(trainer) {

@@ -122,10 +122,21 @@ fn killed_and_resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
         exported(&whole) == exported(&broken),
         "exported weights differ"
     );
-    let (a, b) = (
+    let (mut a, mut b) = (
         metrics_without_seconds(&whole.join("metrics.json")),
         metrics_without_seconds(&broken.join("metrics.json")),
     );
+    // The one field that must differ: where the run continued from.
+    assert!(a["resumed_from"].is_null());
+    assert!(
+        b["resumed_from"]
+            .as_str()
+            .is_some_and(|p| p.contains("checkpoint-epoch-")),
+        "{}",
+        b["resumed_from"]
+    );
+    a["resumed_from"] = Value::Null;
+    b["resumed_from"] = Value::Null;
     assert_eq!(a, b);
     assert!(list_checkpoints(&broken.join("checkpoints")).unwrap().len() <= 2);
 }

@@ -315,3 +315,86 @@ fn when_every_mirror_fails_the_error_says_where_to_put_the_files() {
     }
     assert!(dir_entries(tmp.path()).is_empty());
 }
+
+/// The real MNIST `.gz` files beside the project (development and CI), if there.
+fn shared_mnist_gz() -> Option<HashMap<String, Vec<u8>>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mnist");
+    MNIST_FILES
+        .iter()
+        .map(|f| {
+            let body = std::fs::read(dir.join(f.gz_name())).ok()?;
+            Some((format!("/mirror/{}", f.gz_name()), body))
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_without_data_dir_downloads_into_the_per_user_cache_folder() {
+    let Some(files) = shared_mnist_gz() else {
+        eprintln!("skipped: no real MNIST .gz files beside the project to serve");
+        return;
+    };
+    let server = Server::start(files);
+    let tmp = tempfile::tempdir().unwrap();
+    let (cache, work) = (tmp.path().join("cache"), tmp.path().join("work"));
+    std::fs::create_dir_all(&work).unwrap();
+    // Ten training images, one small batch: the run is about loading, not learning.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_reg-train"))
+        .args([
+            "--epochs",
+            "1",
+            "--validation",
+            "59990",
+            "--batch-size",
+            "10",
+        ])
+        .arg("--metrics-out")
+        .arg(tmp.path().join("metrics.json"))
+        .current_dir(&work)
+        .env_remove("MNIST_DIR")
+        .env("XDG_CACHE_HOME", &cache)
+        .env("HOME", tmp.path().join("home"))
+        .env("MNIST_MIRRORS", server.url("/mirror/"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stderr}\n{stdout}");
+    let dir = cache.join("reg").join("mnist");
+    let mut expected: Vec<String> = MNIST_FILES.iter().map(|f| f.gz_name()).collect();
+    expected.sort();
+    assert_eq!(dir_entries(&dir), expected);
+    assert_eq!(server.requests().len(), 4);
+    assert!(
+        dir_entries(&work).is_empty(),
+        "nothing is created in the current folder"
+    );
+    // Not a terminal: the download reports in plain lines where it puts the files.
+    let announced = format!("MNIST: downloading 4 file(s) into {}", dir.display());
+    assert!(stderr.contains(&announced), "{stderr}");
+    assert!(
+        stderr.contains("train-images-idx3-ubyte.gz: 9."),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("train-labels-idx1-ubyte.gz: 29 kB in"),
+        "{stderr}"
+    );
+    assert!(stdout.contains(&dir.display().to_string()), "{stdout}");
+    // The metrics say where the data came from and how the run was made.
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["data_dir"], dir.display().to_string());
+    assert_eq!(metrics["reg_version"], env!("CARGO_PKG_VERSION"));
+    assert!(metrics["threads"].as_u64().unwrap() >= 1);
+    assert!(metrics["resumed_from"].is_null());
+    assert!(metrics["wall_seconds"].as_f64().unwrap() > 0.0);
+    assert!(
+        metrics["train_acc_mode"]
+            .as_str()
+            .unwrap()
+            .starts_with("Train mode (dropout on")
+    );
+    // --epochs 1 alone: warmup defaults to 0.
+    assert_eq!(metrics["config"]["warmup"], 0);
+}

@@ -502,7 +502,11 @@ fn data_dir_is_flag_then_env_then_default() {
     );
     assert_eq!(
         resolve_data_dir_with(None, Some(OsStr::new(""))),
-        Path::new("data/mnist")
+        reg_pipeline::data::default_data_dir()
     );
-    assert_eq!(resolve_data_dir_with(None, None), Path::new("data/mnist"));
+    assert_eq!(
+        resolve_data_dir_with(None, None),
+        reg_pipeline::data::default_data_dir()
+    );
+    assert!(reg_pipeline::data::default_data_dir().ends_with("reg/mnist"));
 }

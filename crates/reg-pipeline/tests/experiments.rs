@@ -174,7 +174,7 @@ fn history_chart_is_svg_with_one_labelled_color_per_model() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("history.svg");
     let series: [(&str, &[EpochMetrics]); 3] = [("alpha", &a), ("beta", &b), ("gamma", &c)];
-    reg_pipeline::plot::write_history_svg(&path, "three models", &series).expect("chart written");
+    reg_pipeline::plot::write_history_chart(&path, "three models", &series).expect("chart written");
 
     let svg = std::fs::read_to_string(&path).expect("readable");
     let doc = parse(&svg);
@@ -184,7 +184,7 @@ fn history_chart_is_svg_with_one_labelled_color_per_model() {
         .filter(|n| n.has_tag_name("text"))
         .filter_map(|n| n.text())
         .collect();
-    for name in ["alpha", "beta", "gamma", "three models", "accuracy"] {
+    for name in ["alpha", "beta", "gamma", "three models", "accuracy (%)"] {
         assert_eq!(
             texts.iter().filter(|t| t.trim() == name).count(),
             1,
@@ -201,7 +201,7 @@ fn curve_chart_is_svg_with_one_color_per_curve() {
         .collect();
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("lr.svg");
-    reg_pipeline::plot::write_curve_svg(&path, "lr", ("epoch", "learning rate"), &[("lr", &lr)])
+    reg_pipeline::plot::write_curve_chart(&path, "lr", ("epoch", "learning rate"), &[("lr", &lr)])
         .expect("chart written");
     let svg = std::fs::read_to_string(&path).expect("readable");
     let doc = parse(&svg);
@@ -212,9 +212,9 @@ fn curve_chart_is_svg_with_one_color_per_curve() {
 fn empty_histories_are_an_invalid_setting() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("empty.svg");
-    let result = reg_pipeline::plot::write_history_svg(&path, "none", &[("a", &[])]);
+    let result = reg_pipeline::plot::write_history_chart(&path, "none", &[("a", &[])]);
     assert!(matches!(result, Err(PipelineError::InvalidSetting { .. })));
-    let result = reg_pipeline::plot::write_curve_svg(
+    let result = reg_pipeline::plot::write_curve_chart(
         &path,
         "none",
         ("x", "y"),

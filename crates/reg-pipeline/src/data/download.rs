@@ -1,13 +1,15 @@
 //! Downloading MNIST from public mirrors, verified by the SHA-256 of the decompressed content,
 //! written atomically.
 
-use std::io::Write;
+use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
 use super::idx::read_capped;
+use crate::progress::LINE_INTERVAL;
+
 use super::{DataError, MAX_IDX_BYTES, MNIST_FILES, MnistFile, decompress_gz, is_gzip};
 
 /// The public mirrors tried in order: each serves `<base><name>.gz`.
@@ -155,6 +157,13 @@ pub fn ensure_mnist(dir: &Path, options: &DownloadOptions) -> Result<(), DataErr
         }
     }
     std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
+    if !options.quiet {
+        eprintln!(
+            "MNIST: downloading {} file(s) into {} (about 11 MB in all, checked by SHA-256)",
+            missing.len(),
+            dir.display()
+        );
+    }
     let agent = options.agent();
     for file in missing {
         download_one(&agent, file, dir, options)?;
@@ -243,18 +252,94 @@ fn fetch(
     if status != ureq::http::StatusCode::OK {
         return Err(format!("HTTP {status}"));
     }
-    let bar = progress_bar(options.quiet, response.body().content_length(), label);
+    let length = response.body().content_length();
     let limit = options.max_download_bytes;
     let reader = response
         .body_mut()
         .with_config()
         .limit(limit.saturating_add(1))
         .reader();
-    let body = read_capped(bar.wrap_read(reader), limit, Path::new(url), |e| {
-        DataError::io(Path::new(url), e)
-    });
-    bar.finish_and_clear();
+    let to_error = |e| DataError::io(Path::new(url), e);
+    let body = if options.quiet || std::io::stderr().is_terminal() {
+        let bar = progress_bar(options.quiet, length, label);
+        let body = read_capped(bar.wrap_read(reader), limit, Path::new(url), to_error);
+        bar.finish_and_clear();
+        body
+    } else {
+        // Not a terminal (a log, CI): plain lines instead of a bar.
+        eprintln!("  {url}: {}", megabytes(length));
+        let mut logged = LoggedRead::new(reader, label, length);
+        let body = read_capped(&mut logged, limit, Path::new(url), to_error);
+        if body.is_ok() {
+            logged.finish();
+        }
+        body
+    };
     body.map_err(|e| e.to_string())
+}
+
+/// `9.9 MB`, `29 kB`, or `size unknown`.
+fn megabytes(bytes: Option<u64>) -> String {
+    match bytes {
+        None => "size unknown".to_owned(),
+        Some(b) if b < 1_000_000 => format!("{:.0} kB", b as f64 / 1e3),
+        Some(b) => format!("{:.1} MB", b as f64 / 1e6),
+    }
+}
+
+/// A reader that writes a progress line to stderr whenever [`LINE_INTERVAL`] has passed.
+struct LoggedRead<R> {
+    inner: R,
+    label: String,
+    length: Option<u64>,
+    read: u64,
+    started: Instant,
+    last_line: Instant,
+}
+
+impl<R: Read> LoggedRead<R> {
+    fn new(inner: R, label: &str, length: Option<u64>) -> Self {
+        let now = Instant::now();
+        Self {
+            inner,
+            label: label.to_owned(),
+            length,
+            read: 0,
+            started: now,
+            last_line: now,
+        }
+    }
+
+    fn finish(&self) {
+        eprintln!(
+            "  {}: {} in {:.1} s",
+            self.label,
+            megabytes(Some(self.read)),
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+impl<R: Read> Read for LoggedRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.last_line.elapsed() >= LINE_INTERVAL {
+            let share = self
+                .length
+                .map(|len| {
+                    format!(
+                        " of {} ({:.0}%)",
+                        megabytes(Some(len)),
+                        100.0 * self.read as f64 / len.max(1) as f64
+                    )
+                })
+                .unwrap_or_default();
+            eprintln!("  {}: {}{share}", self.label, megabytes(Some(self.read)));
+            self.last_line = Instant::now();
+        }
+        Ok(n)
+    }
 }
 
 fn progress_bar(quiet: bool, len: Option<u64>, label: &str) -> indicatif::ProgressBar {

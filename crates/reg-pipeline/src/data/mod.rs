@@ -4,7 +4,7 @@
 //! ```no_run
 //! use reg_pipeline::data::{ensure_mnist, resolve_data_dir, DownloadOptions, Mnist};
 //! # fn main() -> Result<(), reg_pipeline::data::DataError> {
-//! let dir = resolve_data_dir(None); // --data-dir, else $MNIST_DIR, else data/mnist
+//! let dir = resolve_data_dir(None); // --data-dir, else $MNIST_DIR, else ~/.cache/reg/mnist
 //! ensure_mnist(&dir, &DownloadOptions::default())?;
 //! let mnist = Mnist::load(&dir)?;
 //! let (train, validation) = mnist.train.split_off_last(5_000)?;
@@ -73,15 +73,33 @@ pub const MNIST_FILES: [MnistFile; 4] = [
     },
 ];
 
-/// Default data directory when neither `--data-dir` nor `MNIST_DIR` is given (relative to the
-/// current directory).
+/// Data directory used when neither `--data-dir` nor `MNIST_DIR` is given and the platform has
+/// no per-user cache folder (relative to the current directory).
 pub const DEFAULT_DATA_DIR: &str = "data/mnist";
 
+/// Environment variable naming the data directory when `--data-dir` is not given.
+pub const DATA_DIR_ENV: &str = "MNIST_DIR";
+
+/// Environment variable with comma-separated mirror base URLs to download from instead of
+/// [`DEFAULT_MIRRORS`] (a local mirror, say).
+pub const MIRRORS_ENV: &str = "MNIST_MIRRORS";
+
+/// The per-user default data directory, as Keras keeps `~/.keras/datasets`: `reg/mnist` in the
+/// platform's cache folder (`$XDG_CACHE_HOME` or `~/.cache` on Linux, `~/Library/Caches` on
+/// macOS, `%LOCALAPPDATA%` on Windows), else [`DEFAULT_DATA_DIR`].
+#[must_use]
+pub fn default_data_dir() -> PathBuf {
+    dirs::cache_dir().map_or_else(
+        || PathBuf::from(DEFAULT_DATA_DIR),
+        |cache| cache.join("reg").join("mnist"),
+    )
+}
+
 /// The data directory: `cli` (`--data-dir`) if given, else the `MNIST_DIR` environment variable
-/// if set and non-empty, else [`DEFAULT_DATA_DIR`].
+/// if set and non-empty, else [`default_data_dir`].
 #[must_use]
 pub fn resolve_data_dir(cli: Option<&Path>) -> PathBuf {
-    resolve_data_dir_with(cli, std::env::var_os("MNIST_DIR").as_deref())
+    resolve_data_dir_with(cli, std::env::var_os(DATA_DIR_ENV).as_deref())
 }
 
 /// [`resolve_data_dir`] with the value of `MNIST_DIR` passed in (testable without touching the
@@ -91,7 +109,7 @@ pub fn resolve_data_dir_with(cli: Option<&Path>, mnist_dir_env: Option<&OsStr>) 
     match (cli, mnist_dir_env) {
         (Some(dir), _) => dir.to_path_buf(),
         (None, Some(env)) if !env.is_empty() => PathBuf::from(env),
-        _ => PathBuf::from(DEFAULT_DATA_DIR),
+        _ => default_data_dir(),
     }
 }
 
@@ -140,7 +158,8 @@ impl Mnist {
     }
 
     /// Finds MNIST as every example does — `cli_dir` (`--data-dir`), else `$MNIST_DIR`, else
-    /// `data/mnist` — downloads the files missing there, and loads them. Returns the folder too.
+    /// [`default_data_dir`] — downloads the files missing there (from `$MNIST_MIRRORS` if set,
+    /// else [`DEFAULT_MIRRORS`]), and loads them. Returns the folder too.
     ///
     /// # Errors
     /// As [`ensure_mnist`] and [`Mnist::load`].
@@ -149,7 +168,11 @@ impl Mnist {
         quiet: bool,
     ) -> Result<(Mnist, PathBuf), DataError> {
         let dir = resolve_data_dir(cli_dir);
-        ensure_mnist(&dir, &DownloadOptions::default().with_quiet(quiet))?;
+        let mut options = DownloadOptions::default().with_quiet(quiet);
+        if let Some(mirrors) = std::env::var(MIRRORS_ENV).ok().filter(|m| !m.is_empty()) {
+            options = options.with_mirrors(mirrors.split(',').map(str::trim));
+        }
+        ensure_mnist(&dir, &options)?;
         let mnist = Mnist::load(&dir)?;
         Ok((mnist, dir))
     }
