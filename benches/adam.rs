@@ -48,8 +48,8 @@ fn mlp_params() -> Vec<Param<f32>> {
         }
     }
     for (i, p) in params.iter_mut().enumerate() {
-        let (rows, cols) = p.value().dim();
-        p.grad_mut()
+        let (rows, cols) = p.matrix_shape();
+        p.grad2_mut()
             .assign(&filled(rows, cols, 1000 + i as u64, 1e-2));
     }
     params

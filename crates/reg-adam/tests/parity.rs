@@ -94,11 +94,11 @@ fn trajectories_match_pytorch_in_float64() {
             .zip(&case.trajectory)
             .enumerate()
         {
-            w.grad_mut().assign(&matrix(&grads.w));
-            b.grad_mut().assign(&matrix(&grads.b));
+            w.grad2_mut().assign(&matrix(&grads.w));
+            b.grad2_mut().assign(&matrix(&grads.b));
             adam.step(&mut [&mut w, &mut b], *lr).expect("step");
-            let dev_w = deviation(&w.value().to_owned(), &matrix(&expected.w));
-            let dev_b = deviation(&b.value().to_owned(), &matrix(&expected.b));
+            let dev_w = deviation(&w.value2().to_owned(), &matrix(&expected.w));
+            let dev_b = deviation(&b.value2().to_owned(), &matrix(&expected.b));
             let dev = dev_w.max(dev_b);
             assert!(
                 dev <= TOLERANCE,

@@ -1,7 +1,7 @@
 //! Exact behaviour: errors, running statistics by hand, the variance conventions.
 
 use ndarray::{Array2, array};
-use reg_batchnorm::{BatchNormConfig, Error, Layer, Mode, RunningVariance};
+use reg_batchnorm::{BatchNormConfig, Error, Layer, LayerExt, Mode, RunningVariance};
 
 fn layer(features: usize) -> reg_batchnorm::BatchNorm<f64> {
     BatchNormConfig::new(features)
@@ -153,8 +153,8 @@ fn defaults_are_pytorch_batchnorm1d() {
     assert_eq!(config.eps(), 1e-5);
     assert_eq!(config.running_variance(), RunningVariance::Unbiased);
     let bn = config.build::<f32>().expect("valid");
-    assert_eq!(bn.weight().value(), Array2::<f32>::ones((1, 4)));
-    assert_eq!(bn.bias().value(), Array2::<f32>::zeros((1, 4)));
+    assert_eq!(bn.weight().value2(), Array2::<f32>::ones((1, 4)));
+    assert_eq!(bn.bias().value2(), Array2::<f32>::zeros((1, 4)));
     assert_eq!(bn.running_mean(), Array2::<f32>::zeros((1, 4)));
     assert_eq!(bn.running_var(), Array2::<f32>::ones((1, 4)));
     assert_eq!(bn.num_batches_tracked(), 0);
@@ -163,12 +163,15 @@ fn defaults_are_pytorch_batchnorm1d() {
 #[test]
 fn params_and_buffers_carry_pytorch_names_and_no_decay() {
     let bn = layer(3);
-    let params: Vec<(&str, bool, [usize; 2])> = bn
+    let params: Vec<(&str, bool, &[usize])> = bn
         .params()
         .iter()
         .map(|p| (p.name(), p.decays(), p.shape()))
         .collect();
-    assert_eq!(params, [("weight", false, [1, 3]), ("bias", false, [1, 3])]);
+    assert_eq!(
+        params,
+        [("weight", false, &[1, 3][..]), ("bias", false, &[1, 3][..])]
+    );
     let buffers: Vec<(&str, (usize, usize))> = bn
         .buffers()
         .iter()
@@ -286,7 +289,7 @@ fn eval_uses_running_stats_and_gamma_beta() {
     // Eval backward: dx = dy·γ/sqrt(running_var + eps), dβ = Σ dy.
     let dx = bn.backward(array![[2.0]].view()).expect("backward");
     assert!((dx[[0, 0]] - 2.0 * 3.0 / (2.0 + 1e-5_f64).sqrt()).abs() < 1e-14);
-    assert_eq!(bn.bias().grad()[[0, 0]], 2.0);
+    assert_eq!(bn.bias().grad2()[[0, 0]], 2.0);
 }
 
 #[test]
@@ -295,12 +298,12 @@ fn backward_writes_grads_but_does_not_update_params() {
     bn.forward(known_batch().view(), Mode::Train)
         .expect("forward");
     bn.backward(Array2::ones((4, 2)).view()).expect("backward");
-    assert_eq!(bn.weight().value(), Array2::<f64>::ones((1, 2)));
-    assert_eq!(bn.bias().value(), Array2::<f64>::zeros((1, 2)));
-    assert_eq!(bn.bias().grad(), array![[4.0, 4.0]]);
+    assert_eq!(bn.weight().value2(), Array2::<f64>::ones((1, 2)));
+    assert_eq!(bn.bias().value2(), Array2::<f64>::zeros((1, 2)));
+    assert_eq!(bn.bias().grad2(), array![[4.0, 4.0]]);
     // Overwrites, not adds: a second backward gives the same gradients.
     bn.backward(Array2::ones((4, 2)).view()).expect("backward");
-    assert_eq!(bn.bias().grad(), array![[4.0, 4.0]]);
+    assert_eq!(bn.bias().grad2(), array![[4.0, 4.0]]);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use ndarray::{Array2, array};
 use proptest::prelude::*;
 use reg_core::gradcheck::{GradCheck, check_layer_with};
-use reg_dropout::{Dropout, DropoutConfig, Error, Layer, Mode, Xoshiro256PlusPlus};
+use reg_dropout::{Dropout, DropoutConfig, Error, Layer, LayerExt, Mode, Xoshiro256PlusPlus};
 
 fn layer(p: f64, seed: u64) -> Result<Dropout<f64>, Error> {
     DropoutConfig::new(p).with_seed(seed).build()

@@ -101,10 +101,10 @@ mod tests {
     fn gradient_by_hand_adds_to_existing_gradient() -> Result<()> {
         let l2 = L2::new(0.5)?;
         let mut w = Param::<f64>::weight("w", array![[1.0, -4.0]]);
-        w.grad_mut().fill(1.0);
+        w.grad2_mut().fill(1.0);
         l2.add_gradient(&mut [&mut w], 10)?;
         // grad = 1 + (0.5/10)·w = [1.05, 0.8]
-        assert_eq!(w.grad(), array![[1.05, 0.8]]);
+        assert_eq!(w.grad2(), array![[1.05, 0.8]]);
         Ok(())
     }
 

@@ -21,11 +21,11 @@ fn add_gradient_is_the_gradient_of_penalty() -> Result<(), Error> {
             let probe = Param::weight("w", x.to_owned());
             l2.penalty(&[&probe, &b], batch)
         },
-        w.value(),
+        w.value2(),
         1e-6,
     )?;
     l2.add_gradient(&mut [&mut w, &mut b], batch)?;
-    let report = compare("w", w.grad(), numeric.view())?;
+    let report = compare("w", w.grad2(), numeric.view())?;
     // The penalty is quadratic, so the central difference is exact up to rounding (~1e-10).
     assert!(report.max_error < 1e-8, "{report:?}");
     Ok(())
@@ -35,7 +35,7 @@ fn add_gradient_is_the_gradient_of_penalty() -> Result<(), Error> {
 fn non_decaying_params_are_untouched() -> Result<(), Error> {
     let l2 = L2::new(10.0)?;
     let (_, mut b) = params();
-    b.grad_mut().fill(0.25);
+    b.grad2_mut().fill(0.25);
     let before = b.clone();
     assert_eq!(l2.penalty(&[&b], 3)?, 0.0);
     l2.add_gradient(&mut [&mut b], 3)?;
@@ -123,11 +123,11 @@ fn matches_pytorch_sgd_coupled_weight_decay() -> Result<(), Box<dyn std::error::
     assert_eq!(l2.weight_decay(batch)?, scalar("weight_decay")?);
     let mut w = Param::weight("w", matrix("w")?);
     let mut b = Param::no_decay("b", matrix("b")?);
-    w.grad_mut().assign(&matrix("grad_w")?);
-    b.grad_mut().assign(&matrix("grad_b")?);
+    w.grad2_mut().assign(&matrix("grad_w")?);
+    b.grad2_mut().assign(&matrix("grad_b")?);
     l2.add_gradient(&mut [&mut w, &mut b], batch)?;
-    let stepped_w = &w.value() - &(&w.grad() * lr);
-    let stepped_b = &b.value() - &(&b.grad() * lr);
+    let stepped_w = &w.value2() - &(&w.grad2() * lr);
+    let stepped_b = &b.value2() - &(&b.grad2() * lr);
 
     // Both sides do the same few float64 operations in a different order: agreement to a few
     // ulps of values of order 1, far below the λ/m·lr·w ≈ 1e-3 effect of the decay itself.

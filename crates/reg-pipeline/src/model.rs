@@ -1,4 +1,4 @@
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD};
 use rand::{Rng, SeedableRng};
 use reg_batchnorm::{BatchNorm, BatchNormConfig};
 use reg_core::{Error, Layer, Mode, Param, Result, Scalar};
@@ -166,7 +166,7 @@ impl<F: Scalar> Mlp<F> {
         let mut state: Vec<(String, Array2<F>)> = self
             .params()
             .into_iter()
-            .map(|p| (p.name().to_owned(), p.value().to_owned()))
+            .map(|p| (p.name().to_owned(), p.value2().to_owned()))
             .collect();
         for block in &self.hidden {
             if let Some(bn) = &block.batch_norm {
@@ -301,7 +301,7 @@ impl<F: Scalar> Mlp<F> {
             let input = before.last().map_or(x, |b| b.out.view());
             let buf = &mut rest[0];
             let block = &mut self.hidden[i];
-            fused::block_backward(block, buf, input, grad.view(), weight_decay);
+            fused::block_backward(block, buf, input, grad.view(), weight_decay)?;
             if i > 0 || input_grad {
                 block.linear.input_grad_into(buf.grad_z.view(), spare);
                 std::mem::swap(grad, spare);
@@ -331,7 +331,8 @@ fn name_params<F: Scalar, L: Layer<F>>(layer: &mut L, index: usize) {
 }
 
 impl<F: Scalar> Layer<F> for Mlp<F> {
-    fn forward(&mut self, input: ArrayView2<'_, F>, mode: Mode) -> Result<Array2<F>> {
+    fn forward_dyn(&mut self, input: ArrayViewD<'_, F>, mode: Mode) -> Result<ArrayD<F>> {
+        let input = crate::linear::as_rank2(input, "Mlp input")?;
         if mode == Mode::Train {
             // Backward needs the input again; the caller's view will be gone by then.
             let mut copy = std::mem::take(&mut self.buffers.input);
@@ -343,15 +344,25 @@ impl<F: Scalar> Layer<F> for Mlp<F> {
         } else {
             self.forward_fused(input, mode)?;
         }
-        Ok(self.buffers.logits.clone())
+        Ok(self.buffers.logits.clone().into_dyn())
     }
 
-    fn backward(&mut self, grad_output: ArrayView2<'_, F>) -> Result<Array2<F>> {
+    fn backward_dyn(&mut self, grad_output: ArrayViewD<'_, F>) -> Result<ArrayD<F>> {
+        let grad_output = crate::linear::as_rank2(grad_output, "Mlp grad_output")?;
         let input = std::mem::take(&mut self.buffers.input);
         let result = self.backward_fused(input.view(), grad_output, F::zero(), true);
         self.buffers.input = input;
         result?;
-        Ok(self.buffers.grad.clone())
+        Ok(self.buffers.grad.clone().into_dyn())
+    }
+
+    /// Every parameter gradient, without the gradient with respect to the input.
+    fn backward_params_only(&mut self, grad_output: ArrayViewD<'_, F>) -> Result<()> {
+        let grad_output = crate::linear::as_rank2(grad_output, "Mlp grad_output")?;
+        let input = std::mem::take(&mut self.buffers.input);
+        let result = self.backward_fused(input.view(), grad_output, F::zero(), false);
+        self.buffers.input = input;
+        result
     }
 
     fn params(&self) -> Vec<&Param<F>> {

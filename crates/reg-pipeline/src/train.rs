@@ -3,7 +3,7 @@ use std::time::Instant;
 use ndarray::ArrayView2;
 use rand::SeedableRng;
 use reg_adam::{Adam, AdamConfig};
-use reg_core::{Layer, Mode, Optimizer};
+use reg_core::{Layer, LayerExt, Mode, Optimizer};
 use reg_l2::L2;
 use reg_schedule::Schedule;
 use serde::{Deserialize, Serialize};

@@ -11,7 +11,7 @@ type Tensors = Vec<(String, Dtype, Vec<usize>, Vec<u8>)>;
 use std::collections::HashMap;
 
 use proptest::prelude::*;
-use reg_core::{Layer, Mode};
+use reg_core::{Layer, LayerExt, Mode};
 use reg_pipeline::checkpoint::{
     Checkpointer, METADATA_KEY, checkpoint_bytes, checkpoint_file_name, list_checkpoints,
     load_checkpoint, save_checkpoint, trainer_from_bytes,

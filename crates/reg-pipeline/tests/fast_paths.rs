@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use ndarray::Array2;
-use reg_core::{Layer, Mode};
+use reg_core::{Layer, LayerExt, Mode};
 use reg_l2::L2;
 use reg_pipeline::data::Dataset;
 use reg_pipeline::{
@@ -27,7 +27,7 @@ fn batch(rows: usize, cols: usize) -> Array2<f32> {
 fn output_layer(model: &Mlp<f32>) -> Linear<f32> {
     let params = model.params();
     let (w, b) = (params[params.len() - 2], params[params.len() - 1]);
-    Linear::from_parts(w.value().to_owned(), b.value().to_owned()).unwrap()
+    Linear::from_parts(w.value2().to_owned(), b.value2().to_owned()).unwrap()
 }
 
 #[test]
