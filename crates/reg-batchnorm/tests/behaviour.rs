@@ -1,6 +1,6 @@
 //! Exact behaviour: errors, running statistics by hand, the variance conventions.
 
-use ndarray::{Array2, array};
+use ndarray::{Array2, Zip, array};
 use reg_batchnorm::{BatchNormConfig, Error, Layer, LayerExt, Mode, RunningVariance};
 
 fn layer(features: usize) -> reg_batchnorm::BatchNorm<f64> {
@@ -331,4 +331,113 @@ fn f32_layer_trains_and_counts_batches() {
     }
     assert_eq!(bn.num_batches_tracked(), 3);
     assert!((bn.running_mean()[[0, 0]] - 3.0 * (1.0 - 0.9f32.powi(3))).abs() < 1e-6);
+}
+
+// ---- The kernels are the layer: composing them gives its bits ----
+
+fn kernel_input(rows: usize, cols: usize) -> Array2<f32> {
+    Array2::from_shape_fn((rows, cols), |(r, c)| {
+        ((r * 31 + c * 17) % 23) as f32 / 23.0 - 0.3 + c as f32 * 0.1
+    })
+}
+
+/// Layer forward then `epilogue` element-wise, against the kernels with `epilogue` fused into
+/// the normalisation, for Train then Eval, and the backward of both; all compared bitwise.
+fn assert_kernels_match_layer(epilogue: impl Fn(f32, &mut f32) -> f32 + Copy) {
+    use reg_batchnorm::{BatchShape, ChannelStats};
+    let (rows, cols) = (16, 5);
+    let mut layer = BatchNormConfig::new(cols).build::<f32>().unwrap();
+    let mut fused = layer.clone();
+    let mut stats = ChannelStats::default();
+    let shape = BatchShape::of(&[rows, cols]).unwrap();
+    for mode in [Mode::Train, Mode::Train, Mode::Eval] {
+        let x = kernel_input(rows, cols);
+        let mut aux_layer = Array2::from_elem((rows, cols), 2.0f32);
+        let y = layer.forward(x.view(), mode).unwrap();
+        let expected = Zip::from(&y)
+            .and(&mut aux_layer)
+            .map_collect(|&y, aux| epilogue(y, aux));
+
+        let mut z = x.clone();
+        let mut out = Array2::zeros((rows, cols));
+        let mut aux = Array2::from_elem((rows, cols), 2.0f32);
+        let (z_s, out_s, aux_s) = (
+            z.as_slice_mut().unwrap(),
+            out.as_slice_mut().unwrap(),
+            aux.as_slice_mut().unwrap(),
+        );
+        fused.statistics(z_s, shape, mode, &mut stats).unwrap();
+        fused
+            .normalize_in_place(z_s, out_s, aux_s, shape, &stats, epilogue)
+            .unwrap();
+        assert_eq!(out, expected, "{mode:?} output");
+        assert_eq!(aux, aux_layer, "{mode:?} aux");
+        assert_eq!(
+            fused.buffers(),
+            layer.buffers(),
+            "{mode:?} running statistics"
+        );
+
+        let g = kernel_input(rows, cols).mapv(|v| v * 0.5 - 0.1);
+        let dx = layer.backward(g.view()).unwrap();
+        let mut grad = g.clone();
+        fused
+            .backward_in_place(
+                grad.as_slice_mut().unwrap(),
+                z.as_slice().unwrap(),
+                shape,
+                mode,
+                &mut stats,
+            )
+            .unwrap();
+        assert_eq!(grad, dx, "{mode:?} input gradient");
+        assert_eq!(fused.weight().grad(), layer.weight().grad());
+        assert_eq!(fused.bias().grad(), layer.bias().grad());
+    }
+}
+
+#[test]
+fn kernels_with_the_identity_epilogue_are_the_layer_bit_for_bit() {
+    assert_kernels_match_layer(|y, _| y);
+}
+
+#[test]
+fn kernels_with_a_relu_and_dropout_epilogue_are_the_layer_then_relu_then_mask_bit_for_bit() {
+    // `aux` plays the dropout factor on entry and ReLU's gate on exit, as the pipeline uses it.
+    assert_kernels_match_layer(|y, factor| {
+        let r = if y > 0.0 { y } else { 0.0 };
+        let f = *factor;
+        *factor = if r > 0.0 { f } else { 0.0 };
+        r * f
+    });
+}
+
+#[test]
+fn kernel_misuse_is_a_typed_error() {
+    use reg_batchnorm::{BatchShape, ChannelStats};
+    let bn = BatchNormConfig::new(3).build::<f64>().unwrap();
+    let shape = BatchShape::of(&[2, 3]).unwrap();
+    let (mut z, mut out, mut aux) = (vec![0.0; 6], vec![0.0; 6], vec![0.0; 6]);
+    // Statistics never computed: no channels in `stats`.
+    assert!(matches!(
+        bn.normalize_in_place(
+            &mut z,
+            &mut out,
+            &mut aux,
+            shape,
+            &ChannelStats::default(),
+            |y, _| y
+        ),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let mut bn = bn;
+    let mut stats = ChannelStats::default();
+    assert!(matches!(
+        bn.statistics(&z[..5], shape, Mode::Train, &mut stats),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        BatchShape::of(&[4]),
+        Err(Error::RankMismatch { .. })
+    ));
 }

@@ -223,10 +223,7 @@ impl<F: Scalar> Dropout<F> {
 /// `values[i] *= factors[i / per_decision]`. Allocates nothing.
 fn apply_factors<F: Scalar>(values: &mut [F], factors: &[F], per_decision: usize) {
     if per_decision == 1 {
-        values
-            .iter_mut()
-            .zip(factors)
-            .for_each(|(v, &f)| *v *= f);
+        values.iter_mut().zip(factors).for_each(|(v, &f)| *v *= f);
     } else {
         for (block, &f) in values.chunks_mut(per_decision.max(1)).zip(factors) {
             block.iter_mut().for_each(|v| *v *= f);
