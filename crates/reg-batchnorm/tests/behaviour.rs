@@ -1,4 +1,5 @@
 //! Exact behaviour: errors, running statistics by hand, the variance conventions.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use ndarray::{Array2, Zip, array};
 use reg_batchnorm::{BatchNormConfig, Error, Layer, LayerExt, Mode, RunningVariance};

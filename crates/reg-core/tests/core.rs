@@ -1,5 +1,6 @@
 //! reg-core's own behaviour: the gradient checker catches wrong gradients, parameters keep
 //! their shape, validation rejects NaN.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use ndarray::{Array2, Array4, ArrayD, ArrayViewD, Ix2, array};
 use reg_core::gradcheck::{

@@ -1,4 +1,5 @@
 //! reg-dropout's behaviour: Train/Eval, mask reuse, seeding, gradient check, errors, laws.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use ndarray::{Array2, array};
 use proptest::prelude::*;
