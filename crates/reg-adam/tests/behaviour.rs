@@ -28,8 +28,11 @@ fn grad_at(step: usize, shape: (usize, usize)) -> Array2<f64> {
 }
 
 #[test]
-fn default_lr_is_the_tutorials() {
-    assert_eq!(DEFAULT_LR, 1e-3);
+fn default_lr_is_pytorchs() {
+    // Read from the fixture torch wrote (`torch.optim.Adam(...).defaults["lr"]`), not restated.
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("data/adam_mixed_ranks.json")).expect("parses");
+    assert_eq!(Some(DEFAULT_LR), fixture["torch_default_lr"].as_f64());
 }
 
 #[test]

@@ -32,6 +32,30 @@ fn add_gradient_is_the_gradient_of_penalty() -> Result<(), Error> {
 }
 
 #[test]
+fn add_gradient_is_the_gradient_of_penalty_for_a_four_dimensional_kernel() -> Result<(), Error> {
+    let l2 = L2::new(0.3)?;
+    let kernel = ndarray::Array4::from_shape_fn((3, 2, 2, 2), |(o, i, h, w)| {
+        ((o * 8 + i * 4 + h * 2 + w) as f64 * 0.37).sin()
+    });
+    let mut w = Param::weight("conv.weight", kernel.clone());
+    let numeric = numerical_gradient(
+        |x| l2.penalty(&[&Param::weight("k", x.to_owned())], 5),
+        kernel.view(),
+        1e-6,
+    )?;
+    l2.add_gradient(&mut [&mut w], 5)?;
+    let analytic = w
+        .grad()
+        .to_owned()
+        .into_dimensionality::<ndarray::Ix4>()
+        .expect("4-D");
+    let report = compare("conv.weight", analytic.view(), numeric.view())?;
+    assert!(report.max_error < 1e-8, "{report:?}");
+    assert_eq!(report.checked, 24);
+    Ok(())
+}
+
+#[test]
 fn non_decaying_params_are_untouched() -> Result<(), Error> {
     let l2 = L2::new(10.0)?;
     let (_, mut b) = params();
@@ -144,6 +168,65 @@ fn matches_pytorch_sgd_coupled_weight_decay() -> Result<(), Box<dyn std::error::
     }
     let penalty = l2.penalty(&[&Param::weight("w", matrix("w")?)], batch)?;
     assert!((penalty - scalar("penalty")?).abs() < 1e-14 * penalty.max(1.0));
+    Ok(())
+}
+
+/// PyTorch parity on a 4-D convolution kernel (fixture `tests/data/l2_kernel.json`, same script):
+/// the penalty, the data gradient plus the penalty's gradient, and the SGD step with coupled
+/// weight decay; the 1-D bias does not decay.
+#[test]
+fn matches_pytorch_on_a_four_dimensional_kernel() -> Result<(), Box<dyn std::error::Error>> {
+    let fixture: serde_json::Value = serde_json::from_str(include_str!("data/l2_kernel.json"))?;
+    let list = |key: &str| -> Result<Vec<f64>, Box<dyn std::error::Error>> {
+        Ok(serde_json::from_value(fixture[key].clone())?)
+    };
+    let scalar = |key: &str| fixture[key].as_f64().ok_or(format!("{key} missing"));
+    let shape: Vec<usize> = serde_json::from_value(fixture["kernel_shape"].clone())?;
+    let (lambda, lr, batch) = (
+        scalar("lambda")?,
+        scalar("lr")?,
+        scalar("batch_size")? as usize,
+    );
+    let tensor = |values: Vec<f64>| ndarray::ArrayD::from_shape_vec(shape.clone(), values);
+    let mut kernel = Param::weight("conv.weight", tensor(list("kernel")?)?);
+    let mut bias = Param::no_decay("conv.bias", ndarray::Array1::from(list("bias")?));
+    kernel.grad_mut().assign(&tensor(list("grad_kernel")?)?);
+    bias.grad_mut()
+        .iter_mut()
+        .zip(list("grad_bias")?)
+        .for_each(|(g, v)| *g = v);
+
+    let l2 = L2::new(lambda)?;
+    let penalty = l2.penalty(&[&kernel, &bias], batch)?;
+    l2.add_gradient(&mut [&mut kernel, &mut bias], batch)?;
+    // Tolerance 1e-12 relative (floor 1), the project's parity tolerance: both sides add
+    // λ/m·w to the same gradient in float64, a rounding or two apart; the decay term itself
+    // is ~4e-2·w.
+    let tolerance = 1e-12;
+    let deviation = |ours: &[f64], torch: &[f64]| {
+        ours.iter()
+            .zip(torch)
+            .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+            .fold(0.0f64, f64::max)
+    };
+    let ours: Vec<f64> = kernel.grad().iter().copied().collect();
+    let d_grad = deviation(&ours, &list("grad_kernel_with_penalty")?);
+    let ours_b: Vec<f64> = bias.grad().iter().copied().collect();
+    let d_bias = deviation(&ours_b, &list("grad_bias")?);
+    let stepped: Vec<f64> = kernel
+        .value()
+        .iter()
+        .zip(kernel.grad().iter())
+        .map(|(w, g)| w - lr * g)
+        .collect();
+    let d_step = deviation(&stepped, &list("kernel_after_wd")?);
+    let d_penalty = (penalty - scalar("penalty")?).abs() / scalar("penalty")?.abs().max(1.0);
+    let worst = d_grad.max(d_bias).max(d_step).max(d_penalty);
+    eprintln!("L2 on a {shape:?} kernel: max deviation {worst:.2e} (tolerance {tolerance:e})");
+    assert!(
+        worst <= tolerance,
+        "grad {d_grad:e} bias {d_bias:e} step {d_step:e} penalty {d_penalty:e}"
+    );
     Ok(())
 }
 
