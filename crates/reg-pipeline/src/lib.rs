@@ -26,7 +26,10 @@ pub use checkpoint::Checkpointer;
 pub use early_stopping::EarlyStopping;
 pub use error::PipelineError;
 pub use linear::Linear;
-pub use loss::{count_correct, predictions, softmax_cross_entropy};
+pub use loss::{
+    CrossEntropy, Label, count_correct, predictions, softmax_cross_entropy,
+    softmax_cross_entropy_detailed,
+};
 pub use matmul::set_threads;
 pub use metrics::{RunMetrics, median};
 pub use model::{HiddenBlock, Mlp, MlpConfig};

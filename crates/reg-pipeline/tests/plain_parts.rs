@@ -169,7 +169,7 @@ fn softmax_cross_entropy_rejects_bad_input() {
         Err(Error::NonFinite { .. })
     ));
     let empty = Array2::<f32>::zeros((0, 3));
-    assert!(softmax_cross_entropy(empty.view(), &[]).is_err());
+    assert!(softmax_cross_entropy(empty.view(), &[] as &[u8]).is_err());
 }
 
 #[test]
@@ -318,4 +318,90 @@ fn model_config_is_validated() {
         Mlp::<f32>::new(&bad_p, 0),
         Err(Error::InvalidHyperParameter { .. })
     ));
+}
+
+#[test]
+fn detailed_cross_entropy_gives_per_sample_losses_probabilities_and_the_same_bits() {
+    let logits = array![[2.0f32, -1.0, 0.5], [0.0, 0.0, 0.0], [-3.0, 4.0, 1.0]];
+    let labels = [0u8, 2, 1];
+    let detailed = reg_pipeline::softmax_cross_entropy_detailed(logits.view(), &labels).unwrap();
+    let (mean, grad) = softmax_cross_entropy(logits.view(), &labels).unwrap();
+    assert_eq!(detailed.mean, mean);
+    assert_eq!(detailed.grad, grad);
+    // Row 1 is uniform: its loss is ln 3 and each probability 1/3.
+    assert!((detailed.per_sample[1] - 3f64.ln()).abs() < 1e-6);
+    assert!(
+        detailed
+            .probabilities
+            .row(1)
+            .iter()
+            .all(|&p| (p - 1.0 / 3.0).abs() < 1e-6)
+    );
+    let sum: f64 = detailed.per_sample.iter().sum();
+    assert!((sum / 3.0 - mean).abs() < 1e-12);
+    for (row, &label) in detailed.probabilities.rows().into_iter().zip(&labels) {
+        assert!((row.sum() - 1.0).abs() < 1e-6);
+        let expected = -f64::from(row[usize::from(label)]).ln();
+        let at = detailed
+            .probabilities
+            .rows()
+            .into_iter()
+            .position(|r| r == row)
+            .unwrap();
+        assert!((detailed.per_sample[at] - expected).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn labels_wider_than_u8_index_classes_beyond_255() {
+    let classes = 300;
+    let mut logits = ndarray::Array2::<f64>::zeros((2, classes));
+    logits[(0, 299)] = 5.0;
+    logits[(1, 256)] = 5.0;
+    let labels = [299u16, 256];
+    assert_eq!(reg_pipeline::count_correct(logits.view(), &labels), 2);
+    let (_, grad) = softmax_cross_entropy(logits.view(), &labels).unwrap();
+    assert!(grad[(0, 299)] < 0.0 && grad[(1, 256)] < 0.0);
+    assert!(matches!(
+        softmax_cross_entropy(logits.view(), &[300usize, 0]),
+        Err(Error::InvalidHyperParameter { name: "label", .. })
+    ));
+    assert!(matches!(
+        softmax_cross_entropy(logits.view(), &[-1i32, 0]),
+        Err(Error::InvalidHyperParameter { name: "label", .. })
+    ));
+}
+
+#[test]
+fn linear_weight_and_bias_have_typed_accessors() {
+    let mut linear = Linear::from_parts(
+        array![[1.0f64, 2.0], [3.0, 4.0], [5.0, 6.0]],
+        array![[0.5, -0.5]],
+    )
+    .unwrap();
+    assert_eq!(linear.weight(), array![[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]);
+    assert_eq!(linear.bias(), array![[0.5, -0.5]]);
+    linear.set_bias(array![[1.0, 1.0]].view()).unwrap();
+    let y = linear
+        .forward(array![[1.0, 0.0, 0.0]].view(), Mode::Eval)
+        .unwrap();
+    assert_eq!(y, array![[2.0, 3.0]]);
+    assert!(matches!(
+        linear.set_weight(Array2::zeros((2, 3)).view()),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        linear.set_bias(array![[f64::NAN, 0.0]].view()),
+        Err(Error::NonFinite { .. })
+    ));
+}
+
+#[test]
+fn relu_backward_passes_the_gradient_only_where_the_output_is_positive() {
+    let mut relu = Relu::<f64>::new();
+    relu.forward(array![[-1.0, 0.0, 2.0, f64::NAN]].view(), Mode::Train)
+        .unwrap();
+    let g = relu.backward(array![[5.0, 6.0, 7.0, 8.0]].view()).unwrap();
+    // ReLU(NaN) is 0 here (0 > NaN is false), so its gradient is 0 too.
+    assert_eq!(g, array![[0.0, 0.0, 7.0, 0.0]]);
 }
