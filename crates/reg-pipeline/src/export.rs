@@ -239,5 +239,6 @@ fn infer_config(parsed: &Parsed<'_>) -> Result<MlpConfig, CheckpointError> {
         sizes,
         dropout,
         batch_norm,
+        ..MlpConfig::default()
     })
 }

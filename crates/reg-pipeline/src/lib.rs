@@ -32,7 +32,7 @@ pub use loss::{
 };
 pub use matmul::set_threads;
 pub use metrics::{RunMetrics, median};
-pub use model::{HiddenBlock, Mlp, MlpConfig};
+pub use model::{BatchNormSettings, HiddenBlock, Mlp, MlpConfig};
 pub use relu::Relu;
 pub use sgd::Sgd;
 pub use tensor_file::CheckpointError;

@@ -1,6 +1,6 @@
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD};
 use rand::{Rng, SeedableRng};
-use reg_batchnorm::{BatchNorm, BatchNormConfig};
+use reg_batchnorm::{BatchNorm, BatchNormConfig, RunningVariance};
 use reg_core::{Error, Layer, Mode, Param, Result, Scalar};
 use reg_dropout::{Dropout, DropoutConfig};
 
@@ -19,6 +19,12 @@ pub struct MlpConfig {
     pub dropout: Vec<f64>,
     /// Whether each hidden Linear is followed by BatchNorm. Default `true`.
     pub batch_norm: bool,
+    /// BatchNorm's eps, momentum and running-variance convention, used when `batch_norm` is
+    /// true. Default PyTorch's (`1e-5`, `0.1`, unbiased). Left out of the serialized config
+    /// when it is the default, so configs (and exports) written before it existed read the
+    /// same and default models give the same bytes.
+    #[serde(default, skip_serializing_if = "BatchNormSettings::is_default")]
+    pub batch_norm_settings: BatchNormSettings,
 }
 
 impl Default for MlpConfig {
@@ -27,6 +33,77 @@ impl Default for MlpConfig {
             sizes: vec![784, 256, 128, 10],
             dropout: vec![0.3, 0.2],
             batch_norm: true,
+            batch_norm_settings: BatchNormSettings::default(),
+        }
+    }
+}
+
+/// The settings of every BatchNorm layer of an [`Mlp`]; see [`BatchNormConfig`] for each.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BatchNormSettings {
+    /// Added to the variance before the square root; default `1e-5`
+    /// ([`BatchNormConfig::with_eps`]).
+    pub eps: f64,
+    /// Weight of the current batch in the running statistics; default `0.1`
+    /// ([`BatchNormConfig::with_momentum`]).
+    pub momentum: f64,
+    /// Whether the running variance is updated with the unbiased batch variance (PyTorch's
+    /// convention, the default) or the biased one (the tutorial's NumPy sketch)
+    /// ([`BatchNormConfig::with_running_var`]).
+    #[serde(with = "running_variance")]
+    pub running_variance: RunningVariance,
+}
+
+impl Default for BatchNormSettings {
+    fn default() -> Self {
+        let defaults = BatchNormConfig::new(1);
+        Self {
+            eps: defaults.eps(),
+            momentum: defaults.momentum(),
+            running_variance: defaults.running_variance(),
+        }
+    }
+}
+
+impl BatchNormSettings {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The config of a BatchNorm layer over `features` with these settings.
+    pub fn config(&self, features: usize) -> BatchNormConfig {
+        BatchNormConfig::new(features)
+            .with_eps(self.eps)
+            .with_momentum(self.momentum)
+            .with_running_var(self.running_variance)
+    }
+}
+
+/// `RunningVariance` as the strings `"unbiased"` / `"biased"` (reg-batchnorm has no serde).
+mod running_variance {
+    use reg_batchnorm::RunningVariance;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &RunningVariance,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match value {
+            RunningVariance::Biased => "biased",
+            _ => "unbiased",
+        })
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<RunningVariance, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "unbiased" => Ok(RunningVariance::Unbiased),
+            "biased" => Ok(RunningVariance::Biased),
+            other => Err(serde::de::Error::unknown_variant(
+                other,
+                &["unbiased", "biased"],
+            )),
         }
     }
 }
@@ -101,7 +178,7 @@ impl<F: Scalar> Mlp<F> {
             index += 1;
             let batch_norm = if config.batch_norm {
                 index += 1;
-                Some(BatchNormConfig::new(pair[1]).build::<F>()?)
+                Some(config.batch_norm_settings.config(pair[1]).build::<F>()?)
             } else {
                 None
             };

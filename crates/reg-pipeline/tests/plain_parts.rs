@@ -224,6 +224,7 @@ fn small_config() -> MlpConfig {
         sizes: vec![6, 5, 4, 3],
         dropout: vec![0.0, 0.0],
         batch_norm: true,
+        ..MlpConfig::default()
     }
 }
 
@@ -404,4 +405,48 @@ fn relu_backward_passes_the_gradient_only_where_the_output_is_positive() {
     let g = relu.backward(array![[5.0, 6.0, 7.0, 8.0]].view()).unwrap();
     // ReLU(NaN) is 0 here (0 > NaN is false), so its gradient is 0 too.
     assert_eq!(g, array![[0.0, 0.0, 7.0, 0.0]]);
+}
+
+#[test]
+fn batch_norm_settings_reach_every_batch_norm_layer_and_are_validated() {
+    let settings = reg_pipeline::BatchNormSettings {
+        eps: 1e-3,
+        momentum: 0.25,
+        running_variance: reg_batchnorm::RunningVariance::Biased,
+    };
+    let config = MlpConfig {
+        batch_norm_settings: settings,
+        ..small_config()
+    };
+    let model = Mlp::<f32>::new(&config, 0).unwrap();
+    for block in model.hidden() {
+        let bn = block.batch_norm.as_ref().unwrap().config();
+        assert_eq!(
+            (bn.eps(), bn.momentum(), bn.running_variance()),
+            (1e-3, 0.25, reg_batchnorm::RunningVariance::Biased)
+        );
+    }
+    // Serialized only when not the default, and read back the same.
+    let json = serde_json::to_string(&config).unwrap();
+    assert!(json.contains("\"biased\""), "{json}");
+    assert_eq!(serde_json::from_str::<MlpConfig>(&json).unwrap(), config);
+    assert!(
+        !serde_json::to_string(&small_config())
+            .unwrap()
+            .contains("batch_norm_settings")
+    );
+    let bad = MlpConfig {
+        batch_norm_settings: reg_pipeline::BatchNormSettings {
+            momentum: 1.5,
+            ..settings
+        },
+        ..small_config()
+    };
+    assert!(matches!(
+        Mlp::<f32>::new(&bad, 0),
+        Err(Error::InvalidHyperParameter {
+            name: "momentum",
+            ..
+        })
+    ));
 }
