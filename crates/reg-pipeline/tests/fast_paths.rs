@@ -18,6 +18,7 @@ fn config_with(batch_norm: bool, dropout: Vec<f64>) -> MlpConfig {
         sizes: vec![12, 10, 8, 3],
         dropout,
         batch_norm,
+        ..MlpConfig::default()
     }
 }
 
@@ -209,4 +210,59 @@ fn trained_state() -> Vec<(String, Array2<f32>)> {
 #[test]
 fn same_seed_gives_the_same_bits() {
     assert_eq!(trained_state(), trained_state());
+}
+
+/// The model as a user would assemble it à la carte: a `Sequential` of the crates' own layers
+/// (clones of the trainer's, so the same weights and dropout generators).
+fn a_la_carte(model: &Mlp<f32>) -> reg_core::Sequential<f32> {
+    let mut net = reg_core::Sequential::new();
+    for block in model.hidden() {
+        net.push(Box::new(block.linear.clone()));
+        if let Some(bn) = &block.batch_norm {
+            net.push(Box::new(bn.clone()));
+        }
+        net.push(Box::new(reg_pipeline::Relu::new()));
+        if let Some(dropout) = &block.dropout {
+            net.push(Box::new(dropout.clone()));
+        }
+    }
+    net.push(Box::new(output_layer(model)));
+    net
+}
+
+#[test]
+fn a_sequential_of_the_crates_layers_trains_to_the_pipelines_bits() {
+    use reg_adam::AdamConfig;
+    use reg_core::Optimizer;
+    for model in [config(), config_with(false, vec![0.0, 0.0])] {
+        let config = TrainConfig {
+            model,
+            ..TrainConfig::default()
+        };
+        let mut trainer = Trainer::new(config.clone()).unwrap();
+        let mut net = a_la_carte(&trainer.model);
+        let mut adam = AdamConfig::new().build::<f32>().unwrap();
+        let l2 = L2::new(config.l2).unwrap();
+        for step in 0..3 {
+            let x = batch(16, 12).mapv(|v| v + step as f32 * 0.1);
+            let labels: Vec<u8> = (0..16).map(|i| ((i + step) % 3) as u8).collect();
+            let (pipeline_loss, _) = trainer.train_step(x.view(), &labels, 1e-2).unwrap();
+
+            let logits = net.forward(x.view(), Mode::Train).unwrap();
+            let (loss, grad) = softmax_cross_entropy(logits.view(), &labels).unwrap();
+            net.backward_params_only_nd(grad.view()).unwrap();
+            let mut params = net.params_mut();
+            l2.add_gradient(&mut params, 16).unwrap();
+            adam.step(&mut params, 1e-2).unwrap();
+            assert_eq!(loss, pipeline_loss, "step {step}");
+        }
+        let ours: Vec<_> = net.params().iter().map(|p| p.value().to_owned()).collect();
+        let pipeline: Vec<_> = trainer
+            .model
+            .params()
+            .iter()
+            .map(|p| p.value().to_owned())
+            .collect();
+        assert_eq!(ours, pipeline, "{:?}", config.model);
+    }
 }
