@@ -38,5 +38,5 @@ pub use sgd::Sgd;
 pub use tensor_file::CheckpointError;
 pub use train::{
     AnyOptimizer, EpochMetrics, Evaluation, Observer, OptimizerKind, ScheduleKind, TrainConfig,
-    Trainer, evaluate, fit,
+    Trainer, evaluate, fit, on_pool,
 };
