@@ -219,7 +219,7 @@ fn running_stats_after_a_known_batch_equal_hand_values() {
 #[test]
 fn biased_option_updates_running_var_with_the_biased_variance() {
     let mut bn = BatchNormConfig::new(2)
-        .with_running_var(RunningVariance::Biased)
+        .with_running_variance(RunningVariance::Biased)
         .with_momentum(0.5)
         .build::<f64>()
         .expect("valid");
@@ -233,7 +233,7 @@ fn biased_option_updates_running_var_with_the_biased_variance() {
 fn both_conventions_normalise_the_train_batch_identically() {
     let mut unbiased = layer(2);
     let mut biased = BatchNormConfig::new(2)
-        .with_running_var(RunningVariance::Biased)
+        .with_running_variance(RunningVariance::Biased)
         .build::<f64>()
         .expect("valid");
     let a = unbiased

@@ -31,6 +31,7 @@ impl DropoutConfig {
     pub const DEFAULT_SEED: u64 = 0;
 
     /// Element-wise dropout with drop probability `p` and the default seed.
+    #[must_use]
     pub fn new(p: f64) -> Self {
         Self {
             p,

@@ -75,7 +75,7 @@ impl BatchNormSettings {
         BatchNormConfig::new(features)
             .with_eps(self.eps)
             .with_momentum(self.momentum)
-            .with_running_var(self.running_variance)
+            .with_running_variance(self.running_variance)
     }
 }
 

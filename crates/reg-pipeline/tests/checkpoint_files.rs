@@ -32,6 +32,7 @@ fn config() -> TrainConfig {
             sizes: vec![784, 16, 10],
             dropout: vec![0.25],
             batch_norm: true,
+            ..MlpConfig::default()
         },
         epochs: 4,
         batch_size: 16,
@@ -567,6 +568,7 @@ fn small_valid_checkpoint() -> Vec<u8> {
             sizes: vec![784, 4, 10],
             dropout: vec![0.5],
             batch_norm: true,
+            ..MlpConfig::default()
         },
         ..config()
     };
@@ -585,6 +587,7 @@ fn load_never_panics(bytes: &[u8]) {
             sizes: vec![784, 4, 10],
             dropout: vec![0.5],
             batch_norm: true,
+            ..MlpConfig::default()
         },
         ..config()
     };
