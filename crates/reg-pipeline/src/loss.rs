@@ -47,9 +47,7 @@ pub fn softmax_cross_entropy<F: Scalar, L: Label>(
     logits: ArrayView2<'_, F>,
     labels: &[L],
 ) -> Result<(f64, Array2<F>)> {
-    let mut per_sample = Vec::new();
-    let (mean, grad) = cross_entropy(logits, labels, &mut per_sample, None)?;
-    Ok((mean, grad))
+    cross_entropy(logits, labels, None, None)
 }
 
 /// [`softmax_cross_entropy`] with the per-sample losses and the probabilities as well (for
@@ -64,7 +62,12 @@ pub fn softmax_cross_entropy_detailed<F: Scalar, L: Label>(
 ) -> Result<CrossEntropy<F>> {
     let mut per_sample = Vec::with_capacity(labels.len());
     let mut probabilities = Array2::zeros(logits.raw_dim());
-    let (mean, grad) = cross_entropy(logits, labels, &mut per_sample, Some(&mut probabilities))?;
+    let (mean, grad) = cross_entropy(
+        logits,
+        labels,
+        Some(&mut per_sample),
+        Some(&mut probabilities),
+    )?;
     Ok(CrossEntropy {
         mean,
         per_sample,
@@ -76,7 +79,7 @@ pub fn softmax_cross_entropy_detailed<F: Scalar, L: Label>(
 fn cross_entropy<F: Scalar, L: Label>(
     logits: ArrayView2<'_, F>,
     labels: &[L],
-    per_sample: &mut Vec<f64>,
+    mut per_sample: Option<&mut Vec<f64>>,
     mut probabilities: Option<&mut Array2<F>>,
 ) -> Result<(f64, Array2<F>)> {
     let (batch, classes) = logits.dim();
@@ -121,7 +124,9 @@ fn cross_entropy<F: Scalar, L: Label>(
         }
         let loss = (sum.ln() + max - row[label]).to_f64();
         total += loss;
-        per_sample.push(loss);
+        if let Some(losses) = per_sample.as_deref_mut() {
+            losses.push(loss);
+        }
         if let Some(p) = probabilities.as_deref_mut() {
             Zip::from(p.row_mut(r))
                 .and(&grad_row)
