@@ -338,3 +338,27 @@ fn works_as_a_trait_object_in_f32() {
     opt.step(&mut [&mut w], 0.5).expect("step");
     assert!((w.value2()[[0, 0]] - 1.5).abs() < 1e-6);
 }
+
+#[test]
+fn coupled_decay_that_overflows_the_gradient_is_non_finite_and_writes_nothing() {
+    // g and w are finite, g + λ·w is not (f32 max ≈ 3.4e38).
+    let mut w = Param::<f32>::weight("w", array![[3e38f32, 1.0]]);
+    w.grad2_mut().assign(&array![[3e38f32, 0.5]]);
+    let before = w.clone();
+    let mut opt = AdamConfig::new()
+        .with_weight_decay(WeightDecay::Coupled(1.0))
+        .build::<f32>()
+        .expect("valid");
+    assert!(matches!(
+        opt.step(&mut [&mut w], 1e-3),
+        Err(Error::NonFinite { .. })
+    ));
+    assert_eq!(w, before);
+    // A NaN gradient is caught by the same single pass.
+    w.grad2_mut()[(0, 1)] = f32::NAN;
+    w.grad2_mut()[(0, 0)] = 0.0;
+    assert!(matches!(
+        opt.step(&mut [&mut w], 1e-3),
+        Err(Error::NonFinite { .. })
+    ));
+}
