@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::Array2;
-use reg::batchnorm::{BatchNormConfig, Layer, Mode};
+use reg::batchnorm::{BatchNormConfig, LayerExt, Mode};
 
 const ROWS: usize = 64;
 const FEATURES: usize = 256;

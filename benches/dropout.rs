@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::Array2;
-use reg::dropout::{DropoutConfig, Layer, Mode};
+use reg::dropout::{DropoutConfig, LayerExt, Mode};
 
 fn dropout(c: &mut Criterion) {
     let x = Array2::from_shape_fn((64, 256), |(r, c)| ((r * 256 + c) % 97) as f32 * 0.01);

@@ -1,7 +1,9 @@
 //! The production model (784-256-128-10, BatchNorm, dropout 0.3/0.2, Adam, L2) end to end:
 //! one whole training step on a batch of 64 (forward, loss, backward, L2, Adam), and the
-//! evaluation of 10,000 images, each on 1 and 2 threads; plus the three largest matrix products
-//! of a step, as ndarray computes them. Synthetic MNIST-shaped data (no files needed).
+//! evaluation of 10,000 images, each on 1 and 2 threads; the same step assembled à la carte from
+//! the crates' public layers (a `Sequential` of Linear → BatchNorm → ReLU → Dropout, L2, Adam)
+//! against the pipeline's own, in the same run; plus the three largest matrix products of a
+//! step, as ndarray computes them. Synthetic MNIST-shaped data (no files needed).
 //!
 //! `cargo bench --bench pipeline`
 
@@ -10,8 +12,11 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::{Array2, ArrayView2};
+use reg::adam::{Adam, AdamConfig, Optimizer};
+use reg::core::{Layer, LayerExt, Mode, Sequential};
+use reg::l2::L2;
 use reg::pipeline::data::Dataset;
-use reg::pipeline::{TrainConfig, Trainer, evaluate};
+use reg::pipeline::{Linear, Mlp, Relu, TrainConfig, Trainer, evaluate, softmax_cross_entropy};
 
 /// Deterministic, random-looking bytes from an index (no generator needed).
 fn pseudo_random(i: usize, salt: u64) -> u64 {
@@ -77,6 +82,84 @@ fn training_step(c: &mut Criterion) {
     }
 }
 
+/// The production model as a user would assemble it from the crates: a `Sequential` of clones
+/// of the trainer's layers (same weights, same dropout generators).
+fn a_la_carte(model: &Mlp<f32>) -> Sequential<f32> {
+    let mut net = Sequential::new();
+    for block in model.hidden() {
+        net.push(Box::new(block.linear.clone()));
+        if let Some(bn) = &block.batch_norm {
+            net.push(Box::new(bn.clone()));
+        }
+        net.push(Box::new(Relu::new()));
+        if let Some(dropout) = &block.dropout {
+            net.push(Box::new(dropout.clone()));
+        }
+    }
+    let params = model.params();
+    let (w, b) = (params[params.len() - 2], params[params.len() - 1]);
+    let output = Linear::from_parts(w.value2().to_owned(), b.value2().to_owned()).expect("output");
+    net.push(Box::new(output));
+    net
+}
+
+/// One step as a user writes it: forward, loss, backward without the first layer's input
+/// gradient, L2 into the gradients, Adam.
+fn user_step(
+    net: &mut Sequential<f32>,
+    adam: &mut Adam<f32>,
+    l2: &L2,
+    x: ArrayView2<'_, f32>,
+    y: &[u8],
+) -> f64 {
+    let logits = net.forward(x, Mode::Train).expect("forward");
+    let (loss, grad) = softmax_cross_entropy(logits.view(), y).expect("loss");
+    net.backward_params_only_nd(grad.view()).expect("backward");
+    let mut params = net.params_mut();
+    l2.add_gradient(&mut params, x.nrows()).expect("l2");
+    adam.step(&mut params, 1e-3).expect("adam");
+    loss
+}
+
+/// The à la carte step and the pipeline's, alternating in one run so that both see the same
+/// machine load.
+fn a_la_carte_step(c: &mut Criterion) {
+    let data = images(BATCHES * 64, 1);
+    let mut x = vec![0.0f32; BATCHES * 64 * 784];
+    let mut y = vec![0u8; BATCHES * 64];
+    let indices: Vec<usize> = (0..BATCHES * 64).collect();
+    data.fill_batch(&indices, &mut x, &mut y).expect("batch");
+    let x = ArrayView2::from_shape((BATCHES * 64, 784), &x[..]).expect("shape");
+    for threads in [1, 2] {
+        let pool = pool(threads);
+        let config = TrainConfig::default();
+        let mut trainer = Trainer::new(config.clone()).expect("default config");
+        let mut net = a_la_carte(&trainer.model);
+        let mut adam = AdamConfig::new().build::<f32>().expect("adam");
+        let l2 = L2::new(config.l2).expect("l2");
+        let mut group = c.benchmark_group(format!("step_a_la_carte_vs_pipeline/threads={threads}"));
+        let mut next = 0;
+        group.bench_function("pipeline", |b| {
+            b.iter(|| {
+                let rows = next * 64..(next + 1) * 64;
+                next = (next + 1) % BATCHES;
+                let batch = x.slice_axis(ndarray::Axis(0), ndarray::Slice::from(rows.clone()));
+                pool.install(|| black_box(trainer.train_step(batch, &y[rows], 1e-3).expect("step")))
+            })
+        });
+        let mut next = 0;
+        group.bench_function("a_la_carte", |b| {
+            b.iter(|| {
+                let rows = next * 64..(next + 1) * 64;
+                next = (next + 1) % BATCHES;
+                let batch = x.slice_axis(ndarray::Axis(0), ndarray::Slice::from(rows.clone()));
+                pool.install(|| black_box(user_step(&mut net, &mut adam, &l2, batch, &y[rows])))
+            })
+        });
+        group.finish();
+    }
+}
+
 fn evaluation(c: &mut Criterion) {
     let test = images(10_000, 7);
     for threads in [1, 2] {
@@ -120,6 +203,6 @@ criterion_group! {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(20);
-    targets = training_step, evaluation, matrix_products
+    targets = training_step, a_la_carte_step, evaluation, matrix_products
 }
 criterion_main!(benches);

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ndarray::{Array2, ArrayView2};
-use reg_core::{Layer, Mode};
+use reg_core::{LayerExt, Mode};
 use reg_pipeline::data::Mnist;
 use reg_pipeline::export::import_safetensors;
 use reg_pipeline::{PipelineError, predictions};

@@ -52,6 +52,7 @@ fn model_file(dir: &Path, sizes: Vec<usize>, negative_variance: bool) -> PathBuf
         dropout: vec![0.0; sizes.len() - 2],
         sizes,
         batch_norm: true,
+        ..MlpConfig::default()
     };
     let mut model = Mlp::new(&config, 0).unwrap();
     if negative_variance {

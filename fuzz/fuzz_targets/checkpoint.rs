@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
             sizes: vec![784, 4, 10],
             dropout: vec![0.5],
             batch_norm: true,
+            ..MlpConfig::default()
         },
         epochs: 4,
         warmup: 1,

@@ -54,6 +54,7 @@ impl Default for AdamConfig {
 
 impl AdamConfig {
     /// PyTorch's defaults: β1 = 0.9, β2 = 0.999, eps = 1e-8, no weight decay, no AMSGrad.
+    #[must_use]
     pub fn new() -> Self {
         Self {
             beta1: 0.9,
@@ -65,12 +66,14 @@ impl AdamConfig {
     }
 
     /// β1, decay of the first moment: `m ← β1·m + (1 − β1)·g`. Default 0.9; allowed `[0, 1)`.
+    #[must_use]
     pub fn with_beta1(mut self, beta1: f64) -> Self {
         self.beta1 = beta1;
         self
     }
 
     /// β2, decay of the second moment: `v ← β2·v + (1 − β2)·g²`. Default 0.999; allowed `[0, 1)`.
+    #[must_use]
     pub fn with_beta2(mut self, beta2: f64) -> Self {
         self.beta2 = beta2;
         self
@@ -78,12 +81,14 @@ impl AdamConfig {
 
     /// eps, added to the bias-corrected root second moment:
     /// `w ← w − lr/(1 − β1ᵗ) · m / (√v/√(1 − β2ᵗ) + eps)`. Default 1e-8; allowed finite `> 0`.
+    #[must_use]
     pub fn with_eps(mut self, eps: f64) -> Self {
         self.eps = eps;
         self
     }
 
     /// Weight decay, see [`WeightDecay`]. Default [`WeightDecay::None`]; λ allowed finite `≥ 0`.
+    #[must_use]
     pub fn with_weight_decay(mut self, weight_decay: WeightDecay) -> Self {
         self.weight_decay = weight_decay;
         self
@@ -91,6 +96,7 @@ impl AdamConfig {
 
     /// AMSGrad: normalize by the running maximum of `v`, `v_max ← max(v_max, v)`, instead of
     /// `v` (PyTorch's `amsgrad=True`). Default false.
+    #[must_use]
     pub fn with_amsgrad(mut self, amsgrad: bool) -> Self {
         self.amsgrad = amsgrad;
         self
@@ -102,7 +108,7 @@ impl AdamConfig {
     /// # Errors
     /// [`Error::InvalidHyperParameter`](crate::Error::InvalidHyperParameter) naming `beta1`,
     /// `beta2`, `eps` or `weight_decay` when one is out of its allowed range or NaN.
-    pub fn build<F: Scalar>(&self) -> Result<Adam<F>> {
+    pub fn build<F: Scalar>(self) -> Result<Adam<F>> {
         let unit = |v: f64| (0.0..1.0).contains(&v);
         validate("beta1", self.beta1, "[0, 1)", unit)?;
         validate("beta2", self.beta2, "[0, 1)", unit)?;
@@ -115,7 +121,7 @@ impl AdamConfig {
                 })?;
             }
         }
-        Ok(Adam::from_config(*self))
+        Ok(Adam::from_config(self))
     }
 
     /// β1 (see [`AdamConfig::with_beta1`]).

@@ -9,13 +9,13 @@ fn adam(config: AdamConfig) -> Adam<f64> {
 
 fn weight(value: Array2<f64>, grad: Array2<f64>) -> Param<f64> {
     let mut p = Param::weight("w", value);
-    p.grad_mut().assign(&grad);
+    p.grad2_mut().assign(&grad);
     p
 }
 
 fn bias(value: Array2<f64>, grad: Array2<f64>) -> Param<f64> {
     let mut p = Param::no_decay("b", value);
-    p.grad_mut().assign(&grad);
+    p.grad2_mut().assign(&grad);
     p
 }
 
@@ -28,8 +28,11 @@ fn grad_at(step: usize, shape: (usize, usize)) -> Array2<f64> {
 }
 
 #[test]
-fn default_lr_is_the_tutorials() {
-    assert_eq!(DEFAULT_LR, 1e-3);
+fn default_lr_is_pytorchs() {
+    // Read from the fixture torch wrote (`torch.optim.Adam(...).defaults["lr"]`), not restated.
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("data/adam_mixed_ranks.json")).expect("parses");
+    assert_eq!(Some(DEFAULT_LR), fixture["torch_default_lr"].as_f64());
 }
 
 #[test]
@@ -40,7 +43,7 @@ fn first_step_moves_each_element_by_lr_times_sign_of_gradient() {
     opt.step(&mut [&mut w], lr).expect("step");
     // Bias correction: m̂ = g, v̂ = g², so Δ = −lr·g/(|g| + eps).
     let expected = array![[1.0 - lr, 2.0 + lr, -3.0 - lr]];
-    for (got, want) in w.value().iter().zip(&expected) {
+    for (got, want) in w.value2().iter().zip(&expected) {
         assert!((got - want).abs() < lr * 1e-5, "{got} vs {want}");
     }
     assert_eq!(opt.step_count(), 1);
@@ -54,7 +57,7 @@ fn zero_gradient_without_decay_leaves_params_unchanged() {
     for _ in 0..3 {
         opt.step(&mut [&mut w], 0.1).expect("step");
     }
-    assert_eq!(w.value(), value);
+    assert_eq!(w.value2(), value);
 }
 
 #[test]
@@ -64,8 +67,8 @@ fn decay_applies_to_weights_only() {
         let mut b = bias(array![[2.0]], array![[0.0]]);
         let mut opt = adam(AdamConfig::new().with_weight_decay(decay));
         opt.step(&mut [&mut w, &mut b], 0.1).expect("step");
-        assert!(w.value()[[0, 0]] < 2.0, "{decay:?} shrinks the weight");
-        assert_eq!(b.value()[[0, 0]], 2.0, "{decay:?} leaves the bias");
+        assert!(w.value2()[[0, 0]] < 2.0, "{decay:?} shrinks the weight");
+        assert_eq!(b.value2()[[0, 0]], 2.0, "{decay:?} leaves the bias");
     }
 }
 
@@ -75,7 +78,7 @@ fn decoupled_decay_scales_weight_by_one_minus_lr_lambda() {
     let mut opt = adam(AdamConfig::new().with_weight_decay(WeightDecay::Decoupled(0.5)));
     opt.step(&mut [&mut w], 0.1).expect("step");
     // Zero gradient: only w·(1 − lr·λ) = w·0.95 remains, exactly.
-    assert_eq!(w.value(), array![[2.0 * 0.95, -4.0 * 0.95]]);
+    assert_eq!(w.value2(), array![[2.0 * 0.95, -4.0 * 0.95]]);
 }
 
 #[test]
@@ -90,7 +93,7 @@ fn coupled_decay_is_gradient_plus_lambda_w() {
     let mut b = adam(AdamConfig::new());
     a.step(&mut [&mut coupled], 0.01).expect("step");
     b.step(&mut [&mut plain], 0.01).expect("step");
-    assert_eq!(coupled.value(), plain.value());
+    assert_eq!(coupled.value2(), plain.value2());
 }
 
 #[test]
@@ -154,7 +157,7 @@ fn zero_lr_leaves_params_but_updates_moments() {
     let mut w = weight(array![[1.0]], array![[1.0]]);
     let mut opt = adam(AdamConfig::new());
     opt.step(&mut [&mut w], 0.0).expect("step");
-    assert_eq!(w.value()[[0, 0]], 1.0);
+    assert_eq!(w.value2()[[0, 0]], 1.0);
     assert_eq!(opt.step_count(), 1);
 }
 
@@ -180,7 +183,7 @@ fn different_param_shape_is_a_state_mismatch() {
     let mut transposed = weight(array![[1.0], [2.0]], array![[1.0], [1.0]]);
     let result = opt.step(&mut [&mut transposed], 0.1);
     assert!(matches!(result, Err(Error::StateMismatch(_))), "{result:?}");
-    assert_eq!(transposed.value(), array![[1.0], [2.0]]);
+    assert_eq!(transposed.value2(), array![[1.0], [2.0]]);
 }
 
 #[test]
@@ -193,8 +196,8 @@ fn nan_gradient_is_non_finite_naming_the_param_and_writes_nothing() {
         Err(Error::NonFinite { context }) => assert!(context.contains("layer1.bias")),
         other => panic!("expected NonFinite, got {other:?}"),
     }
-    assert_eq!(w.value(), array![[1.0, 2.0]], "earlier params untouched");
-    assert_eq!(b.value(), array![[3.0]]);
+    assert_eq!(w.value2(), array![[1.0, 2.0]], "earlier params untouched");
+    assert_eq!(b.value2(), array![[3.0]]);
     assert_eq!(opt.state(), AdamState::default(), "no moments, no step");
 }
 
@@ -212,8 +215,8 @@ fn infinite_gradient_is_non_finite() {
 fn run(opt: &mut Adam<f64>, params: &mut [Param<f64>; 2], from_step: usize, steps: usize) {
     for step in from_step..from_step + steps {
         for p in params.iter_mut() {
-            let (rows, cols) = p.value().dim();
-            p.grad_mut().assign(&grad_at(step, (rows, cols)));
+            let (rows, cols) = p.value2().dim();
+            p.grad2_mut().assign(&grad_at(step, (rows, cols)));
         }
         let lr = 1e-2 / (1.0 + step as f64);
         let [w, b] = params;
@@ -331,7 +334,31 @@ fn works_as_a_trait_object_in_f32() {
     let mut opt: Box<dyn Optimizer<f32>> =
         Box::new(AdamConfig::new().build::<f32>().expect("valid"));
     let mut w = Param::<f32>::weight("w", array![[1.0_f32]]);
-    w.grad_mut().fill(-3.0);
+    w.grad2_mut().fill(-3.0);
     opt.step(&mut [&mut w], 0.5).expect("step");
-    assert!((w.value()[[0, 0]] - 1.5).abs() < 1e-6);
+    assert!((w.value2()[[0, 0]] - 1.5).abs() < 1e-6);
+}
+
+#[test]
+fn coupled_decay_that_overflows_the_gradient_is_non_finite_and_writes_nothing() {
+    // g and w are finite, g + λ·w is not (f32 max ≈ 3.4e38).
+    let mut w = Param::<f32>::weight("w", array![[3e38f32, 1.0]]);
+    w.grad2_mut().assign(&array![[3e38f32, 0.5]]);
+    let before = w.clone();
+    let mut opt = AdamConfig::new()
+        .with_weight_decay(WeightDecay::Coupled(1.0))
+        .build::<f32>()
+        .expect("valid");
+    assert!(matches!(
+        opt.step(&mut [&mut w], 1e-3),
+        Err(Error::NonFinite { .. })
+    ));
+    assert_eq!(w, before);
+    // A NaN gradient is caught by the same single pass.
+    w.grad2_mut()[(0, 1)] = f32::NAN;
+    w.grad2_mut()[(0, 0)] = 0.0;
+    assert!(matches!(
+        opt.step(&mut [&mut w], 1e-3),
+        Err(Error::NonFinite { .. })
+    ));
 }

@@ -94,11 +94,11 @@ fn trajectories_match_pytorch_in_float64() {
             .zip(&case.trajectory)
             .enumerate()
         {
-            w.grad_mut().assign(&matrix(&grads.w));
-            b.grad_mut().assign(&matrix(&grads.b));
+            w.grad2_mut().assign(&matrix(&grads.w));
+            b.grad2_mut().assign(&matrix(&grads.b));
             adam.step(&mut [&mut w, &mut b], *lr).expect("step");
-            let dev_w = deviation(&w.value().to_owned(), &matrix(&expected.w));
-            let dev_b = deviation(&b.value().to_owned(), &matrix(&expected.b));
+            let dev_w = deviation(&w.value2().to_owned(), &matrix(&expected.w));
+            let dev_b = deviation(&b.value2().to_owned(), &matrix(&expected.b));
             let dev = dev_w.max(dev_b);
             assert!(
                 dev <= TOLERANCE,
@@ -140,4 +140,84 @@ fn fixture_cases_differ_from_each_other() {
     // Decay never touches the bias: with it on or off the bias trajectory is the same.
     let (_, b_w) = last("adamw");
     assert!(deviation(&b_w, &adam_b) == 0.0);
+}
+
+// ---- Parameters of several ranks: a conv kernel, a linear weight, 1-D biases ----
+
+fn numbers(value: &serde_json::Value) -> Vec<f64> {
+    value
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|v| v.as_f64().expect("a number"))
+        .collect()
+}
+
+#[test]
+fn mixed_rank_trajectories_match_pytorch_in_float64() {
+    let fx: serde_json::Value =
+        serde_json::from_str(include_str!("data/adam_mixed_ranks.json")).expect("fixture parses");
+    let lrs = numbers(&fx["lrs"]);
+    let specs = fx["params"].as_array().expect("params");
+    let cases = fx["cases"].as_array().expect("cases");
+    assert_eq!(cases.len(), 3);
+    for case in cases {
+        let name = case["name"].as_str().expect("name");
+        let decay = fx["decay"].as_f64().expect("decay");
+        let weight_decay = match case["weight_decay"].as_str().expect("kind") {
+            "coupled" => WeightDecay::Coupled(decay),
+            "decoupled" => WeightDecay::Decoupled(decay),
+            other => panic!("unknown weight decay {other}"),
+        };
+        let mut adam = AdamConfig::new()
+            .with_beta1(fx["beta1"].as_f64().expect("beta1"))
+            .with_beta2(fx["beta2"].as_f64().expect("beta2"))
+            .with_eps(fx["eps"].as_f64().expect("eps"))
+            .with_weight_decay(weight_decay)
+            .with_amsgrad(case["amsgrad"].as_bool().expect("amsgrad"))
+            .build::<f64>()
+            .expect("valid config");
+        let mut params: Vec<Param<f64>> = specs
+            .iter()
+            .map(|spec| {
+                let shape: Vec<usize> = numbers(&spec["shape"])
+                    .iter()
+                    .map(|&d| d as usize)
+                    .collect();
+                let value = ndarray::ArrayD::from_shape_vec(shape, numbers(&spec["initial"]))
+                    .expect("shape");
+                let decays = spec["decays"].as_bool().expect("decays");
+                Param::with_decay(spec["name"].as_str().expect("name"), value, decays)
+            })
+            .collect();
+        assert_eq!(params[0].shape(), &[4, 3, 2, 2]);
+        assert_eq!(params[1].shape(), &[4]);
+        let mut worst = 0.0_f64;
+        let trajectory = case["trajectory"].as_array().expect("trajectory");
+        for (step, (grads, expected)) in fx["grads"]
+            .as_array()
+            .expect("grads")
+            .iter()
+            .zip(trajectory)
+            .enumerate()
+        {
+            for p in &mut params {
+                let g = numbers(&grads[p.name()]);
+                p.grad_mut().iter_mut().zip(&g).for_each(|(d, &s)| *d = s);
+            }
+            let mut refs: Vec<&mut Param<f64>> = params.iter_mut().collect();
+            adam.step(&mut refs, lrs[step]).expect("step");
+            for p in &params {
+                let torch = numbers(&expected[p.name()]);
+                for (&a, &b) in p.value().iter().zip(&torch) {
+                    let dev = (a - b).abs() / b.abs().max(1.0);
+                    assert!(dev <= TOLERANCE, "{name} step {step} {}: {dev:e}", p.name());
+                    worst = worst.max(dev);
+                }
+            }
+        }
+        eprintln!(
+            "{name:>16} (4-D, 2-D, 1-D params): max deviation {worst:.2e} (tolerance {TOLERANCE:e})"
+        );
+    }
 }

@@ -1,28 +1,35 @@
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Zip};
+use ndarray::{Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, ArrayViewMut2};
 use reg_core::{Error, Layer, Mode, Param, Result, Scalar, expect_shape};
 
+use crate::kernel::{self, BatchShape, ChannelStats, fill_len};
 use crate::{BatchNormConfig, RunningVariance};
 
 const LAYER: &str = "BatchNorm";
 
-/// Batch normalisation over `(batch, features)` activations, one feature per column.
+/// Batch normalisation per channel: axis 1 of an `(N, C)`, `(N, C, L)` or `(N, C, H, W)` input
+/// (any rank ≥ 2) is normalised over every other axis, as PyTorch's `BatchNorm1d` / `BatchNorm2d`.
 ///
-/// - Train: `μ_B`, `σ²_B` are the batch mean and biased variance of each column,
-///   `x̂ = (x − μ_B) / sqrt(σ²_B + eps)`, `y = γ ⊙ x̂ + β`; then
-///   `running = (1 − m) · running + m · batch` for the mean and for the variance (unbiased
-///   `σ²_B · n/(n − 1)` by default, see [`RunningVariance`]), and `num_batches_tracked` grows
-///   by one. A batch needs at least two rows.
+/// - Train: `μ_B`, `σ²_B` are the mean and biased variance of each channel's `m` values
+///   (`m = N`, `N·L` or `N·H·W`), `x̂ = (x − μ_B) / sqrt(σ²_B + eps)`, `y = γ ⊙ x̂ + β`; then
+///   `running = (1 − momentum) · running + momentum · batch` for the mean and for the variance
+///   (unbiased `σ²_B · m/(m − 1)` by default, see [`RunningVariance`]), and
+///   `num_batches_tracked` grows by one. A channel needs at least two values (`m ≥ 2`; a batch
+///   of one image is fine).
 /// - Eval: the same with the running mean and variance; nothing is updated.
 ///
 /// Parameters (both exempt from weight decay, named as PyTorch's state-dict keys):
-/// `"weight"` = γ, `(1, n)`, starts at ones; `"bias"` = β, `(1, n)`, starts at zeros.
-/// [`Layer::backward`] writes their gradients and does not change them: the optimizer does.
-/// It uses γ as it is when `backward` is called.
+/// `"weight"` = γ, `(1, C)`, starts at ones; `"bias"` = β, `(1, C)`, starts at zeros.
+/// [`Layer::backward_dyn`] writes their gradients and does not change them: the optimizer
+/// does. It uses γ as it is when backward is called.
 ///
-/// Buffers: `"running_mean"` `(1, n)` (starts at 0), `"running_var"` `(1, n)` (starts at 1),
+/// Buffers: `"running_mean"` `(1, C)` (starts at 0), `"running_var"` `(1, C)` (starts at 1),
 /// `"num_batches_tracked"` `(1, 1)`, a count of Train forwards kept in `F` so that all state is
 /// one array type; it is exact up to 2²⁴ ≈ 16.7 million batches in `f32` (2⁵³ in `f64`) and
 /// stops growing beyond.
+///
+/// The layer is the [`kernel`](crate::kernel) functions applied in order; a caller that fuses
+/// BatchNorm with its neighbours calls [`BatchNorm::statistics`],
+/// [`BatchNorm::normalize_in_place`] and [`BatchNorm::backward_in_place`] itself.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchNorm<F: Scalar = f32> {
     config: BatchNormConfig,
@@ -36,11 +43,11 @@ pub struct BatchNorm<F: Scalar = f32> {
     /// Mode of the last successful forward; `None` before any (or after a failed one).
     last_mode: Option<Mode>,
     /// `x̂` of the last forward, reused between batches of the same shape.
-    x_hat: Array2<F>,
-    /// `1 / sqrt(σ² + eps)` of the last forward (batch variance in Train, running in Eval).
-    inv_std: Array1<F>,
-    /// Mean subtracted in the last forward (scratch, kept to avoid reallocating).
-    mean: Array1<F>,
+    x_hat: ArrayD<F>,
+    /// Statistics of the last forward.
+    stats: ChannelStats<F>,
+    /// The `aux` buffer of [`BatchNorm::normalize_in_place`], unused by the plain layer.
+    aux: Vec<F>,
 }
 
 impl<F: Scalar> BatchNorm<F> {
@@ -57,9 +64,9 @@ impl<F: Scalar> BatchNorm<F> {
             running_var: Array2::ones((1, n)),
             num_batches_tracked: Array2::zeros((1, 1)),
             last_mode: None,
-            x_hat: Array2::zeros((0, n)),
-            inv_std: Array1::zeros(n),
-            mean: Array1::zeros(n),
+            x_hat: ArrayD::zeros(ndarray::IxDyn(&[0, n])),
+            stats: ChannelStats::default(),
+            aux: Vec::new(),
         }
     }
 
@@ -68,29 +75,98 @@ impl<F: Scalar> BatchNorm<F> {
         &self.config
     }
 
-    /// Number of features (input columns).
+    /// Number of channels `C` (features of a 2-D input).
     pub fn num_features(&self) -> usize {
         self.config.num_features()
     }
 
-    /// γ, the parameter named `"weight"`, `(1, n)`.
+    /// γ, the parameter named `"weight"`, `(1, C)`.
     pub fn weight(&self) -> &Param<F> {
         &self.weight
     }
 
-    /// β, the parameter named `"bias"`, `(1, n)`.
+    /// γ, writable (its value and gradient).
+    pub fn weight_mut(&mut self) -> &mut Param<F> {
+        &mut self.weight
+    }
+
+    /// β, the parameter named `"bias"`, `(1, C)`.
     pub fn bias(&self) -> &Param<F> {
         &self.bias
     }
 
-    /// Running mean, `(1, n)`, used in Eval mode.
+    /// β, writable (its value and gradient).
+    pub fn bias_mut(&mut self) -> &mut Param<F> {
+        &mut self.bias
+    }
+
+    /// γ, one value per channel.
+    pub fn gamma(&self) -> ArrayView1<'_, F> {
+        self.weight.value2().index_axis_move(ndarray::Axis(0), 0)
+    }
+
+    /// β, one value per channel.
+    pub fn beta(&self) -> ArrayView1<'_, F> {
+        self.bias.value2().index_axis_move(ndarray::Axis(0), 0)
+    }
+
+    /// Sets γ to `gamma`, one value per channel.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] unless `gamma` has `C` values; [`Error::NonFinite`] for NaN or
+    /// an infinity.
+    pub fn set_gamma(&mut self, gamma: ArrayView1<'_, F>) -> Result<()> {
+        self.weight.set_value(gamma.insert_axis(ndarray::Axis(0)))
+    }
+
+    /// Sets β to `beta`, one value per channel.
+    ///
+    /// # Errors
+    /// As [`BatchNorm::set_gamma`].
+    pub fn set_beta(&mut self, beta: ArrayView1<'_, F>) -> Result<()> {
+        self.bias.set_value(beta.insert_axis(ndarray::Axis(0)))
+    }
+
+    /// Running mean, `(1, C)`, used in Eval mode.
     pub fn running_mean(&self) -> ArrayView2<'_, F> {
         self.running_mean.view()
     }
 
-    /// Running variance, `(1, n)`, used in Eval mode.
+    /// Running variance, `(1, C)`, used in Eval mode.
     pub fn running_var(&self) -> ArrayView2<'_, F> {
         self.running_var.view()
+    }
+
+    /// Sets the running mean and variance, one value per channel each (e.g. from another
+    /// framework's model).
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] unless both have `C` values; [`Error::NonFinite`] for NaN or an
+    /// infinity; [`Error::InvalidHyperParameter`] for a negative variance. Nothing changes on
+    /// error.
+    pub fn set_running_stats(
+        &mut self,
+        mean: ArrayView1<'_, F>,
+        var: ArrayView1<'_, F>,
+    ) -> Result<()> {
+        let c = self.num_features();
+        expect_shape("BatchNorm running_mean", &[c], mean.shape())?;
+        expect_shape("BatchNorm running_var", &[c], var.shape())?;
+        if mean.iter().chain(var.iter()).any(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                context: "BatchNorm running statistics".to_owned(),
+            });
+        }
+        if let Some(&negative) = var.iter().find(|&&v| v < F::zero()) {
+            return Err(Error::InvalidHyperParameter {
+                name: "running_var",
+                value: negative.to_f64(),
+                allowed: ">= 0",
+            });
+        }
+        self.running_mean.row_mut(0).assign(&mean);
+        self.running_var.row_mut(0).assign(&var);
+        Ok(())
     }
 
     /// Number of Train forwards so far (read from the `"num_batches_tracked"` buffer; a
@@ -102,169 +178,202 @@ impl<F: Scalar> BatchNorm<F> {
             .map_or(0, |&count| Scalar::to_f64(count) as u64)
     }
 
-    /// Mean and `1/sqrt(σ²_B + eps)` of the batch; updates the running statistics.
-    fn use_batch_statistics(&mut self, input: ArrayView2<'_, F>) {
-        let rows = input.nrows();
-        let m = F::from_f64(rows as f64);
-        // Two passes (mean, then squared deviations) so a large offset does not cancel the
-        // variance away; rows outside, features inside, so the inner loop is contiguous.
-        self.mean.fill(F::zero());
-        for row in input.rows() {
-            Zip::from(&mut self.mean)
-                .and(&row)
-                .for_each(|sum, &x| *sum += x);
+    /// Kernel 1: the statistics a forward in `mode` normalises with, into `stats`. Train: the
+    /// batch mean and `1/sqrt(σ²_B + eps)` of each channel of `x` (contiguous, row-major, laid
+    /// out as `shape`), and the running statistics and `num_batches_tracked` updated. Eval:
+    /// the running mean and `1/sqrt(running_var + eps)`; `x` is not read.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when `shape.channels` is not `C` or `x` does not hold
+    /// `shape.len()` values; [`Error::BatchTooSmall`] in Train for fewer than two values per
+    /// channel. Nothing is updated on error.
+    pub fn statistics(
+        &mut self,
+        x: &[F],
+        shape: BatchShape,
+        mode: Mode,
+        stats: &mut ChannelStats<F>,
+    ) -> Result<()> {
+        self.check_shape(shape, x.len())?;
+        let c = shape.channels;
+        fill_len(&mut stats.mean, c);
+        fill_len(&mut stats.inv_std, c);
+        match mode {
+            Mode::Train if shape.count() < 2 => Err(Error::BatchTooSmall {
+                layer: LAYER,
+                rows: shape.count(),
+                min: 2,
+            }),
+            Mode::Train => {
+                fill_len(&mut stats.sum_a, c);
+                kernel::mean_and_squares(x, shape, &mut stats.mean, &mut stats.sum_a);
+                self.update_running(shape.count(), stats);
+                Ok(())
+            }
+            Mode::Eval => {
+                let eps = self.eps;
+                stats
+                    .mean
+                    .copy_from_slice(self.running_mean.as_slice().unwrap_or_default());
+                for (inv_std, &var) in stats.inv_std.iter_mut().zip(self.running_var.iter()) {
+                    *inv_std = (var + eps).sqrt().recip();
+                }
+                Ok(())
+            }
         }
-        self.mean.mapv_inplace(|sum| sum / m);
-        let squares = &mut self.inv_std;
-        squares.fill(F::zero());
-        for row in input.rows() {
-            Zip::from(&mut *squares)
-                .and(&row)
-                .and(&self.mean)
-                .for_each(|sum, &x, &mu| *sum += (x - mu) * (x - mu));
-        }
+    }
 
+    /// Running statistics from the batch mean and squared deviations in `stats`; writes
+    /// `inv_std`.
+    fn update_running(&mut self, count: usize, stats: &mut ChannelStats<F>) {
+        let m = F::from_f64(count as f64);
         let (keep, momentum, eps) = (F::one() - self.momentum, self.momentum, self.eps);
         let correction = match self.config.running_variance() {
             RunningVariance::Unbiased => m / (m - F::one()),
             RunningVariance::Biased => F::one(),
         };
-        Zip::from(self.running_mean.row_mut(0))
-            .and(&self.mean)
-            .for_each(|running, &mu| *running = keep * *running + momentum * mu);
-        Zip::from(self.running_var.row_mut(0))
-            .and(&mut self.inv_std)
-            .for_each(|running, squares_then_inv_std| {
-                let var = *squares_then_inv_std / m;
-                *running = keep * *running + momentum * (var * correction);
-                *squares_then_inv_std = (var + eps).sqrt().recip();
-            });
+        for (running, &mu) in self.running_mean.iter_mut().zip(&stats.mean) {
+            *running = keep * *running + momentum * mu;
+        }
+        let per_channel = self
+            .running_var
+            .iter_mut()
+            .zip(&stats.sum_a)
+            .zip(&mut stats.inv_std);
+        for ((running, &squares), inv_std) in per_channel {
+            let var = squares / m;
+            *running = keep * *running + momentum * (var * correction);
+            *inv_std = (var + eps).sqrt().recip();
+        }
         self.num_batches_tracked
             .mapv_inplace(|count| count + F::one());
     }
 
-    /// Running mean and `1/sqrt(running_var + eps)`.
-    fn use_running_statistics(&mut self) {
-        let eps = self.eps;
-        self.mean.assign(&self.running_mean.row(0));
-        Zip::from(&mut self.inv_std)
-            .and(self.running_var.row(0))
-            .for_each(|inv_std, &var| *inv_std = (var + eps).sqrt().recip());
+    /// Kernel 2: normalises `z` in place into `x̂ = (z − mean)·inv_std` (what backward needs)
+    /// and writes `out[i] = epilogue(γ·x̂ + β, &mut aux[i])` for every element `i`: the
+    /// epilogue is where an activation and a dropout factor (read from, and a gate written to,
+    /// `aux`) join the sweep. `|y, _| y` is plain BatchNorm. Allocates nothing.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when the slices do not hold `shape.len()` values, or `stats`
+    /// does not have `C` channels (call [`BatchNorm::statistics`] first).
+    pub fn normalize_in_place(
+        &self,
+        z: &mut [F],
+        out: &mut [F],
+        aux: &mut [F],
+        shape: BatchShape,
+        stats: &ChannelStats<F>,
+        epilogue: impl Fn(F, &mut F) -> F,
+    ) -> Result<()> {
+        self.check_shape(shape, z.len())?;
+        let n = shape.len();
+        expect_shape("BatchNorm out", &[n], &[out.len()])?;
+        expect_shape("BatchNorm aux", &[n], &[aux.len()])?;
+        self.check_stats(stats)?;
+        let gamma = self.weight.value2();
+        let beta = self.bias.value2();
+        let (Some(gamma), Some(beta)) = (gamma.as_slice(), beta.as_slice()) else {
+            return Ok(());
+        };
+        let stats = (&stats.mean[..], &stats.inv_std[..], gamma, beta);
+        kernel::normalize(z, out, aux, shape, stats, epilogue);
+        Ok(())
     }
 
-    /// `x̂ = (x − mean) · inv_std` into the cache, and returns `y = γ x̂ + β`.
-    fn normalize(&mut self, input: ArrayView2<'_, F>) -> Array2<F> {
-        if self.x_hat.dim() != input.dim() {
-            self.x_hat = Array2::zeros(input.raw_dim());
+    /// Kernel 3: backward after a forward in `mode` whose `x̂` is `x_hat` and whose statistics
+    /// are `stats`: writes γ's and β's gradients (`Σ dy·x̂`, `Σ dy` per channel) and overwrites
+    /// `grad` (the output gradient `dy`) with the input gradient. Train differentiates through
+    /// the batch statistics, Eval through the constant running ones. Allocates nothing once
+    /// `stats` has its length.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when the slices do not hold `shape.len()` values or `stats`
+    /// does not have `C` channels.
+    pub fn backward_in_place(
+        &mut self,
+        grad: &mut [F],
+        x_hat: &[F],
+        shape: BatchShape,
+        mode: Mode,
+        stats: &mut ChannelStats<F>,
+    ) -> Result<()> {
+        self.check_shape(shape, grad.len())?;
+        expect_shape("BatchNorm x_hat", &[shape.len()], &[x_hat.len()])?;
+        self.check_stats(stats)?;
+        let c = shape.channels;
+        fill_len(&mut stats.sum_a, c);
+        fill_len(&mut stats.sum_b, c);
+        kernel::grad_sums(grad, x_hat, shape, &mut stats.sum_a, &mut stats.sum_b);
+        copy_into(self.weight.grad2_mut(), &stats.sum_a);
+        copy_into(self.bias.grad2_mut(), &stats.sum_b);
+        // gain = γ·inv_std per channel, kept in `mean` (no longer needed after the forward).
+        let gamma = self.weight.value2();
+        for ((gain, &g), &inv_std) in stats.mean.iter_mut().zip(gamma.iter()).zip(&stats.inv_std) {
+            *gain = g * inv_std;
         }
-        let mut output = Array2::zeros(input.raw_dim());
-        let gamma = self.weight.value();
-        let beta = self.bias.value();
-        let (gamma, beta) = (gamma.row(0), beta.row(0));
-        for ((x, mut x_hat), mut y) in input
-            .rows()
-            .into_iter()
-            .zip(self.x_hat.rows_mut())
-            .zip(output.rows_mut())
-        {
-            Zip::from(&mut x_hat)
-                .and(&x)
-                .and(&self.mean)
-                .and(&self.inv_std)
-                .for_each(|x_hat, &x, &mu, &inv_std| *x_hat = (x - mu) * inv_std);
-            Zip::from(&mut y)
-                .and(&x_hat)
-                .and(&gamma)
-                .and(&beta)
-                .for_each(|y, &x_hat, &g, &b| *y = g * x_hat + b);
+        match mode {
+            Mode::Train => {
+                let m = F::from_f64(shape.count() as f64);
+                stats.mean.iter_mut().for_each(|gain| *gain /= m);
+                let sums = (&stats.sum_a[..], &stats.sum_b[..]);
+                kernel::input_grad_train(grad, x_hat, shape, &stats.mean, sums);
+            }
+            Mode::Eval => kernel::input_grad_eval(grad, shape, &stats.mean),
         }
-        output
+        Ok(())
     }
 
-    /// `dγ = Σ dy ⊙ x̂`, `dβ = Σ dy` (sums over the batch), written into the parameters.
-    fn write_param_grads(&mut self, grad_output: ArrayView2<'_, F>) {
-        let mut dgamma = self.weight.grad_mut();
-        let mut dbeta = self.bias.grad_mut();
-        let (mut dgamma, mut dbeta) = (dgamma.row_mut(0), dbeta.row_mut(0));
-        dgamma.fill(F::zero());
-        dbeta.fill(F::zero());
-        for (dy, x_hat) in grad_output.rows().into_iter().zip(self.x_hat.rows()) {
-            Zip::from(&mut dgamma)
-                .and(&mut dbeta)
-                .and(&dy)
-                .and(&x_hat)
-                .for_each(|dg, db, &dy, &x_hat| {
-                    *dg += dy * x_hat;
-                    *db += dy;
-                });
-        }
+    fn check_shape(&self, shape: BatchShape, len: usize) -> Result<()> {
+        expect_shape(
+            "BatchNorm channels",
+            &[self.num_features()],
+            &[shape.channels],
+        )?;
+        expect_shape("BatchNorm values", &[shape.len()], &[len])
     }
 
-    /// `γ / σ` per feature.
-    fn gain(&self) -> Array1<F> {
-        Zip::from(self.weight.value().row(0))
-            .and(&self.inv_std)
-            .map_collect(|&g, &inv_std| g * inv_std)
+    fn check_stats(&self, stats: &ChannelStats<F>) -> Result<()> {
+        let c = self.num_features();
+        expect_shape(
+            "BatchNorm statistics",
+            &[c, c],
+            &[stats.mean.len(), stats.inv_std.len()],
+        )
     }
+}
 
-    /// Train: `dx = (γ/σ)/m · (m·dy − Σdy − x̂·Σ(dy·x̂))`, the batch statistics differentiated.
-    fn input_grad_train(&self, grad_output: ArrayView2<'_, F>) -> Array2<F> {
-        let m = F::from_f64(grad_output.nrows() as f64);
-        let scale = self.gain().mapv_into(|gain| gain / m);
-        let (dgamma, dbeta) = (self.weight.grad(), self.bias.grad());
-        let (dgamma, dbeta) = (dgamma.row(0), dbeta.row(0));
-        let mut grad_input = Array2::zeros(grad_output.raw_dim());
-        for ((mut dx, dy), x_hat) in grad_input
-            .rows_mut()
-            .into_iter()
-            .zip(grad_output.rows())
-            .zip(self.x_hat.rows())
-        {
-            Zip::from(&mut dx)
-                .and(&dy)
-                .and(&x_hat)
-                .and(&scale)
-                .and(&dgamma)
-                .and(&dbeta)
-                .for_each(|dx, &dy, &x_hat, &scale, &dg, &db| {
-                    *dx = scale * (m * dy - db - x_hat * dg);
-                });
-        }
-        grad_input
-    }
+fn copy_into<F: Scalar>(mut dst: ArrayViewMut2<'_, F>, src: &[F]) {
+    dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s);
+}
 
-    /// Eval: the statistics are constants, so the layer is affine: `dx = dy · γ/σ_running`.
-    fn input_grad_eval(&self, grad_output: ArrayView2<'_, F>) -> Array2<F> {
-        let gain = self.gain();
-        let mut grad_input = grad_output.to_owned();
-        for mut dx in grad_input.rows_mut() {
-            Zip::from(&mut dx).and(&gain).for_each(|dx, &g| *dx *= g);
-        }
-        grad_input
-    }
+/// The input's layout, after checking it is `(N, C, …)` with this layer's `C`.
+fn layout(input_shape: &[usize], channels: usize) -> Result<BatchShape> {
+    let shape = BatchShape::of(input_shape)?;
+    let mut expected = input_shape.to_vec();
+    expected[1] = channels;
+    expect_shape("BatchNorm input", &expected, input_shape)?;
+    Ok(shape)
 }
 
 impl<F: Scalar> Layer<F> for BatchNorm<F> {
     /// # Errors
-    /// [`Error::ShapeMismatch`] when `input` does not have `num_features` columns;
-    /// [`Error::BatchTooSmall`] for fewer than two rows in [`Mode::Train`] (the batch variance
-    /// of one row is 0 and its unbiased estimate undefined; PyTorch refuses it too).
-    fn forward(&mut self, input: ArrayView2<'_, F>, mode: Mode) -> Result<Array2<F>> {
+    /// [`Error::RankMismatch`] for an input of rank below 2; [`Error::ShapeMismatch`] when
+    /// axis 1 is not `num_features` long; [`Error::BatchTooSmall`] for fewer than two values per
+    /// channel in [`Mode::Train`] (the batch variance of one value is 0 and its unbiased
+    /// estimate undefined; PyTorch refuses it too).
+    fn forward_dyn(&mut self, input: ArrayViewD<'_, F>, mode: Mode) -> Result<ArrayD<F>> {
         self.last_mode = None;
-        let (rows, n) = (input.nrows(), self.num_features());
-        expect_shape("BatchNorm input", &[rows, n], input.shape())?;
-        match mode {
-            Mode::Train if rows < 2 => {
-                return Err(Error::BatchTooSmall {
-                    layer: LAYER,
-                    rows,
-                    min: 2,
-                });
-            }
-            Mode::Train => self.use_batch_statistics(input),
-            Mode::Eval => self.use_running_statistics(),
+        let shape = layout(input.shape(), self.num_features())?;
+        if self.x_hat.shape() != input.shape() {
+            self.x_hat = ArrayD::zeros(input.raw_dim());
         }
-        let output = self.normalize(input);
+        self.x_hat.assign(&input);
+        let mut stats = std::mem::take(&mut self.stats);
+        let mut x_hat = std::mem::take(&mut self.x_hat);
+        let result = self.forward_kernels(&mut x_hat, shape, mode, &mut stats);
+        (self.stats, self.x_hat) = (stats, x_hat);
+        let output = result?;
         self.last_mode = Some(mode);
         Ok(output)
     }
@@ -275,7 +384,7 @@ impl<F: Scalar> Layer<F> for BatchNorm<F> {
     /// # Errors
     /// [`Error::BackwardBeforeForward`] without a successful forward before;
     /// [`Error::ShapeMismatch`] when `grad_output` does not have the last output's shape.
-    fn backward(&mut self, grad_output: ArrayView2<'_, F>) -> Result<Array2<F>> {
+    fn backward_dyn(&mut self, grad_output: ArrayViewD<'_, F>) -> Result<ArrayD<F>> {
         let mode = self
             .last_mode
             .ok_or(Error::BackwardBeforeForward { layer: LAYER })?;
@@ -284,11 +393,17 @@ impl<F: Scalar> Layer<F> for BatchNorm<F> {
             self.x_hat.shape(),
             grad_output.shape(),
         )?;
-        self.write_param_grads(grad_output);
-        Ok(match mode {
-            Mode::Train => self.input_grad_train(grad_output),
-            Mode::Eval => self.input_grad_eval(grad_output),
-        })
+        let shape = BatchShape::of(grad_output.shape())?;
+        let mut grad = grad_output.as_standard_layout().into_owned();
+        let mut stats = std::mem::take(&mut self.stats);
+        let x_hat = std::mem::take(&mut self.x_hat);
+        let result = match (grad.as_slice_mut(), x_hat.as_slice()) {
+            (Some(dy), Some(x)) => self.backward_in_place(dy, x, shape, mode, &mut stats),
+            _ => Ok(()),
+        };
+        (self.stats, self.x_hat) = (stats, x_hat);
+        result?;
+        Ok(grad)
     }
 
     fn params(&self) -> Vec<&Param<F>> {
@@ -313,5 +428,31 @@ impl<F: Scalar> Layer<F> for BatchNorm<F> {
             ("running_var", self.running_var.view_mut()),
             ("num_batches_tracked", self.num_batches_tracked.view_mut()),
         ]
+    }
+}
+
+impl<F: Scalar> BatchNorm<F> {
+    /// The layer's forward as the first two kernels: statistics, then `x̂` in place (in the
+    /// layer's cache) with the output written by the identity epilogue.
+    fn forward_kernels(
+        &mut self,
+        x_hat: &mut ArrayD<F>,
+        shape: BatchShape,
+        mode: Mode,
+        stats: &mut ChannelStats<F>,
+    ) -> Result<ArrayD<F>> {
+        let mut output = ArrayD::zeros(x_hat.raw_dim());
+        let mut aux = std::mem::take(&mut self.aux);
+        fill_len(&mut aux, shape.len());
+        let result = match (x_hat.as_slice_mut(), output.as_slice_mut()) {
+            (Some(z), Some(out)) => self
+                .statistics(z, shape, mode, stats)
+                .and_then(|()| self.normalize_in_place(z, out, &mut aux, shape, stats, |y, _| y)),
+            _ => Err(Error::StateMismatch(
+                "BatchNorm buffers not contiguous".into(),
+            )),
+        };
+        self.aux = aux;
+        result.map(|()| output)
     }
 }

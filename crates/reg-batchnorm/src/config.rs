@@ -30,6 +30,7 @@ pub struct BatchNormConfig {
 impl BatchNormConfig {
     /// A config for `num_features` features (columns of the `(batch, features)` input), with
     /// momentum `0.1`, eps `1e-5` and [`RunningVariance::Unbiased`].
+    #[must_use]
     pub fn new(num_features: usize) -> Self {
         Self {
             num_features,
@@ -41,6 +42,7 @@ impl BatchNormConfig {
 
     /// Weight `m` of the current batch in the running statistics, in `[0, 1]`; default `0.1`:
     /// `running = (1 − m) · running + m · batch`. (The tutorial's `0.9` is `1 − m`.)
+    #[must_use]
     pub fn with_momentum(mut self, momentum: f64) -> Self {
         self.momentum = momentum;
         self
@@ -48,6 +50,7 @@ impl BatchNormConfig {
 
     /// Added to the variance before the square root, `> 0` and finite; default `1e-5`:
     /// `x̂ = (x − μ) / sqrt(σ² + eps)`. It bounds the gain of a constant feature.
+    #[must_use]
     pub fn with_eps(mut self, eps: f64) -> Self {
         self.eps = eps;
         self
@@ -55,9 +58,17 @@ impl BatchNormConfig {
 
     /// Which batch variance updates the running variance; default
     /// [`RunningVariance::Unbiased`] (`σ²_B · m / (m − 1)`, PyTorch's convention).
-    pub fn with_running_var(mut self, running_variance: RunningVariance) -> Self {
+    #[must_use]
+    pub fn with_running_variance(mut self, running_variance: RunningVariance) -> Self {
         self.running_variance = running_variance;
         self
+    }
+
+    /// The old name of [`BatchNormConfig::with_running_variance`].
+    #[must_use]
+    #[deprecated(note = "use `with_running_variance`, named like `running_variance()`")]
+    pub fn with_running_var(self, running_variance: RunningVariance) -> Self {
+        self.with_running_variance(running_variance)
     }
 
     /// Number of features; no default (required by [`BatchNormConfig::new`]), at least 1.
@@ -75,7 +86,7 @@ impl BatchNormConfig {
         self.eps
     }
 
-    /// The running-variance convention; see [`BatchNormConfig::with_running_var`].
+    /// The running-variance convention; see [`BatchNormConfig::with_running_variance`].
     pub fn running_variance(&self) -> RunningVariance {
         self.running_variance
     }

@@ -1,7 +1,8 @@
 //! Exact behaviour: errors, running statistics by hand, the variance conventions.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use ndarray::{Array2, array};
-use reg_batchnorm::{BatchNormConfig, Error, Layer, Mode, RunningVariance};
+use ndarray::{Array2, Zip, array};
+use reg_batchnorm::{BatchNormConfig, Error, Layer, LayerExt, Mode, RunningVariance};
 
 fn layer(features: usize) -> reg_batchnorm::BatchNorm<f64> {
     BatchNormConfig::new(features)
@@ -153,8 +154,8 @@ fn defaults_are_pytorch_batchnorm1d() {
     assert_eq!(config.eps(), 1e-5);
     assert_eq!(config.running_variance(), RunningVariance::Unbiased);
     let bn = config.build::<f32>().expect("valid");
-    assert_eq!(bn.weight().value(), Array2::<f32>::ones((1, 4)));
-    assert_eq!(bn.bias().value(), Array2::<f32>::zeros((1, 4)));
+    assert_eq!(bn.weight().value2(), Array2::<f32>::ones((1, 4)));
+    assert_eq!(bn.bias().value2(), Array2::<f32>::zeros((1, 4)));
     assert_eq!(bn.running_mean(), Array2::<f32>::zeros((1, 4)));
     assert_eq!(bn.running_var(), Array2::<f32>::ones((1, 4)));
     assert_eq!(bn.num_batches_tracked(), 0);
@@ -163,12 +164,15 @@ fn defaults_are_pytorch_batchnorm1d() {
 #[test]
 fn params_and_buffers_carry_pytorch_names_and_no_decay() {
     let bn = layer(3);
-    let params: Vec<(&str, bool, [usize; 2])> = bn
+    let params: Vec<(&str, bool, &[usize])> = bn
         .params()
         .iter()
         .map(|p| (p.name(), p.decays(), p.shape()))
         .collect();
-    assert_eq!(params, [("weight", false, [1, 3]), ("bias", false, [1, 3])]);
+    assert_eq!(
+        params,
+        [("weight", false, &[1, 3][..]), ("bias", false, &[1, 3][..])]
+    );
     let buffers: Vec<(&str, (usize, usize))> = bn
         .buffers()
         .iter()
@@ -215,7 +219,7 @@ fn running_stats_after_a_known_batch_equal_hand_values() {
 #[test]
 fn biased_option_updates_running_var_with_the_biased_variance() {
     let mut bn = BatchNormConfig::new(2)
-        .with_running_var(RunningVariance::Biased)
+        .with_running_variance(RunningVariance::Biased)
         .with_momentum(0.5)
         .build::<f64>()
         .expect("valid");
@@ -229,7 +233,7 @@ fn biased_option_updates_running_var_with_the_biased_variance() {
 fn both_conventions_normalise_the_train_batch_identically() {
     let mut unbiased = layer(2);
     let mut biased = BatchNormConfig::new(2)
-        .with_running_var(RunningVariance::Biased)
+        .with_running_variance(RunningVariance::Biased)
         .build::<f64>()
         .expect("valid");
     let a = unbiased
@@ -286,7 +290,7 @@ fn eval_uses_running_stats_and_gamma_beta() {
     // Eval backward: dx = dy·γ/sqrt(running_var + eps), dβ = Σ dy.
     let dx = bn.backward(array![[2.0]].view()).expect("backward");
     assert!((dx[[0, 0]] - 2.0 * 3.0 / (2.0 + 1e-5_f64).sqrt()).abs() < 1e-14);
-    assert_eq!(bn.bias().grad()[[0, 0]], 2.0);
+    assert_eq!(bn.bias().grad2()[[0, 0]], 2.0);
 }
 
 #[test]
@@ -295,12 +299,12 @@ fn backward_writes_grads_but_does_not_update_params() {
     bn.forward(known_batch().view(), Mode::Train)
         .expect("forward");
     bn.backward(Array2::ones((4, 2)).view()).expect("backward");
-    assert_eq!(bn.weight().value(), Array2::<f64>::ones((1, 2)));
-    assert_eq!(bn.bias().value(), Array2::<f64>::zeros((1, 2)));
-    assert_eq!(bn.bias().grad(), array![[4.0, 4.0]]);
+    assert_eq!(bn.weight().value2(), Array2::<f64>::ones((1, 2)));
+    assert_eq!(bn.bias().value2(), Array2::<f64>::zeros((1, 2)));
+    assert_eq!(bn.bias().grad2(), array![[4.0, 4.0]]);
     // Overwrites, not adds: a second backward gives the same gradients.
     bn.backward(Array2::ones((4, 2)).view()).expect("backward");
-    assert_eq!(bn.bias().grad(), array![[4.0, 4.0]]);
+    assert_eq!(bn.bias().grad2(), array![[4.0, 4.0]]);
 }
 
 #[test]
@@ -328,4 +332,113 @@ fn f32_layer_trains_and_counts_batches() {
     }
     assert_eq!(bn.num_batches_tracked(), 3);
     assert!((bn.running_mean()[[0, 0]] - 3.0 * (1.0 - 0.9f32.powi(3))).abs() < 1e-6);
+}
+
+// ---- The kernels are the layer: composing them gives its bits ----
+
+fn kernel_input(rows: usize, cols: usize) -> Array2<f32> {
+    Array2::from_shape_fn((rows, cols), |(r, c)| {
+        ((r * 31 + c * 17) % 23) as f32 / 23.0 - 0.3 + c as f32 * 0.1
+    })
+}
+
+/// Layer forward then `epilogue` element-wise, against the kernels with `epilogue` fused into
+/// the normalisation, for Train then Eval, and the backward of both; all compared bitwise.
+fn assert_kernels_match_layer(epilogue: impl Fn(f32, &mut f32) -> f32 + Copy) {
+    use reg_batchnorm::{BatchShape, ChannelStats};
+    let (rows, cols) = (16, 5);
+    let mut layer = BatchNormConfig::new(cols).build::<f32>().unwrap();
+    let mut fused = layer.clone();
+    let mut stats = ChannelStats::default();
+    let shape = BatchShape::of(&[rows, cols]).unwrap();
+    for mode in [Mode::Train, Mode::Train, Mode::Eval] {
+        let x = kernel_input(rows, cols);
+        let mut aux_layer = Array2::from_elem((rows, cols), 2.0f32);
+        let y = layer.forward(x.view(), mode).unwrap();
+        let expected = Zip::from(&y)
+            .and(&mut aux_layer)
+            .map_collect(|&y, aux| epilogue(y, aux));
+
+        let mut z = x.clone();
+        let mut out = Array2::zeros((rows, cols));
+        let mut aux = Array2::from_elem((rows, cols), 2.0f32);
+        let (z_s, out_s, aux_s) = (
+            z.as_slice_mut().unwrap(),
+            out.as_slice_mut().unwrap(),
+            aux.as_slice_mut().unwrap(),
+        );
+        fused.statistics(z_s, shape, mode, &mut stats).unwrap();
+        fused
+            .normalize_in_place(z_s, out_s, aux_s, shape, &stats, epilogue)
+            .unwrap();
+        assert_eq!(out, expected, "{mode:?} output");
+        assert_eq!(aux, aux_layer, "{mode:?} aux");
+        assert_eq!(
+            fused.buffers(),
+            layer.buffers(),
+            "{mode:?} running statistics"
+        );
+
+        let g = kernel_input(rows, cols).mapv(|v| v * 0.5 - 0.1);
+        let dx = layer.backward(g.view()).unwrap();
+        let mut grad = g.clone();
+        fused
+            .backward_in_place(
+                grad.as_slice_mut().unwrap(),
+                z.as_slice().unwrap(),
+                shape,
+                mode,
+                &mut stats,
+            )
+            .unwrap();
+        assert_eq!(grad, dx, "{mode:?} input gradient");
+        assert_eq!(fused.weight().grad(), layer.weight().grad());
+        assert_eq!(fused.bias().grad(), layer.bias().grad());
+    }
+}
+
+#[test]
+fn kernels_with_the_identity_epilogue_are_the_layer_bit_for_bit() {
+    assert_kernels_match_layer(|y, _| y);
+}
+
+#[test]
+fn kernels_with_a_relu_and_dropout_epilogue_are_the_layer_then_relu_then_mask_bit_for_bit() {
+    // `aux` plays the dropout factor on entry and ReLU's gate on exit, as the pipeline uses it.
+    assert_kernels_match_layer(|y, factor| {
+        let r = if y > 0.0 { y } else { 0.0 };
+        let f = *factor;
+        *factor = if r > 0.0 { f } else { 0.0 };
+        r * f
+    });
+}
+
+#[test]
+fn kernel_misuse_is_a_typed_error() {
+    use reg_batchnorm::{BatchShape, ChannelStats};
+    let bn = BatchNormConfig::new(3).build::<f64>().unwrap();
+    let shape = BatchShape::of(&[2, 3]).unwrap();
+    let (mut z, mut out, mut aux) = (vec![0.0; 6], vec![0.0; 6], vec![0.0; 6]);
+    // Statistics never computed: no channels in `stats`.
+    assert!(matches!(
+        bn.normalize_in_place(
+            &mut z,
+            &mut out,
+            &mut aux,
+            shape,
+            &ChannelStats::default(),
+            |y, _| y
+        ),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let mut bn = bn;
+    let mut stats = ChannelStats::default();
+    assert!(matches!(
+        bn.statistics(&z[..5], shape, Mode::Train, &mut stats),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        BatchShape::of(&[4]),
+        Err(Error::RankMismatch { .. })
+    ));
 }

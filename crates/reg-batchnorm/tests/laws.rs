@@ -2,7 +2,7 @@
 
 use ndarray::Array2;
 use proptest::prelude::*;
-use reg_batchnorm::{BatchNormConfig, Layer, Mode};
+use reg_batchnorm::{BatchNormConfig, Layer, LayerExt, Mode};
 
 /// A (rows, cols) batch with entries in [-50, 50], 2 ≤ rows ≤ 40, 1 ≤ cols ≤ 6.
 fn batch() -> impl Strategy<Value = Array2<f64>> {

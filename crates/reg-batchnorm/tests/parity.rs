@@ -1,7 +1,7 @@
 //! Parity with `torch.nn.BatchNorm1d` in float64 (fixtures from `tests/data/make_fixtures.py`).
 
 use ndarray::Array2;
-use reg_batchnorm::{BatchNorm, BatchNormConfig, Layer, Mode};
+use reg_batchnorm::{BatchNorm, BatchNormConfig, Layer, LayerExt, Mode};
 use serde::Deserialize;
 
 /// Both sides compute in f64 with the same formulas; they differ only in summation order and in
@@ -108,13 +108,13 @@ fn check_step(bn: &mut BatchNorm<f64>, step: &Step, mode: Mode, what: &str, dev:
         &grad_input,
         &matrix(&step.grad_input),
     );
-    let grad_weight = bn.weight().grad().to_owned();
+    let grad_weight = bn.weight().grad2().to_owned();
     dev.compare(
         &format!("{what} grad_weight"),
         &grad_weight,
         &row(&step.grad_weight),
     );
-    let grad_bias = bn.bias().grad().to_owned();
+    let grad_bias = bn.bias().grad2().to_owned();
     dev.compare(
         &format!("{what} grad_bias"),
         &grad_bias,
@@ -191,4 +191,172 @@ fn fixtures_cover_the_specified_cases() {
     ] {
         assert!(names.iter().any(|n| n == wanted), "missing case {wanted}");
     }
+}
+
+// ---- Per-channel shapes: BatchNorm1d on (N, C, L), BatchNorm2d on (N, C, H, W) ----
+
+#[derive(Deserialize)]
+struct ShapeFixtures {
+    torch_version: String,
+    cases: Vec<ShapeCase>,
+}
+
+#[derive(Deserialize)]
+struct ShapeCase {
+    name: String,
+    shape: Vec<usize>,
+    gamma: Vec<f64>,
+    beta: Vec<f64>,
+    steps: Vec<ShapeStep>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ShapeStep {
+    mode: String,
+    input: Vec<f64>,
+    grad_output: Vec<f64>,
+    output: Vec<f64>,
+    grad_input: Vec<f64>,
+    grad_weight: Vec<f64>,
+    grad_bias: Vec<f64>,
+    running_mean: Vec<f64>,
+    running_var: Vec<f64>,
+    num_batches_tracked: u64,
+}
+
+fn shape_fixtures() -> ShapeFixtures {
+    let text = include_str!("data/batchnorm_shapes_torch.json");
+    serde_json::from_str(text).expect("fixture JSON parses")
+}
+
+fn tensor(shape: &[usize], values: &[f64]) -> ndarray::ArrayD<f64> {
+    ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), values.to_vec()).expect("shape")
+}
+
+/// Largest `|a − b| / max(1, |b|)` over two equally long lists, checked against the tolerance.
+fn deviation(what: &str, ours: &[f64], torch: &[f64]) -> f64 {
+    assert_eq!(ours.len(), torch.len(), "{what}: length");
+    ours.iter().zip(torch).fold(0.0, |worst, (&a, &b)| {
+        let error = (a - b).abs() / b.abs().max(1.0);
+        assert!(error <= TOLERANCE, "{what}: ours {a:e}, torch {b:e}");
+        worst.max(error)
+    })
+}
+
+fn shape_layer(case: &ShapeCase) -> BatchNorm<f64> {
+    let mut bn = BatchNormConfig::new(case.shape[1])
+        .build::<f64>()
+        .expect("PyTorch defaults are valid");
+    bn.set_gamma(ndarray::ArrayView1::from(&case.gamma))
+        .expect("gamma");
+    bn.set_beta(ndarray::ArrayView1::from(&case.beta))
+        .expect("beta");
+    bn
+}
+
+/// Runs every step of `case`; returns the largest deviation.
+fn run_shape_case(case: &ShapeCase) -> f64 {
+    let mut bn = shape_layer(case);
+    let mut worst = 0.0f64;
+    for (k, step) in case.steps.iter().enumerate() {
+        let mode = if step.mode == "train" {
+            Mode::Train
+        } else {
+            Mode::Eval
+        };
+        let what = format!("{} step {k} ({})", case.name, step.mode);
+        let x = tensor(&case.shape, &step.input);
+        let y = bn.forward(x.view(), mode).expect("forward");
+        let g = tensor(&case.shape, &step.grad_output);
+        let dx = bn.backward(g.view()).expect("backward");
+        let flat = |a: &ndarray::ArrayD<f64>| a.iter().copied().collect::<Vec<_>>();
+        let row = |a: ndarray::ArrayView2<'_, f64>| a.iter().copied().collect::<Vec<_>>();
+        worst = worst
+            .max(deviation(
+                &format!("{what} output"),
+                &flat(&y),
+                &step.output,
+            ))
+            .max(deviation(
+                &format!("{what} grad_input"),
+                &flat(&dx),
+                &step.grad_input,
+            ))
+            .max(deviation(
+                &format!("{what} grad_weight"),
+                &row(bn.weight().grad2()),
+                &step.grad_weight,
+            ))
+            .max(deviation(
+                &format!("{what} grad_bias"),
+                &row(bn.bias().grad2()),
+                &step.grad_bias,
+            ))
+            .max(deviation(
+                &format!("{what} running_mean"),
+                &row(bn.running_mean()),
+                &step.running_mean,
+            ))
+            .max(deviation(
+                &format!("{what} running_var"),
+                &row(bn.running_var()),
+                &step.running_var,
+            ));
+        assert_eq!(bn.num_batches_tracked(), step.num_batches_tracked, "{what}");
+    }
+    worst
+}
+
+#[test]
+fn matches_torch_batchnorm1d_and_2d_per_channel_in_float64() {
+    let fixtures = shape_fixtures();
+    let mut checked = 0;
+    for case in fixtures.cases.iter().filter(|c| c.error.is_none()) {
+        let worst = run_shape_case(case);
+        checked += 1;
+        eprintln!(
+            "{:>36} {:?}: max deviation {worst:.2e} (tolerance {TOLERANCE:e}, torch {})",
+            case.name, case.shape, fixtures.torch_version
+        );
+    }
+    assert_eq!(checked, 4);
+}
+
+#[test]
+fn one_value_per_channel_is_a_typed_error_where_torch_raises() {
+    let fixtures = shape_fixtures();
+    let case = fixtures
+        .cases
+        .iter()
+        .find(|c| c.name == "batchnorm2d_one_value_per_channel")
+        .expect("case present");
+    assert!(case.error.is_some(), "torch raised");
+    let mut bn = shape_layer(case);
+    let x = ndarray::ArrayD::<f64>::ones(ndarray::IxDyn(&case.shape));
+    assert!(matches!(
+        bn.forward(x.view(), Mode::Train),
+        Err(reg_batchnorm::Error::BatchTooSmall {
+            rows: 1,
+            min: 2,
+            ..
+        })
+    ));
+    // Eval needs no batch statistics, so one value per channel is fine there.
+    assert!(bn.forward(x.view(), Mode::Eval).is_ok());
+}
+
+#[test]
+fn shape_fixtures_cover_the_specified_cases() {
+    let cases = shape_fixtures().cases;
+    let has = |name: &str, shape: &[usize]| {
+        cases.iter().any(|c| {
+            c.name == name && c.shape == shape && (c.steps.len() == 3 || c.error.is_some())
+        })
+    };
+    assert!(has("batchnorm1d_ncl", &[4, 3, 5]));
+    assert!(has("batchnorm2d_nchw", &[2, 3, 3, 4]));
+    assert!(has("batchnorm2d_batch_of_one", &[1, 2, 2, 3]));
+    assert!(has("batchnorm2d_constant_channel", &[3, 3, 2, 2]));
+    assert!(has("batchnorm2d_one_value_per_channel", &[1, 2, 1, 1]));
 }

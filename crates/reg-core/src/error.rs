@@ -26,18 +26,30 @@ pub enum Error {
         /// The shape that was given.
         found: Vec<usize>,
     },
+    /// An array had a different number of axes from the one required.
+    #[error("rank mismatch in {context}: expected {expected} axes, found {found}")]
+    RankMismatch {
+        /// Where the mismatch was found.
+        context: String,
+        /// Axes required.
+        expected: usize,
+        /// Axes given.
+        found: usize,
+    },
     /// `backward` was called without a matching `forward` before it.
     #[error("{layer}: backward called before forward")]
     BackwardBeforeForward {
         /// The layer that was asked.
         layer: &'static str,
     },
-    /// A batch had too few rows for the operation (BatchNorm in Train needs two).
-    #[error("{layer}: batch of {rows} row(s) in Train mode; at least {min} needed")]
+    /// A batch had too few values for the operation: BatchNorm in Train needs at least two
+    /// values per channel (`N`, `N·L` or `N·H·W`).
+    #[error("{layer}: {rows} value(s) per channel in a Train batch; at least {min} needed")]
     BatchTooSmall {
         /// The layer that was asked.
         layer: &'static str,
-        /// Rows in the batch.
+        /// Values per channel in the batch: the rows of a `(N, C)` batch, `N·L` of `(N, C, L)`,
+        /// `N·H·W` of `(N, C, H, W)`.
         rows: usize,
         /// Fewest rows allowed.
         min: usize,

@@ -1,11 +1,11 @@
 //! Finite-difference gradient checking, in `f64`.
 //!
 //! A layer is checked through the scalar loss `L = Σ forward(x) ⊙ R`, where `R` is a fixed,
-//! portable pseudo-random matrix (no generator involved, so every platform checks the same
+//! portable pseudo-random array of the output's shape (no generator involved, so every platform checks the same
 //! thing). Its analytic gradients (`backward(R)` and the parameter gradients) are compared with
 //! central differences `(L(θ + ε) − L(θ − ε)) / 2ε`, element by element.
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array, Array2, ArrayD, ArrayView, ArrayViewD, Dimension, IxDyn};
 
 use crate::{Error, Layer, Mode, Result};
 
@@ -30,7 +30,7 @@ pub struct GradCheckReport {
     /// `|analytic − numeric| / max(1, |analytic|, |numeric|)` (absolute near zero, relative
     /// for large gradients).
     pub max_error: f64,
-    /// Where the largest error was: `"input[r, c]"` or `"<param name>[r, c]"`.
+    /// Where the largest error was: `"input[i, j, …]"` or `"<param name>[i, j, …]"`.
     pub worst: String,
     /// How many elements were compared.
     pub checked: usize,
@@ -45,37 +45,67 @@ pub fn probe_matrix(rows: usize, cols: usize) -> Array2<f64> {
     })
 }
 
+/// [`probe_matrix`] for any shape: element `[i, rest…]` takes the value of the matrix element
+/// `(i, flat index of rest)`, so a 2-D probe is [`probe_matrix`] itself.
+pub fn probe(shape: &[usize]) -> ArrayD<f64> {
+    let cols: usize = shape.iter().skip(1).product();
+    let matrix = probe_matrix(shape.first().copied().unwrap_or(1), cols);
+    ArrayD::from_shape_fn(IxDyn(shape), |index| {
+        let index = index.slice();
+        let col = index
+            .iter()
+            .zip(shape)
+            .skip(1)
+            .fold(0, |flat, (&i, &n)| flat * n + i);
+        matrix[(index.first().copied().unwrap_or(0), col)]
+    })
+}
+
 /// Central-difference gradient of the scalar function `loss` at `x`.
 ///
 /// # Errors
 /// Whatever `loss` returns.
-pub fn numerical_gradient(
-    mut loss: impl FnMut(ArrayView2<'_, f64>) -> Result<f64>,
-    x: ArrayView2<'_, f64>,
+pub fn numerical_gradient<D: Dimension>(
+    mut loss: impl FnMut(ArrayView<'_, f64, D>) -> Result<f64>,
+    x: ArrayView<'_, f64, D>,
     eps: f64,
-) -> Result<Array2<f64>> {
-    let mut point = x.to_owned();
-    let mut grad = Array2::zeros(x.raw_dim());
-    for index in indices(x.dim()) {
-        let original = point[index];
-        point[index] = original + eps;
-        let plus = loss(point.view())?;
-        point[index] = original - eps;
-        let minus = loss(point.view())?;
-        point[index] = original;
+) -> Result<Array<f64, D>> {
+    let dim = x.raw_dim();
+    let mut point = x.into_dyn().to_owned();
+    let mut grad = ArrayD::zeros(point.raw_dim());
+    let indices: Vec<IxDyn> = point.indexed_iter().map(|(i, _)| i).collect();
+    for index in indices {
+        let original = point[index.clone()];
+        point[index.clone()] = original + eps;
+        let plus = loss(as_rank(&point, &dim)?)?;
+        point[index.clone()] = original - eps;
+        let minus = loss(as_rank(&point, &dim)?)?;
+        point[index.clone()] = original;
         grad[index] = (plus - minus) / (2.0 * eps);
     }
-    Ok(grad)
+    crate::into_rank(grad, "numerical gradient")
+}
+
+fn as_rank<'a, D: Dimension>(point: &'a ArrayD<f64>, _like: &D) -> Result<ArrayView<'a, f64, D>> {
+    let found = point.ndim();
+    point
+        .view()
+        .into_dimensionality::<D>()
+        .map_err(|_| Error::RankMismatch {
+            context: "numerical gradient".to_owned(),
+            expected: D::NDIM.unwrap_or(found),
+            found,
+        })
 }
 
 /// Compares two gradients of the same shape; returns the report for the pair.
 ///
 /// # Errors
 /// [`Error::ShapeMismatch`] when the shapes differ.
-pub fn compare(
+pub fn compare<D: Dimension>(
     name: &str,
-    analytic: ArrayView2<'_, f64>,
-    numeric: ArrayView2<'_, f64>,
+    analytic: ArrayView<'_, f64, D>,
+    numeric: ArrayView<'_, f64, D>,
 ) -> Result<GradCheckReport> {
     crate::expect_shape(name, analytic.shape(), numeric.shape())?;
     let mut report = GradCheckReport {
@@ -83,25 +113,24 @@ pub fn compare(
         worst: String::new(),
         checked: 0,
     };
-    for ((r, c), &a) in analytic.indexed_iter() {
-        let n = numeric[(r, c)];
+    for ((index, &a), &n) in analytic.into_dyn().indexed_iter().zip(numeric.iter()) {
         let error = (a - n).abs() / 1f64.max(a.abs()).max(n.abs());
         report.checked += 1;
         if error > report.max_error || report.worst.is_empty() || error.is_nan() {
             report.max_error = if error.is_nan() { f64::INFINITY } else { error };
-            report.worst = format!("{name}[{r}, {c}] (analytic {a:e}, numeric {n:e})");
+            report.worst = format!("{name}{:?} (analytic {a:e}, numeric {n:e})", index.slice());
         }
     }
     Ok(report)
 }
 
-/// Checks `layer`'s input and parameter gradients at `input` in `mode`.
+/// Checks `layer`'s input and parameter gradients at `input` (of any rank) in `mode`.
 ///
 /// # Errors
 /// Whatever the layer's `forward` or `backward` returns.
-pub fn check_layer<L: Layer<f64> + ?Sized>(
+pub fn check_layer<L: Layer<f64> + ?Sized, D: Dimension>(
     layer: &mut L,
-    input: ArrayView2<'_, f64>,
+    input: ArrayView<'_, f64, D>,
     mode: Mode,
     settings: GradCheck,
 ) -> Result<GradCheckReport> {
@@ -113,34 +142,37 @@ pub fn check_layer<L: Layer<f64> + ?Sized>(
 ///
 /// # Errors
 /// Whatever the layer's `forward` or `backward` returns.
-pub fn check_layer_with<L: Layer<f64> + ?Sized>(
+pub fn check_layer_with<L: Layer<f64> + ?Sized, D: Dimension>(
     layer: &mut L,
-    input: ArrayView2<'_, f64>,
+    input: ArrayView<'_, f64, D>,
     mode: Mode,
     settings: GradCheck,
     mut before_forward: impl FnMut(&mut L),
 ) -> Result<GradCheckReport> {
+    let input = input.into_dyn();
     before_forward(layer);
-    let output = layer.forward(input, mode)?;
-    let probe = probe_matrix(output.nrows(), output.ncols());
-    let analytic_input = layer.backward(probe.view())?;
-    let analytic_params: Vec<(String, Array2<f64>)> = layer
+    let output = layer.forward_dyn(input.view(), mode)?;
+    let probe = probe(output.shape());
+    let analytic_input = layer.backward_dyn(probe.view())?;
+    let analytic_params: Vec<(String, ArrayD<f64>)> = layer
         .params()
         .iter()
         .map(|p| (p.name().to_owned(), p.grad().to_owned()))
         .collect();
 
-    let mut loss_at = |layer: &mut L, x: ArrayView2<'_, f64>| -> Result<f64> {
+    let mut loss_at = |layer: &mut L, x: ArrayViewD<'_, f64>| -> Result<f64> {
         before_forward(layer);
-        let out = layer.forward(x, mode)?;
+        let out = layer.forward_dyn(x, mode)?;
+        crate::expect_shape("gradcheck output", probe.shape(), out.shape())?;
         Ok((&out * &probe).sum())
     };
 
-    let numeric_input = numerical_gradient(|x| loss_at(layer, x), input, settings.eps)?;
+    let numeric_input = numerical_gradient(|x| loss_at(layer, x), input.view(), settings.eps)?;
     let mut worst = compare("input", analytic_input.view(), numeric_input.view())?;
 
     for (position, (name, analytic)) in analytic_params.iter().enumerate() {
-        let numeric = numerical_param_gradient(layer, position, input, settings.eps, &mut loss_at)?;
+        let numeric =
+            numerical_param_gradient(layer, position, input.view(), settings.eps, &mut loss_at)?;
         worst = merge(worst, compare(name, analytic.view(), numeric.view())?);
     }
     Ok(worst)
@@ -149,47 +181,49 @@ pub fn check_layer_with<L: Layer<f64> + ?Sized>(
 fn numerical_param_gradient<L: Layer<f64> + ?Sized>(
     layer: &mut L,
     position: usize,
-    input: ArrayView2<'_, f64>,
+    input: ArrayViewD<'_, f64>,
     eps: f64,
-    loss_at: &mut impl FnMut(&mut L, ArrayView2<'_, f64>) -> Result<f64>,
-) -> Result<Array2<f64>> {
-    let shape = param_dim(layer, position)?;
-    let mut grad = Array2::zeros(shape);
-    for index in indices(shape) {
-        let original = nudge(layer, position, index, None)?;
-        nudge(layer, position, index, Some(original + eps))?;
-        let plus = loss_at(layer, input)?;
-        nudge(layer, position, index, Some(original - eps))?;
-        let minus = loss_at(layer, input)?;
-        nudge(layer, position, index, Some(original))?;
+    loss_at: &mut impl FnMut(&mut L, ArrayViewD<'_, f64>) -> Result<f64>,
+) -> Result<ArrayD<f64>> {
+    let shape = param_shape(layer, position)?;
+    let mut grad = ArrayD::zeros(IxDyn(&shape));
+    let indices: Vec<IxDyn> = grad.indexed_iter().map(|(i, _)| i).collect();
+    for index in indices {
+        let original = nudge(layer, position, &index, None)?;
+        nudge(layer, position, &index, Some(original + eps))?;
+        let plus = loss_at(layer, input.view())?;
+        nudge(layer, position, &index, Some(original - eps))?;
+        let minus = loss_at(layer, input.view())?;
+        nudge(layer, position, &index, Some(original))?;
         grad[index] = (plus - minus) / (2.0 * eps);
     }
     Ok(grad)
 }
 
-fn param_dim<L: Layer<f64> + ?Sized>(layer: &L, position: usize) -> Result<(usize, usize)> {
+fn lost(position: usize) -> Error {
+    Error::StateMismatch(format!("layer lost parameter {position} during the check"))
+}
+
+fn param_shape<L: Layer<f64> + ?Sized>(layer: &L, position: usize) -> Result<Vec<usize>> {
     let params = layer.params();
-    let param = params.get(position).ok_or_else(|| {
-        Error::StateMismatch(format!("layer lost parameter {position} during the check"))
-    })?;
-    Ok(param.value().dim())
+    let param = params.get(position).ok_or_else(|| lost(position))?;
+    Ok(param.shape().to_vec())
 }
 
 /// Reads element `index` of parameter `position`, and writes `value` there if given.
 fn nudge<L: Layer<f64> + ?Sized>(
     layer: &mut L,
     position: usize,
-    index: (usize, usize),
+    index: &IxDyn,
     value: Option<f64>,
 ) -> Result<f64> {
     let mut params = layer.params_mut();
-    let param = params.get_mut(position).ok_or_else(|| {
-        Error::StateMismatch(format!("layer lost parameter {position} during the check"))
-    })?;
+    let param = params.get_mut(position).ok_or_else(|| lost(position))?;
     let mut view = param.value_mut();
-    let old = view[index];
+    let element = view.get_mut(index.clone()).ok_or_else(|| lost(position))?;
+    let old = *element;
     if let Some(v) = value {
-        view[index] = v;
+        *element = v;
     }
     Ok(old)
 }
@@ -199,8 +233,4 @@ fn merge(a: GradCheckReport, b: GradCheckReport) -> GradCheckReport {
     let mut worse = if b.max_error > a.max_error { b } else { a };
     worse.checked = checked;
     worse
-}
-
-fn indices((rows, cols): (usize, usize)) -> impl Iterator<Item = (usize, usize)> {
-    (0..rows).flat_map(move |r| (0..cols).map(move |c| (r, c)))
 }

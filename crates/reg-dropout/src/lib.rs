@@ -2,13 +2,14 @@
 
 mod mask;
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{ArrayD, ArrayView, ArrayViewD, Axis, Dimension, IxDyn};
 use rand_xoshiro::rand_core::SeedableRng;
 
+pub use mask::{fill_factors, threshold};
 pub use rand_xoshiro::Xoshiro256PlusPlus;
-pub use reg_core::{Error, Layer, Mode, Result, Scalar};
+pub use reg_core::{Error, Layer, LayerExt, Mode, Result, Scalar};
 
-use mask::Mask;
+const LAYER: &str = "Dropout";
 
 /// Settings of a [`Dropout`] layer; [`DropoutConfig::build`] validates them.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -19,17 +20,23 @@ pub struct DropoutConfig {
     /// Seed of the layer's generator: `Xoshiro256PlusPlus::seed_from_u64(seed)`.
     /// Default [`DropoutConfig::DEFAULT_SEED`] (0).
     pub seed: u64,
+    /// Channel-wise dropout (PyTorch's `Dropout1d` / `Dropout2d`): one keep/drop decision per
+    /// `(sample, channel)` of an `(N, C, …)` input, shared by every element of that channel.
+    /// Default `false` (one decision per element).
+    pub channel_wise: bool,
 }
 
 impl DropoutConfig {
     /// The seed used when [`DropoutConfig::with_seed`] is not called.
     pub const DEFAULT_SEED: u64 = 0;
 
-    /// Dropout with drop probability `p` and the default seed.
+    /// Element-wise dropout with drop probability `p` and the default seed.
+    #[must_use]
     pub fn new(p: f64) -> Self {
         Self {
             p,
             seed: Self::DEFAULT_SEED,
+            channel_wise: false,
         }
     }
 
@@ -41,60 +48,79 @@ impl DropoutConfig {
         self
     }
 
+    /// Drops whole channels (`true`) or single elements (`false`, the default); see
+    /// [`DropoutConfig::channel_wise`].
+    #[must_use]
+    pub fn with_channel_wise(mut self, channel_wise: bool) -> Self {
+        self.channel_wise = channel_wise;
+        self
+    }
+
     /// Builds the layer.
     ///
     /// # Errors
     /// [`Error::InvalidHyperParameter`] when `p` is not in `[0, 1)` (NaN included).
-    pub fn build<F: Scalar>(&self) -> Result<Dropout<F>> {
+    pub fn build<F: Scalar>(self) -> Result<Dropout<F>> {
         let p = reg_core::validate("p", self.p, "[0, 1)", |p| (0.0..1.0).contains(&p))?;
         let keep_prob = 1.0 - p;
         Ok(Dropout {
-            p,
+            config: self,
             keep_prob,
-            // keep_prob ∈ (0, 1], so the threshold is in [0, 2³²] and `as` is exact.
-            threshold: (keep_prob * 4_294_967_296.0).round() as u64,
+            threshold: threshold(keep_prob),
             scale: F::from_f64(1.0 / keep_prob),
             rng: Xoshiro256PlusPlus::seed_from_u64(self.seed),
-            mask: Mask::default(),
+            factors: Vec::new(),
             last: Last::Nothing,
         })
     }
 }
 
-/// Inverted dropout over `(batch, features)` activations; see the [crate docs](crate) for the
-/// exact sampling rule. Built by [`DropoutConfig`]. Has no parameters and no buffers.
+/// Inverted dropout over activations of any shape (batch first); see the [crate docs](crate)
+/// for the exact sampling rule. Built by [`DropoutConfig`]. Has no parameters and no buffers.
 #[derive(Debug, Clone)]
 pub struct Dropout<F: Scalar = f32> {
-    p: f64,
+    config: DropoutConfig,
     keep_prob: f64,
     /// `round(keep_prob · 2³²)`: a 32-bit chunk below it keeps its element.
     threshold: u64,
     /// `1 / keep_prob`, rounded to `F`.
     scale: F,
     rng: Xoshiro256PlusPlus,
-    mask: Mask<F>,
+    /// The last mask: one factor (`scale` or 0) per decision, row-major over the decisions'
+    /// shape (the input's, or `(N, C)` channel-wise).
+    factors: Vec<F>,
     last: Last,
 }
 
-/// What the last forward did, for `backward`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the last forward did, for backward.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Last {
     Nothing,
     /// Eval, or Train with `p = 0`: the output was the input.
-    Identity([usize; 2]),
-    /// Train: the output was the input times the stored mask.
-    Masked([usize; 2]),
+    Identity(IxDyn),
+    /// Train: the output was the input times the stored factors.
+    Masked(IxDyn),
 }
 
 impl<F: Scalar> Dropout<F> {
     /// The drop probability `p`.
     pub fn p(&self) -> f64 {
-        self.p
+        self.config.p
     }
 
     /// The keep probability `1 − p`.
     pub fn keep_prob(&self) -> f64 {
         self.keep_prob
+    }
+
+    /// The settings it was built with.
+    pub fn config(&self) -> &DropoutConfig {
+        &self.config
+    }
+
+    /// Whether a forward in `mode` draws a mask: Train with `p > 0`.
+    pub fn is_active(&self, mode: Mode) -> bool {
+        mode == Mode::Train && self.config.p > 0.0
     }
 
     /// The generator that will draw the next mask (clone it, or serialize it with serde, to
@@ -114,37 +140,124 @@ impl<F: Scalar> Dropout<F> {
         self.rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     }
 
-    fn masked(&self, x: ArrayView2<'_, F>) -> Result<Array2<F>> {
-        let x = x.as_standard_layout();
-        let out = match x.as_slice() {
-            Some(values) => self.mask.apply(values),
-            None => self.mask.apply(&x.iter().copied().collect::<Vec<F>>()),
+    /// The low-level kernel behind the layer: fills `factors` with the next decisions from the
+    /// layer's own generator (`1/keep_prob` kept, 0 dropped), exactly as a Train forward over
+    /// `factors.len()` decisions would, and advances the generator as it would. Allocates
+    /// nothing. For a fused kernel that applies the factors itself.
+    pub fn fill_factors(&mut self, factors: &mut [F]) {
+        fill_factors(&mut self.rng, self.threshold, self.scale, factors);
+    }
+
+    /// The keep/drop decisions of the last Train forward (`true` = kept), in the shape they
+    /// were drawn in: the input's, or `(N, C)` for channel-wise dropout. `None` before a Train
+    /// forward with `p > 0`, and after an Eval one.
+    pub fn last_mask(&self) -> Option<ArrayD<bool>> {
+        let Last::Masked(shape) = &self.last else {
+            return None;
         };
-        let found = vec![out.len()];
-        Array2::from_shape_vec(x.raw_dim(), out).map_err(|_| Error::ShapeMismatch {
-            context: "Dropout output".to_owned(),
-            expected: x.shape().to_vec(),
-            found,
-        })
+        let shape = self.decision_shape(shape.slice());
+        let keep: Vec<bool> = self.factors.iter().map(|&f| f != F::zero()).collect();
+        ArrayD::from_shape_vec(IxDyn(&shape), keep).ok()
+    }
+
+    /// Train forward with the caller's keep/drop decisions instead of the generator's: `keep`
+    /// has the input's shape (or `(N, C)` for channel-wise dropout), `true` meaning kept; kept
+    /// elements are scaled by `1/keep_prob` as usual. Draws nothing. Backward then uses this
+    /// mask. For tests, and for reproducing a mask drawn by another framework.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when `keep` does not have the decisions' shape;
+    /// [`Error::RankMismatch`] for a channel-wise layer given an input of rank below 2.
+    pub fn forward_with_mask<D: Dimension>(
+        &mut self,
+        input: ArrayView<'_, F, D>,
+        keep: ArrayViewD<'_, bool>,
+    ) -> Result<ndarray::Array<F, D>> {
+        self.last = Last::Nothing;
+        self.check_rank(input.ndim())?;
+        let shape = self.decision_shape(input.shape());
+        reg_core::expect_shape("Dropout mask", &shape, keep.shape())?;
+        self.factors.clear();
+        let (scale, zero) = (self.scale, F::zero());
+        self.factors
+            .extend(keep.iter().map(|&k| if k { scale } else { zero }));
+        self.last = Last::Masked(IxDyn(input.shape()));
+        let output = self.apply(input.into_dyn());
+        reg_core::into_rank(output, "Dropout output")
+    }
+
+    /// The decisions' shape for an input of shape `shape`.
+    fn decision_shape(&self, shape: &[usize]) -> Vec<usize> {
+        if self.config.channel_wise {
+            shape.iter().take(2).copied().collect()
+        } else {
+            shape.to_vec()
+        }
+    }
+
+    fn check_rank(&self, ndim: usize) -> Result<()> {
+        if self.config.channel_wise && ndim < 2 {
+            return Err(Error::RankMismatch {
+                context: "channel-wise Dropout input (N, C, …)".to_owned(),
+                expected: 2,
+                found: ndim,
+            });
+        }
+        Ok(())
+    }
+
+    /// `x ⊙ factors`, each factor broadcast over the elements of its decision.
+    fn apply(&self, x: ArrayViewD<'_, F>) -> ArrayD<F> {
+        let mut out = x.as_standard_layout().into_owned();
+        let per_decision = if self.config.channel_wise {
+            x.shape().iter().skip(2).product::<usize>()
+        } else {
+            1
+        };
+        if let Some(values) = out.as_slice_mut() {
+            apply_factors(values, &self.factors, per_decision);
+        }
+        out
+    }
+}
+
+/// `values[i] *= factors[i / per_decision]`. Allocates nothing.
+fn apply_factors<F: Scalar>(values: &mut [F], factors: &[F], per_decision: usize) {
+    if per_decision == 1 {
+        values.iter_mut().zip(factors).for_each(|(v, &f)| *v *= f);
+    } else {
+        for (block, &f) in values.chunks_mut(per_decision.max(1)).zip(factors) {
+            block.iter_mut().for_each(|v| *v *= f);
+        }
     }
 }
 
 impl<F: Scalar> Layer<F> for Dropout<F> {
-    /// Train: samples a new mask and returns `x ⊙ mask / keep_prob`. Eval (or `p = 0`): returns
+    /// Train: draws a new mask and returns `x ⊙ mask / keep_prob`. Eval (or `p = 0`): returns
     /// the input unchanged and draws nothing.
     ///
     /// # Errors
-    /// None in practice; the signature is the trait's.
-    fn forward(&mut self, input: ArrayView2<'_, F>, mode: Mode) -> Result<Array2<F>> {
-        let (rows, cols) = input.dim();
-        if mode == Mode::Eval || self.p == 0.0 {
-            self.last = Last::Identity([rows, cols]);
+    /// [`Error::RankMismatch`] for a channel-wise layer given an input of rank below 2.
+    fn forward_dyn(&mut self, input: ArrayViewD<'_, F>, mode: Mode) -> Result<ArrayD<F>> {
+        self.last = Last::Nothing;
+        self.check_rank(input.ndim())?;
+        let shape = IxDyn(input.shape());
+        if !self.is_active(mode) {
+            self.last = Last::Identity(shape);
             return Ok(input.to_owned());
         }
-        self.mask
-            .sample(&mut self.rng, self.threshold, self.scale, input.len());
-        self.last = Last::Masked([rows, cols]);
-        self.masked(input)
+        let decisions = if self.config.channel_wise {
+            input.len_of(Axis(0)) * input.len_of(Axis(1))
+        } else {
+            input.len()
+        };
+        let mut factors = std::mem::take(&mut self.factors);
+        factors.clear();
+        factors.resize(decisions, F::zero());
+        self.fill_factors(&mut factors);
+        self.factors = factors;
+        self.last = Last::Masked(shape);
+        Ok(self.apply(input))
     }
 
     /// `grad_output ⊙ mask / keep_prob` with the mask of the last Train forward, or
@@ -153,16 +266,29 @@ impl<F: Scalar> Layer<F> for Dropout<F> {
     /// # Errors
     /// [`Error::BackwardBeforeForward`] before any forward; [`Error::ShapeMismatch`] when
     /// `grad_output`'s shape differs from the last input's.
-    fn backward(&mut self, grad_output: ArrayView2<'_, F>) -> Result<Array2<F>> {
-        match self.last {
-            Last::Nothing => Err(Error::BackwardBeforeForward { layer: "Dropout" }),
+    fn backward_dyn(&mut self, grad_output: ArrayViewD<'_, F>) -> Result<ArrayD<F>> {
+        match &self.last {
+            Last::Nothing => Err(Error::BackwardBeforeForward { layer: LAYER }),
             Last::Identity(shape) => {
-                reg_core::expect_shape("Dropout backward", &shape, grad_output.shape())?;
+                reg_core::expect_shape("Dropout backward", shape.slice(), grad_output.shape())?;
                 Ok(grad_output.to_owned())
             }
             Last::Masked(shape) => {
-                reg_core::expect_shape("Dropout backward", &shape, grad_output.shape())?;
-                self.masked(grad_output)
+                reg_core::expect_shape("Dropout backward", shape.slice(), grad_output.shape())?;
+                Ok(self.apply(grad_output))
+            }
+        }
+    }
+
+    /// Nothing to do: dropout has no parameters.
+    ///
+    /// # Errors
+    /// As [`Layer::backward_dyn`], without computing anything.
+    fn backward_params_only(&mut self, grad_output: ArrayViewD<'_, F>) -> Result<()> {
+        match &self.last {
+            Last::Nothing => Err(Error::BackwardBeforeForward { layer: LAYER }),
+            Last::Identity(shape) | Last::Masked(shape) => {
+                reg_core::expect_shape("Dropout backward", shape.slice(), grad_output.shape())
             }
         }
     }
@@ -171,6 +297,7 @@ impl<F: Scalar> Layer<F> for Dropout<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::Array2;
 
     #[test]
     fn threshold_and_scale_follow_p() -> Result<()> {
@@ -187,17 +314,17 @@ mod tests {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
         let mut reference = rng.clone();
         let threshold = 1u64 << 31; // keep_prob = 1/2
-        let mut mask = Mask::<f64>::default();
-        mask.sample(&mut rng, threshold, 2.0, 131);
-        let expected: usize = (0..66)
-            .map(|k| {
+        let mut factors = vec![0.0f64; 131];
+        fill_factors(&mut rng, threshold, 2.0, &mut factors);
+        let expected: Vec<bool> = (0..66)
+            .flat_map(|_| {
                 let r = reference.next_u64();
-                let even = usize::from((r & 0xFFFF_FFFF) < threshold);
-                let odd = usize::from(2 * k + 1 < 131 && (r >> 32) < threshold);
-                even + odd
+                [(r & 0xFFFF_FFFF) < threshold, (r >> 32) < threshold]
             })
-            .sum();
-        assert_eq!(mask.factors.iter().filter(|&&f| f == 2.0).count(), expected);
+            .take(131)
+            .collect();
+        let kept: Vec<bool> = factors.iter().map(|&f| f == 2.0).collect();
+        assert_eq!(kept, expected);
         // ⌈131/2⌉ = 66 draws, no more.
         assert_eq!(rng, reference);
     }
@@ -217,9 +344,9 @@ mod tests {
         let mut d = DropoutConfig::new(0.5).build::<f32>()?;
         let x = Array2::<f32>::ones((8, 100));
         d.forward(x.view(), Mode::Train)?;
-        let buffer = d.mask.factors.as_ptr();
+        let buffer = d.factors.as_ptr();
         d.forward(x.view(), Mode::Train)?;
-        assert_eq!(d.mask.factors.as_ptr(), buffer);
+        assert_eq!(d.factors.as_ptr(), buffer);
         Ok(())
     }
 }

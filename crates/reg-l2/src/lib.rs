@@ -2,25 +2,50 @@
 
 pub use reg_core::{Error, Param, Result, Scalar};
 
+/// Settings of the [`L2`] penalty; [`L2Config::build`] validates them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct L2Config {
+    /// The strength λ, finite and `≥ 0`; required, no default. `λ = 0` switches it off.
+    pub lambda: f64,
+}
+
+impl L2Config {
+    /// An L2 penalty of strength `lambda` (λ).
+    #[must_use]
+    pub fn new(lambda: f64) -> Self {
+        Self { lambda }
+    }
+
+    /// Checks the settings and builds the penalty.
+    ///
+    /// # Errors
+    /// [`Error::InvalidHyperParameter`] unless `lambda` is finite and `≥ 0`.
+    pub fn build(self) -> Result<L2> {
+        let lambda = reg_core::validate("lambda", self.lambda, "[0, ∞)", |v| {
+            (0.0..f64::INFINITY).contains(&v)
+        })?;
+        Ok(L2 { lambda })
+    }
+}
+
 /// The L2 penalty `λ/(2m) · Σ w²` over decaying parameters, and its gradient `(λ/m) · W`.
 ///
 /// Coupled weight decay: equivalent to PyTorch's `weight_decay = λ/m` in `SGD` or `Adam`
-/// (see [`L2::weight_decay`]). Not AdamW's decoupled decay, which is in `reg-adam`.
+/// (see [`L2::weight_decay`]). Not AdamW's decoupled decay, which is in `reg-adam`. Works on
+/// parameters of any rank (a conv kernel `(out, in, kh, kw)` as well as a weight matrix).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct L2 {
     lambda: f64,
 }
 
 impl L2 {
-    /// An L2 penalty of strength `lambda` (λ). `λ = 0` switches it off.
+    /// An L2 penalty of strength `lambda` (λ): shorthand for
+    /// `L2Config::new(lambda).build()`, the penalty having no other setting.
     ///
     /// # Errors
     /// [`Error::InvalidHyperParameter`] unless `lambda` is finite and `≥ 0`.
     pub fn new(lambda: f64) -> Result<Self> {
-        let lambda = reg_core::validate("lambda", lambda, "[0, ∞)", |v| {
-            (0.0..f64::INFINITY).contains(&v)
-        })?;
-        Ok(Self { lambda })
+        L2Config::new(lambda).build()
     }
 
     /// The strength λ.
@@ -101,10 +126,10 @@ mod tests {
     fn gradient_by_hand_adds_to_existing_gradient() -> Result<()> {
         let l2 = L2::new(0.5)?;
         let mut w = Param::<f64>::weight("w", array![[1.0, -4.0]]);
-        w.grad_mut().fill(1.0);
+        w.grad2_mut().fill(1.0);
         l2.add_gradient(&mut [&mut w], 10)?;
         // grad = 1 + (0.5/10)·w = [1.05, 0.8]
-        assert_eq!(w.grad(), array![[1.05, 0.8]]);
+        assert_eq!(w.grad2(), array![[1.05, 0.8]]);
         Ok(())
     }
 

@@ -81,6 +81,7 @@ pub fn unregularized(sizes: Vec<usize>, epochs: usize, seed: u64) -> TrainConfig
             sizes,
             dropout,
             batch_norm: false,
+            ..MlpConfig::default()
         },
         epochs,
         l2: 0.0,

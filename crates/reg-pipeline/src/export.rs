@@ -242,5 +242,6 @@ fn infer_config(parsed: &Parsed<'_>) -> Result<MlpConfig, CheckpointError> {
         sizes,
         dropout,
         batch_norm,
+        ..MlpConfig::default()
     })
 }

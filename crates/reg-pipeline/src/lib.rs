@@ -28,14 +28,17 @@ pub use checkpoint::Checkpointer;
 pub use early_stopping::EarlyStopping;
 pub use error::PipelineError;
 pub use linear::Linear;
-pub use loss::{count_correct, predictions, softmax_cross_entropy};
+pub use loss::{
+    CrossEntropy, Label, count_correct, predictions, softmax_cross_entropy,
+    softmax_cross_entropy_detailed,
+};
 pub use matmul::set_threads;
 pub use metrics::{RunMetrics, median};
-pub use model::{HiddenBlock, Mlp, MlpConfig};
+pub use model::{BatchNormSettings, HiddenBlock, Mlp, MlpConfig};
 pub use relu::Relu;
 pub use sgd::Sgd;
 pub use tensor_file::CheckpointError;
 pub use train::{
     AnyOptimizer, BatchProgress, EpochMetrics, Evaluation, Observer, OptimizerKind, ScheduleKind,
-    TrainConfig, Trainer, evaluate, fit,
+    TrainConfig, Trainer, evaluate, fit, on_pool,
 };

@@ -1,4 +1,4 @@
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD};
 use rand::Rng;
 use reg_core::{Error, Layer, Mode, Param, Result, Scalar, expect_shape};
 
@@ -57,8 +57,8 @@ impl<F: Scalar> Linear<F> {
     /// `out ← x · W + b`, reusing `out`'s allocation when it has the right shape.
     pub(crate) fn forward_into(&self, x: ArrayView2<'_, F>, out: &mut Array2<F>) {
         resize(out, x.nrows(), self.outputs());
-        gemm(F::one(), x, self.weight.value(), F::zero(), out.view_mut());
-        let bias = self.bias.value();
+        gemm(F::one(), x, self.weight.value2(), F::zero(), out.view_mut());
+        let bias = self.bias.value2();
         let bias = bias.row(0);
         for mut row in out.rows_mut() {
             row += &bias;
@@ -74,14 +74,14 @@ impl<F: Scalar> Linear<F> {
         dy: ArrayView2<'_, F>,
         decay: F,
     ) {
-        let (grad, value) = self.weight.grad_mut_and_value();
+        let (grad, value) = self.weight.grad2_mut_and_value2();
         if decay == F::zero() {
             gemm(F::one(), x.t(), dy, F::zero(), grad);
         } else {
             // xᵀ·dy + decay·W in one product: the same sum as adding the decay afterwards.
             gemm_plus_scaled(x.t(), dy, decay, value, grad);
         }
-        let mut db = self.bias.grad_mut();
+        let mut db = self.bias.grad2_mut();
         let mut db = db.row_mut(0);
         db.fill(F::zero());
         for row in dy.rows() {
@@ -95,7 +95,7 @@ impl<F: Scalar> Linear<F> {
         gemm(
             F::one(),
             dy,
-            self.weight.value().t(),
+            self.weight.value2().t(),
             F::zero(),
             dx.view_mut(),
         );
@@ -109,8 +109,55 @@ pub(crate) fn resize<F: Scalar>(buffer: &mut Array2<F>, rows: usize, cols: usize
     }
 }
 
+impl<F: Scalar> Linear<F> {
+    /// The weight `W`, `(in, out)`.
+    pub fn weight(&self) -> ArrayView2<'_, F> {
+        self.weight.value2()
+    }
+
+    /// The bias `b`, `(1, out)`.
+    pub fn bias(&self) -> ArrayView2<'_, F> {
+        self.bias.value2()
+    }
+
+    /// Sets the weight `W`, `(in, out)` (PyTorch's `weight.T`).
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] for another shape; [`Error::NonFinite`] for NaN or infinity.
+    pub fn set_weight(&mut self, weight: ArrayView2<'_, F>) -> Result<()> {
+        self.weight.set_value(weight)
+    }
+
+    /// Sets the bias `b`, `(1, out)`.
+    ///
+    /// # Errors
+    /// As [`Linear::set_weight`].
+    pub fn set_bias(&mut self, bias: ArrayView2<'_, F>) -> Result<()> {
+        self.bias.set_value(bias)
+    }
+
+    /// The input kept by the last Train forward, checked against `grad_output`.
+    fn cached_input(&mut self, grad_output: ArrayView2<'_, F>) -> Result<Array2<F>> {
+        let input = self
+            .input
+            .take()
+            .ok_or(Error::BackwardBeforeForward { layer: "Linear" })?;
+        let shapes = expect_shape(
+            "Linear grad_output",
+            &[input.nrows(), self.outputs()],
+            grad_output.shape(),
+        );
+        if let Err(error) = shapes {
+            self.input = Some(input);
+            return Err(error);
+        }
+        Ok(input)
+    }
+}
+
 impl<F: Scalar> Layer<F> for Linear<F> {
-    fn forward(&mut self, input: ArrayView2<'_, F>, mode: Mode) -> Result<Array2<F>> {
+    fn forward_dyn(&mut self, input: ArrayViewD<'_, F>, mode: Mode) -> Result<ArrayD<F>> {
+        let input: ArrayView2<'_, F> = as_rank2(input, "Linear input")?;
         expect_shape(
             "Linear input",
             &[input.nrows(), self.inputs()],
@@ -126,27 +173,26 @@ impl<F: Scalar> Layer<F> for Linear<F> {
         } else {
             self.input = None;
         }
-        Ok(output)
+        Ok(output.into_dyn())
     }
 
-    fn backward(&mut self, grad_output: ArrayView2<'_, F>) -> Result<Array2<F>> {
-        let input = self
-            .input
-            .take()
-            .ok_or(Error::BackwardBeforeForward { layer: "Linear" })?;
-        let shapes = expect_shape(
-            "Linear grad_output",
-            &[input.nrows(), self.outputs()],
-            grad_output.shape(),
-        );
-        if shapes.is_ok() {
-            self.backward_params(input.view(), grad_output, F::zero());
-        }
+    fn backward_dyn(&mut self, grad_output: ArrayViewD<'_, F>) -> Result<ArrayD<F>> {
+        let grad_output = as_rank2(grad_output, "Linear grad_output")?;
+        let input = self.cached_input(grad_output)?;
+        self.backward_params(input.view(), grad_output, F::zero());
         self.input = Some(input);
-        shapes?;
         let mut grad_input = Array2::zeros((0, 0));
         self.input_grad_into(grad_output, &mut grad_input);
-        Ok(grad_input)
+        Ok(grad_input.into_dyn())
+    }
+
+    /// `dW` and `db` only: skips `dy · Wᵀ`, one of the layer's two backward products.
+    fn backward_params_only(&mut self, grad_output: ArrayViewD<'_, F>) -> Result<()> {
+        let grad_output = as_rank2(grad_output, "Linear grad_output")?;
+        let input = self.cached_input(grad_output)?;
+        self.backward_params(input.view(), grad_output, F::zero());
+        self.input = Some(input);
+        Ok(())
     }
 
     fn params(&self) -> Vec<&Param<F>> {
@@ -156,4 +202,14 @@ impl<F: Scalar> Layer<F> for Linear<F> {
     fn params_mut(&mut self) -> Vec<&mut Param<F>> {
         vec![&mut self.weight, &mut self.bias]
     }
+}
+
+/// `view` as a 2-D view, or [`Error::RankMismatch`].
+pub(crate) fn as_rank2<'a, F>(view: ArrayViewD<'a, F>, context: &str) -> Result<ArrayView2<'a, F>> {
+    let found = view.ndim();
+    view.into_dimensionality().map_err(|_| Error::RankMismatch {
+        context: context.to_owned(),
+        expected: 2,
+        found,
+    })
 }

@@ -1,6 +1,6 @@
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD};
 use rand::{Rng, SeedableRng};
-use reg_batchnorm::{BatchNorm, BatchNormConfig};
+use reg_batchnorm::{BatchNorm, BatchNormConfig, RunningVariance};
 use reg_core::{Error, Layer, Mode, Param, Result, Scalar};
 use reg_dropout::{Dropout, DropoutConfig};
 
@@ -19,6 +19,12 @@ pub struct MlpConfig {
     pub dropout: Vec<f64>,
     /// Whether each hidden Linear is followed by BatchNorm. Default `true`.
     pub batch_norm: bool,
+    /// BatchNorm's eps, momentum and running-variance convention, used when `batch_norm` is
+    /// true. Default PyTorch's (`1e-5`, `0.1`, unbiased). Left out of the serialized config
+    /// when it is the default, so configs (and exports) written before it existed read the
+    /// same and default models give the same bytes.
+    #[serde(default, skip_serializing_if = "BatchNormSettings::is_default")]
+    pub batch_norm_settings: BatchNormSettings,
 }
 
 impl Default for MlpConfig {
@@ -27,6 +33,77 @@ impl Default for MlpConfig {
             sizes: vec![784, 256, 128, 10],
             dropout: vec![0.3, 0.2],
             batch_norm: true,
+            batch_norm_settings: BatchNormSettings::default(),
+        }
+    }
+}
+
+/// The settings of every BatchNorm layer of an [`Mlp`]; see [`BatchNormConfig`] for each.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BatchNormSettings {
+    /// Added to the variance before the square root; default `1e-5`
+    /// ([`BatchNormConfig::with_eps`]).
+    pub eps: f64,
+    /// Weight of the current batch in the running statistics; default `0.1`
+    /// ([`BatchNormConfig::with_momentum`]).
+    pub momentum: f64,
+    /// Whether the running variance is updated with the unbiased batch variance (PyTorch's
+    /// convention, the default) or the biased one (the tutorial's NumPy sketch)
+    /// ([`BatchNormConfig::with_running_var`]).
+    #[serde(with = "running_variance")]
+    pub running_variance: RunningVariance,
+}
+
+impl Default for BatchNormSettings {
+    fn default() -> Self {
+        let defaults = BatchNormConfig::new(1);
+        Self {
+            eps: defaults.eps(),
+            momentum: defaults.momentum(),
+            running_variance: defaults.running_variance(),
+        }
+    }
+}
+
+impl BatchNormSettings {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The config of a BatchNorm layer over `features` with these settings.
+    pub fn config(&self, features: usize) -> BatchNormConfig {
+        BatchNormConfig::new(features)
+            .with_eps(self.eps)
+            .with_momentum(self.momentum)
+            .with_running_variance(self.running_variance)
+    }
+}
+
+/// `RunningVariance` as the strings `"unbiased"` / `"biased"` (reg-batchnorm has no serde).
+mod running_variance {
+    use reg_batchnorm::RunningVariance;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &RunningVariance,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match value {
+            RunningVariance::Biased => "biased",
+            _ => "unbiased",
+        })
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<RunningVariance, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "unbiased" => Ok(RunningVariance::Unbiased),
+            "biased" => Ok(RunningVariance::Biased),
+            other => Err(serde::de::Error::unknown_variant(
+                other,
+                &["unbiased", "biased"],
+            )),
         }
     }
 }
@@ -101,7 +178,7 @@ impl<F: Scalar> Mlp<F> {
             index += 1;
             let batch_norm = if config.batch_norm {
                 index += 1;
-                Some(BatchNormConfig::new(pair[1]).build::<F>()?)
+                Some(config.batch_norm_settings.config(pair[1]).build::<F>()?)
             } else {
                 None
             };
@@ -166,7 +243,7 @@ impl<F: Scalar> Mlp<F> {
         let mut state: Vec<(String, Array2<F>)> = self
             .params()
             .into_iter()
-            .map(|p| (p.name().to_owned(), p.value().to_owned()))
+            .map(|p| (p.name().to_owned(), p.value2().to_owned()))
             .collect();
         for block in &self.hidden {
             if let Some(bn) = &block.batch_norm {
@@ -301,7 +378,7 @@ impl<F: Scalar> Mlp<F> {
             let input = before.last().map_or(x, |b| b.out.view());
             let buf = &mut rest[0];
             let block = &mut self.hidden[i];
-            fused::block_backward(block, buf, input, grad.view(), weight_decay);
+            fused::block_backward(block, buf, input, grad.view(), weight_decay)?;
             if i > 0 || input_grad {
                 block.linear.input_grad_into(buf.grad_z.view(), spare);
                 std::mem::swap(grad, spare);
@@ -331,7 +408,8 @@ fn name_params<F: Scalar, L: Layer<F>>(layer: &mut L, index: usize) {
 }
 
 impl<F: Scalar> Layer<F> for Mlp<F> {
-    fn forward(&mut self, input: ArrayView2<'_, F>, mode: Mode) -> Result<Array2<F>> {
+    fn forward_dyn(&mut self, input: ArrayViewD<'_, F>, mode: Mode) -> Result<ArrayD<F>> {
+        let input = crate::linear::as_rank2(input, "Mlp input")?;
         if mode == Mode::Train {
             // Backward needs the input again; the caller's view will be gone by then.
             let mut copy = std::mem::take(&mut self.buffers.input);
@@ -343,15 +421,25 @@ impl<F: Scalar> Layer<F> for Mlp<F> {
         } else {
             self.forward_fused(input, mode)?;
         }
-        Ok(self.buffers.logits.clone())
+        Ok(self.buffers.logits.clone().into_dyn())
     }
 
-    fn backward(&mut self, grad_output: ArrayView2<'_, F>) -> Result<Array2<F>> {
+    fn backward_dyn(&mut self, grad_output: ArrayViewD<'_, F>) -> Result<ArrayD<F>> {
+        let grad_output = crate::linear::as_rank2(grad_output, "Mlp grad_output")?;
         let input = std::mem::take(&mut self.buffers.input);
         let result = self.backward_fused(input.view(), grad_output, F::zero(), true);
         self.buffers.input = input;
         result?;
-        Ok(self.buffers.grad.clone())
+        Ok(self.buffers.grad.clone().into_dyn())
+    }
+
+    /// Every parameter gradient, without the gradient with respect to the input.
+    fn backward_params_only(&mut self, grad_output: ArrayViewD<'_, F>) -> Result<()> {
+        let grad_output = crate::linear::as_rank2(grad_output, "Mlp grad_output")?;
+        let input = std::mem::take(&mut self.buffers.input);
+        let result = self.backward_fused(input.view(), grad_output, F::zero(), false);
+        self.buffers.input = input;
+        result
     }
 
     fn params(&self) -> Vec<&Param<F>> {

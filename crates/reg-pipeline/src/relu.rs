@@ -1,10 +1,11 @@
-use ndarray::{Array2, ArrayView2, Zip};
+use ndarray::{ArrayD, ArrayViewD, Zip};
 use reg_core::{Error, Layer, Mode, Result, Scalar, expect_shape};
 
-/// `max(0, x)`, element-wise. The gradient at exactly 0 is taken as 0, as PyTorch does.
+/// `max(0, x)`, element-wise, on any shape. The gradient at exactly 0 is taken as 0, as
+/// PyTorch does.
 #[derive(Debug, Clone, Default)]
 pub struct Relu<F: Scalar = f32> {
-    output: Option<Array2<F>>,
+    output: Option<ArrayD<F>>,
 }
 
 impl<F: Scalar> Relu<F> {
@@ -15,24 +16,23 @@ impl<F: Scalar> Relu<F> {
 }
 
 impl<F: Scalar> Layer<F> for Relu<F> {
-    fn forward(&mut self, input: ArrayView2<'_, F>, _mode: Mode) -> Result<Array2<F>> {
+    fn forward_dyn(&mut self, input: ArrayViewD<'_, F>, _mode: Mode) -> Result<ArrayD<F>> {
         let output = input.mapv(|v| if v > F::zero() { v } else { F::zero() });
         self.output = Some(output.clone());
         Ok(output)
     }
 
-    fn backward(&mut self, grad_output: ArrayView2<'_, F>) -> Result<Array2<F>> {
+    fn backward_dyn(&mut self, grad_output: ArrayViewD<'_, F>) -> Result<ArrayD<F>> {
         let output = self
             .output
             .as_ref()
             .ok_or(Error::BackwardBeforeForward { layer: "Relu" })?;
         expect_shape("Relu grad_output", output.shape(), grad_output.shape())?;
-        let mut grad_input = grad_output.to_owned();
-        Zip::from(&mut grad_input).and(output).for_each(|g, &y| {
-            if y <= F::zero() {
-                *g = F::zero();
-            }
-        });
-        Ok(grad_input)
+        // A select, not a branch: on random data `if y <= 0 { g = 0 }` is mispredicted about
+        // half the time (~4 ns per element); the select compiles to a vector blend.
+        let zero = F::zero();
+        Ok(Zip::from(&grad_output)
+            .and(output)
+            .map_collect(|&g, &y| if y > zero { g } else { zero }))
     }
 }

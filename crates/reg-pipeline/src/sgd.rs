@@ -81,7 +81,7 @@ impl<F: Scalar> Optimizer<F> for Sgd<F> {
         if self.velocity.is_empty() {
             self.velocity = params
                 .iter()
-                .map(|p| Array2::zeros(p.grad().raw_dim()))
+                .map(|p| Array2::zeros(p.matrix_shape()))
                 .collect();
         }
         if self.velocity.len() != params.len()
@@ -89,7 +89,7 @@ impl<F: Scalar> Optimizer<F> for Sgd<F> {
                 .velocity
                 .iter()
                 .zip(params.iter())
-                .any(|(v, p)| v.shape() != p.shape())
+                .any(|(v, p)| v.dim() != p.matrix_shape())
         {
             return Err(Error::StateMismatch(
                 "SGD was given other parameters than on its first step".into(),
@@ -97,7 +97,7 @@ impl<F: Scalar> Optimizer<F> for Sgd<F> {
         }
         let momentum = F::from_f64(self.momentum);
         for (param, velocity) in params.iter_mut().zip(&mut self.velocity) {
-            let (value, grad) = param.value_and_grad_mut();
+            let (value, grad) = param.value2_and_grad2_mut();
             Zip::from(value)
                 .and(velocity)
                 .and(grad)

@@ -5,7 +5,7 @@ use std::time::Instant;
 use ndarray::ArrayView2;
 use rand::SeedableRng;
 use reg_adam::{Adam, AdamConfig};
-use reg_core::{Layer, Mode, Optimizer};
+use reg_core::{Layer, LayerExt, Mode, Optimizer};
 use reg_l2::L2;
 use reg_schedule::Schedule;
 use serde::{Deserialize, Serialize};
@@ -527,7 +527,10 @@ pub fn evaluate(model: &mut Mlp<f32>, data: &Dataset) -> Result<Evaluation, Pipe
 /// (products, optimizer) hand their second half to an idle worker that steals it at once; from
 /// outside the pool each split would wake a worker for both halves. With one thread, `work`
 /// runs here, sequentially.
-fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+///
+/// Wrap each step of your own training loop in it (or in `pool.install` of your own pool):
+/// called from a thread outside the pool, a step on two threads is no faster than on one.
+pub fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     if rayon::current_num_threads() > 1 && rayon::current_thread_index().is_none() {
         rayon::scope(|_| work())
     } else {

@@ -11,7 +11,7 @@ type Tensors = Vec<(String, Dtype, Vec<usize>, Vec<u8>)>;
 use std::collections::HashMap;
 
 use proptest::prelude::*;
-use reg_core::{Layer, Mode};
+use reg_core::{Layer, LayerExt, Mode};
 use reg_pipeline::checkpoint::{
     Checkpointer, METADATA_KEY, checkpoint_bytes, checkpoint_file_name, list_checkpoints,
     load_checkpoint, save_checkpoint, trainer_from_bytes,
@@ -32,6 +32,7 @@ fn config() -> TrainConfig {
             sizes: vec![784, 16, 10],
             dropout: vec![0.25],
             batch_norm: true,
+            ..MlpConfig::default()
         },
         epochs: 4,
         batch_size: 16,
@@ -574,6 +575,7 @@ fn small_valid_checkpoint() -> Vec<u8> {
             sizes: vec![784, 4, 10],
             dropout: vec![0.5],
             batch_norm: true,
+            ..MlpConfig::default()
         },
         ..config()
     };
@@ -592,6 +594,7 @@ fn load_never_panics(bytes: &[u8]) {
             sizes: vec![784, 4, 10],
             dropout: vec![0.5],
             batch_norm: true,
+            ..MlpConfig::default()
         },
         ..config()
     };
@@ -642,6 +645,7 @@ proptest! {
                 sizes: vec![784, 4, 10],
                 dropout: vec![0.5],
                 batch_norm: true,
+                ..MlpConfig::default()
             },
             ..config()
         };

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use ndarray::Array2;
-use reg_core::{Layer, Mode};
+use reg_core::{Layer, LayerExt, Mode};
 use reg_l2::L2;
 use reg_pipeline::data::Dataset;
 use reg_pipeline::{
@@ -10,11 +10,28 @@ use reg_pipeline::{
 };
 
 fn config() -> MlpConfig {
+    config_with(true, vec![0.3, 0.2])
+}
+
+fn config_with(batch_norm: bool, dropout: Vec<f64>) -> MlpConfig {
     MlpConfig {
         sizes: vec![12, 10, 8, 3],
-        dropout: vec![0.3, 0.2],
-        batch_norm: true,
+        dropout,
+        batch_norm,
+        ..MlpConfig::default()
     }
+}
+
+/// Every configuration the pipeline can run: with and without BatchNorm, with and without
+/// dropout (and dropout on one hidden layer only).
+fn all_configs() -> Vec<MlpConfig> {
+    let mut configs = Vec::new();
+    for batch_norm in [true, false] {
+        for dropout in [vec![0.3, 0.2], vec![0.0, 0.0], vec![0.0, 0.4]] {
+            configs.push(config_with(batch_norm, dropout));
+        }
+    }
+    configs
 }
 
 fn batch(rows: usize, cols: usize) -> Array2<f32> {
@@ -27,12 +44,18 @@ fn batch(rows: usize, cols: usize) -> Array2<f32> {
 fn output_layer(model: &Mlp<f32>) -> Linear<f32> {
     let params = model.params();
     let (w, b) = (params[params.len() - 2], params[params.len() - 1]);
-    Linear::from_parts(w.value().to_owned(), b.value().to_owned()).unwrap()
+    Linear::from_parts(w.value2().to_owned(), b.value2().to_owned()).unwrap()
 }
 
 #[test]
-fn fused_training_step_matches_the_layers_one_by_one() {
-    let mut model = Mlp::<f32>::new(&config(), 11).unwrap();
+fn fused_training_step_matches_the_layers_one_by_one_in_every_configuration() {
+    for config in all_configs() {
+        fused_training_step_matches_the_layers_one_by_one(&config);
+    }
+}
+
+fn fused_training_step_matches_the_layers_one_by_one(config: &MlpConfig) {
+    let mut model = Mlp::<f32>::new(config, 11).unwrap();
     let mut blocks = model.hidden().to_vec();
     let mut output = output_layer(&model);
     let x = batch(16, 12);
@@ -44,33 +67,39 @@ fn fused_training_step_matches_the_layers_one_by_one() {
         let mut h = x.clone();
         for b in &mut blocks {
             h = b.linear.forward(h.view(), Mode::Train).unwrap();
-            h = b
-                .batch_norm
-                .as_mut()
-                .unwrap()
-                .forward(h.view(), Mode::Train)
-                .unwrap();
+            if let Some(bn) = b.batch_norm.as_mut() {
+                h = bn.forward(h.view(), Mode::Train).unwrap();
+            }
             h = b.relu.forward(h.view(), Mode::Train).unwrap();
-            h = b
-                .dropout
-                .as_mut()
-                .unwrap()
-                .forward(h.view(), Mode::Train)
-                .unwrap();
+            if let Some(dropout) = b.dropout.as_mut() {
+                h = dropout.forward(h.view(), Mode::Train).unwrap();
+            }
         }
         let logits = output.forward(h.view(), Mode::Train).unwrap();
         let (loss, grad) = softmax_cross_entropy(logits.view(), &labels).unwrap();
         let mut g = output.backward(grad.view()).unwrap();
-        for b in blocks.iter_mut().rev() {
-            g = b.dropout.as_mut().unwrap().backward(g.view()).unwrap();
+        for (k, b) in blocks.iter_mut().enumerate().rev() {
+            if let Some(dropout) = b.dropout.as_mut() {
+                g = dropout.backward(g.view()).unwrap();
+            }
             g = b.relu.backward(g.view()).unwrap();
-            g = b.batch_norm.as_mut().unwrap().backward(g.view()).unwrap();
-            g = b.linear.backward(g.view()).unwrap();
+            if let Some(bn) = b.batch_norm.as_mut() {
+                g = bn.backward(g.view()).unwrap();
+            }
+            if k > 0 {
+                g = b.linear.backward(g.view()).unwrap();
+            } else {
+                // The first layer's input gradient is not needed: skipping it must not change
+                // the parameter gradients.
+                b.linear.backward_params_only_nd(g.view()).unwrap();
+            }
         }
         let mut reference: Vec<_> = Vec::new();
         for b in &mut blocks {
             reference.extend(b.linear.params_mut());
-            reference.extend(b.batch_norm.as_mut().unwrap().params_mut());
+            if let Some(bn) = b.batch_norm.as_mut() {
+                reference.extend(bn.params_mut());
+            }
         }
         reference.extend(output.params_mut());
         l2.add_gradient(&mut reference, 16).unwrap();
@@ -84,28 +113,31 @@ fn fused_training_step_matches_the_layers_one_by_one() {
         model
             .backward_params(x.view(), fused_grad.view(), decay)
             .unwrap();
+        assert_eq!(model.params().len(), reference.len());
         for (fused, layered) in model.params().iter().zip(&reference) {
-            assert_eq!(fused.grad(), layered.grad(), "{}", fused.name());
+            assert_eq!(fused.grad(), layered.grad(), "{config:?} {}", fused.name());
         }
         for (fused, layered) in model.hidden().iter().zip(&blocks) {
-            let (f, l) = (
-                fused.batch_norm.as_ref().unwrap(),
-                layered.batch_norm.as_ref().unwrap(),
-            );
-            assert_eq!(f.buffers(), l.buffers());
-            let (f, l) = (
-                fused.dropout.as_ref().unwrap(),
-                layered.dropout.as_ref().unwrap(),
-            );
-            assert_eq!(f.rng(), l.rng());
+            if let (Some(f), Some(l)) = (&fused.batch_norm, &layered.batch_norm) {
+                assert_eq!(f.buffers(), l.buffers());
+            }
+            if let (Some(f), Some(l)) = (&fused.dropout, &layered.dropout) {
+                assert_eq!(f.rng(), l.rng());
+            }
         }
         assert_eq!(predictions(fused_logits.view()), predictions(logits.view()));
     }
 }
 
 #[test]
-fn eval_forward_matches_the_layers_one_by_one() {
-    let mut model = Mlp::<f32>::new(&config(), 5).unwrap();
+fn eval_forward_matches_the_layers_one_by_one_in_every_configuration() {
+    for config in all_configs() {
+        eval_forward_matches_the_layers_one_by_one(&config);
+    }
+}
+
+fn eval_forward_matches_the_layers_one_by_one(config: &MlpConfig) {
+    let mut model = Mlp::<f32>::new(config, 5).unwrap();
     let x = batch(9, 12);
     // One training forward moves the running statistics away from their initial values.
     model.forward_train(x.view()).unwrap();
@@ -114,19 +146,13 @@ fn eval_forward_matches_the_layers_one_by_one() {
     let mut h = x.clone();
     for b in &mut blocks {
         h = b.linear.forward(h.view(), Mode::Eval).unwrap();
-        h = b
-            .batch_norm
-            .as_mut()
-            .unwrap()
-            .forward(h.view(), Mode::Eval)
-            .unwrap();
+        if let Some(bn) = b.batch_norm.as_mut() {
+            h = bn.forward(h.view(), Mode::Eval).unwrap();
+        }
         h = b.relu.forward(h.view(), Mode::Eval).unwrap();
-        h = b
-            .dropout
-            .as_mut()
-            .unwrap()
-            .forward(h.view(), Mode::Eval)
-            .unwrap();
+        if let Some(dropout) = b.dropout.as_mut() {
+            h = dropout.forward(h.view(), Mode::Eval).unwrap();
+        }
     }
     let expected = output.forward(h.view(), Mode::Eval).unwrap();
     assert_eq!(model.forward(x.view(), Mode::Eval).unwrap(), expected);
@@ -184,4 +210,59 @@ fn trained_state() -> Vec<(String, Array2<f32>)> {
 #[test]
 fn same_seed_gives_the_same_bits() {
     assert_eq!(trained_state(), trained_state());
+}
+
+/// The model as a user would assemble it à la carte: a `Sequential` of the crates' own layers
+/// (clones of the trainer's, so the same weights and dropout generators).
+fn a_la_carte(model: &Mlp<f32>) -> reg_core::Sequential<f32> {
+    let mut net = reg_core::Sequential::new();
+    for block in model.hidden() {
+        net.push(Box::new(block.linear.clone()));
+        if let Some(bn) = &block.batch_norm {
+            net.push(Box::new(bn.clone()));
+        }
+        net.push(Box::new(reg_pipeline::Relu::new()));
+        if let Some(dropout) = &block.dropout {
+            net.push(Box::new(dropout.clone()));
+        }
+    }
+    net.push(Box::new(output_layer(model)));
+    net
+}
+
+#[test]
+fn a_sequential_of_the_crates_layers_trains_to_the_pipelines_bits() {
+    use reg_adam::AdamConfig;
+    use reg_core::Optimizer;
+    for model in [config(), config_with(false, vec![0.0, 0.0])] {
+        let config = TrainConfig {
+            model,
+            ..TrainConfig::default()
+        };
+        let mut trainer = Trainer::new(config.clone()).unwrap();
+        let mut net = a_la_carte(&trainer.model);
+        let mut adam = AdamConfig::new().build::<f32>().unwrap();
+        let l2 = L2::new(config.l2).unwrap();
+        for step in 0..3 {
+            let x = batch(16, 12).mapv(|v| v + step as f32 * 0.1);
+            let labels: Vec<u8> = (0..16).map(|i| ((i + step) % 3) as u8).collect();
+            let (pipeline_loss, _) = trainer.train_step(x.view(), &labels, 1e-2).unwrap();
+
+            let logits = net.forward(x.view(), Mode::Train).unwrap();
+            let (loss, grad) = softmax_cross_entropy(logits.view(), &labels).unwrap();
+            net.backward_params_only_nd(grad.view()).unwrap();
+            let mut params = net.params_mut();
+            l2.add_gradient(&mut params, 16).unwrap();
+            adam.step(&mut params, 1e-2).unwrap();
+            assert_eq!(loss, pipeline_loss, "step {step}");
+        }
+        let ours: Vec<_> = net.params().iter().map(|p| p.value().to_owned()).collect();
+        let pipeline: Vec<_> = trainer
+            .model
+            .params()
+            .iter()
+            .map(|p| p.value().to_owned())
+            .collect();
+        assert_eq!(ours, pipeline, "{:?}", config.model);
+    }
 }

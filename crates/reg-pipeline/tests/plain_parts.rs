@@ -6,7 +6,7 @@
 use ndarray::{Array2, array};
 use rand::SeedableRng;
 use reg_core::gradcheck::{GradCheck, check_layer, compare, numerical_gradient};
-use reg_core::{Error, Layer, Mode, Optimizer, Param};
+use reg_core::{Error, Layer, LayerExt, Mode, Optimizer, Param};
 use reg_pipeline::random::Generator;
 use reg_pipeline::{
     Linear, Mlp, MlpConfig, Relu, Sgd, count_correct, predictions, softmax_cross_entropy,
@@ -169,7 +169,7 @@ fn softmax_cross_entropy_rejects_bad_input() {
         Err(Error::NonFinite { .. })
     ));
     let empty = Array2::<f32>::zeros((0, 3));
-    assert!(softmax_cross_entropy(empty.view(), &[]).is_err());
+    assert!(softmax_cross_entropy(empty.view(), &[] as &[u8]).is_err());
 }
 
 #[test]
@@ -182,10 +182,10 @@ fn predictions_take_the_first_largest_logit() {
 #[test]
 fn sgd_steps_against_the_gradient() {
     let mut param = Param::weight("w", array![[1.0f64, 2.0]]);
-    param.grad_mut().assign(&array![[0.5, -1.0]]);
+    param.grad2_mut().assign(&array![[0.5, -1.0]]);
     let mut sgd = Sgd::new();
     sgd.step(&mut [&mut param], 0.1).unwrap();
-    assert_eq!(param.value(), array![[0.95, 2.1]]);
+    assert_eq!(param.value2(), array![[0.95, 2.1]]);
     assert!(matches!(
         sgd.step(&mut [&mut param], -1.0),
         Err(Error::InvalidHyperParameter { .. })
@@ -198,10 +198,10 @@ fn sgd_momentum_matches_pytorch_recurrence() {
     let mut param = Param::weight("w", array![[0.0f64]]);
     let mut sgd = Sgd::with_momentum(0.9).unwrap();
     for _ in 0..2 {
-        param.grad_mut().fill(1.0);
+        param.grad2_mut().fill(1.0);
         sgd.step(&mut [&mut param], 0.1).unwrap();
     }
-    assert!((param.value()[(0, 0)] - -(0.1 + 0.19)).abs() < 1e-15);
+    assert!((param.value2()[(0, 0)] - -(0.1 + 0.19)).abs() < 1e-15);
     assert!(matches!(
         Sgd::<f64>::with_momentum(1.0),
         Err(Error::InvalidHyperParameter { .. })
@@ -211,12 +211,12 @@ fn sgd_momentum_matches_pytorch_recurrence() {
 #[test]
 fn sgd_refuses_non_finite_gradients_without_writing() {
     let mut param = Param::weight("w", array![[1.0f32, 2.0]]);
-    param.grad_mut().assign(&array![[f32::NAN, 1.0]]);
+    param.grad2_mut().assign(&array![[f32::NAN, 1.0]]);
     assert!(matches!(
         Sgd::new().step(&mut [&mut param], 0.1),
         Err(Error::NonFinite { .. })
     ));
-    assert_eq!(param.value(), array![[1.0, 2.0]]);
+    assert_eq!(param.value2(), array![[1.0, 2.0]]);
 }
 
 fn small_config() -> MlpConfig {
@@ -224,6 +224,7 @@ fn small_config() -> MlpConfig {
         sizes: vec![6, 5, 4, 3],
         dropout: vec![0.0, 0.0],
         batch_norm: true,
+        ..MlpConfig::default()
     }
 }
 
@@ -317,5 +318,135 @@ fn model_config_is_validated() {
     assert!(matches!(
         Mlp::<f32>::new(&bad_p, 0),
         Err(Error::InvalidHyperParameter { .. })
+    ));
+}
+
+#[test]
+fn detailed_cross_entropy_gives_per_sample_losses_probabilities_and_the_same_bits() {
+    let logits = array![[2.0f32, -1.0, 0.5], [0.0, 0.0, 0.0], [-3.0, 4.0, 1.0]];
+    let labels = [0u8, 2, 1];
+    let detailed = reg_pipeline::softmax_cross_entropy_detailed(logits.view(), &labels).unwrap();
+    let (mean, grad) = softmax_cross_entropy(logits.view(), &labels).unwrap();
+    assert_eq!(detailed.mean, mean);
+    assert_eq!(detailed.grad, grad);
+    // Row 1 is uniform: its loss is ln 3 and each probability 1/3.
+    assert!((detailed.per_sample[1] - 3f64.ln()).abs() < 1e-6);
+    assert!(
+        detailed
+            .probabilities
+            .row(1)
+            .iter()
+            .all(|&p| (p - 1.0 / 3.0).abs() < 1e-6)
+    );
+    let sum: f64 = detailed.per_sample.iter().sum();
+    assert!((sum / 3.0 - mean).abs() < 1e-12);
+    for (row, &label) in detailed.probabilities.rows().into_iter().zip(&labels) {
+        assert!((row.sum() - 1.0).abs() < 1e-6);
+        let expected = -f64::from(row[usize::from(label)]).ln();
+        let at = detailed
+            .probabilities
+            .rows()
+            .into_iter()
+            .position(|r| r == row)
+            .unwrap();
+        assert!((detailed.per_sample[at] - expected).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn labels_wider_than_u8_index_classes_beyond_255() {
+    let classes = 300;
+    let mut logits = ndarray::Array2::<f64>::zeros((2, classes));
+    logits[(0, 299)] = 5.0;
+    logits[(1, 256)] = 5.0;
+    let labels = [299u16, 256];
+    assert_eq!(reg_pipeline::count_correct(logits.view(), &labels), 2);
+    let (_, grad) = softmax_cross_entropy(logits.view(), &labels).unwrap();
+    assert!(grad[(0, 299)] < 0.0 && grad[(1, 256)] < 0.0);
+    assert!(matches!(
+        softmax_cross_entropy(logits.view(), &[300usize, 0]),
+        Err(Error::InvalidHyperParameter { name: "label", .. })
+    ));
+    assert!(matches!(
+        softmax_cross_entropy(logits.view(), &[-1i32, 0]),
+        Err(Error::InvalidHyperParameter { name: "label", .. })
+    ));
+}
+
+#[test]
+fn linear_weight_and_bias_have_typed_accessors() {
+    let mut linear = Linear::from_parts(
+        array![[1.0f64, 2.0], [3.0, 4.0], [5.0, 6.0]],
+        array![[0.5, -0.5]],
+    )
+    .unwrap();
+    assert_eq!(linear.weight(), array![[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]);
+    assert_eq!(linear.bias(), array![[0.5, -0.5]]);
+    linear.set_bias(array![[1.0, 1.0]].view()).unwrap();
+    let y = linear
+        .forward(array![[1.0, 0.0, 0.0]].view(), Mode::Eval)
+        .unwrap();
+    assert_eq!(y, array![[2.0, 3.0]]);
+    assert!(matches!(
+        linear.set_weight(Array2::zeros((2, 3)).view()),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        linear.set_bias(array![[f64::NAN, 0.0]].view()),
+        Err(Error::NonFinite { .. })
+    ));
+}
+
+#[test]
+fn relu_backward_passes_the_gradient_only_where_the_output_is_positive() {
+    let mut relu = Relu::<f64>::new();
+    relu.forward(array![[-1.0, 0.0, 2.0, f64::NAN]].view(), Mode::Train)
+        .unwrap();
+    let g = relu.backward(array![[5.0, 6.0, 7.0, 8.0]].view()).unwrap();
+    // ReLU(NaN) is 0 here (0 > NaN is false), so its gradient is 0 too.
+    assert_eq!(g, array![[0.0, 0.0, 7.0, 0.0]]);
+}
+
+#[test]
+fn batch_norm_settings_reach_every_batch_norm_layer_and_are_validated() {
+    let settings = reg_pipeline::BatchNormSettings {
+        eps: 1e-3,
+        momentum: 0.25,
+        running_variance: reg_batchnorm::RunningVariance::Biased,
+    };
+    let config = MlpConfig {
+        batch_norm_settings: settings,
+        ..small_config()
+    };
+    let model = Mlp::<f32>::new(&config, 0).unwrap();
+    for block in model.hidden() {
+        let bn = block.batch_norm.as_ref().unwrap().config();
+        assert_eq!(
+            (bn.eps(), bn.momentum(), bn.running_variance()),
+            (1e-3, 0.25, reg_batchnorm::RunningVariance::Biased)
+        );
+    }
+    // Serialized only when not the default, and read back the same.
+    let json = serde_json::to_string(&config).unwrap();
+    assert!(json.contains("\"biased\""), "{json}");
+    assert_eq!(serde_json::from_str::<MlpConfig>(&json).unwrap(), config);
+    assert!(
+        !serde_json::to_string(&small_config())
+            .unwrap()
+            .contains("batch_norm_settings")
+    );
+    let bad = MlpConfig {
+        batch_norm_settings: reg_pipeline::BatchNormSettings {
+            momentum: 1.5,
+            ..settings
+        },
+        ..small_config()
+    };
+    assert!(matches!(
+        Mlp::<f32>::new(&bad, 0),
+        Err(Error::InvalidHyperParameter {
+            name: "momentum",
+            ..
+        })
     ));
 }

@@ -48,7 +48,7 @@ impl<A: Schedule, B: Schedule> Schedule for Join<A, B> {
     }
 }
 
-/// The tutorial's warmup + cosine: [`LinearWarmup::from_zero`]`(peak_lr, warmup_steps)` joined
+/// The tutorial's warmup + cosine: [`LinearWarmup::to_peak`]`(peak_lr, warmup_steps)` joined
 /// at `warmup_steps` to [`CosineAnnealing`]`(peak_lr, 0, total_steps − warmup_steps)`.
 ///
 /// `lr(step) = peak_lr · (step + 1) / warmup_steps` for `step < warmup_steps`, then
@@ -75,7 +75,7 @@ pub fn warmup_cosine(
     let warmup = if warmup_steps == 0 {
         LinearWarmup::new(peak_lr, peak_lr, 0)?
     } else {
-        LinearWarmup::from_zero(peak_lr, warmup_steps)?
+        LinearWarmup::to_peak(peak_lr, warmup_steps)?
     };
     let cosine = CosineAnnealing::new(peak_lr, 0.0, total_steps - warmup_steps)?;
     Ok(Join::new(warmup, cosine, warmup_steps))

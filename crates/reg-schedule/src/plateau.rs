@@ -45,6 +45,7 @@ pub struct ReduceOnPlateauConfig {
 
 impl ReduceOnPlateauConfig {
     /// PyTorch's defaults with the given starting rate.
+    #[must_use]
     pub fn new(initial_lr: f64) -> Self {
         Self {
             initial_lr,
@@ -60,26 +61,31 @@ impl ReduceOnPlateauConfig {
     }
 
     /// Sets [`Self::mode`].
+    #[must_use]
     pub fn with_mode(self, mode: PlateauMode) -> Self {
         Self { mode, ..self }
     }
 
     /// Sets [`Self::factor`].
+    #[must_use]
     pub fn with_factor(self, factor: f64) -> Self {
         Self { factor, ..self }
     }
 
     /// Sets [`Self::patience`].
+    #[must_use]
     pub fn with_patience(self, patience: usize) -> Self {
         Self { patience, ..self }
     }
 
     /// Sets [`Self::threshold`].
+    #[must_use]
     pub fn with_threshold(self, threshold: f64) -> Self {
         Self { threshold, ..self }
     }
 
     /// Sets [`Self::threshold_mode`].
+    #[must_use]
     pub fn with_threshold_mode(self, threshold_mode: ThresholdMode) -> Self {
         Self {
             threshold_mode,
@@ -88,16 +94,19 @@ impl ReduceOnPlateauConfig {
     }
 
     /// Sets [`Self::cooldown`].
+    #[must_use]
     pub fn with_cooldown(self, cooldown: usize) -> Self {
         Self { cooldown, ..self }
     }
 
     /// Sets [`Self::min_lr`].
+    #[must_use]
     pub fn with_min_lr(self, min_lr: f64) -> Self {
         Self { min_lr, ..self }
     }
 
     /// Sets [`Self::eps`].
+    #[must_use]
     pub fn with_eps(self, eps: f64) -> Self {
         Self { eps, ..self }
     }

@@ -1,7 +1,7 @@
 use crate::{Result, Schedule, as_f64, check_rate, check_steps};
 
 /// A straight line from `start_lr` to `end_lr` over `steps` steps, then held at `end_lr`
-/// (PyTorch `LinearLR`; the tutorial's warmup through [`LinearWarmup::from_zero`]).
+/// (PyTorch `LinearLR`; the tutorial's warmup through [`LinearWarmup::to_peak`]).
 ///
 /// `lr(step) = start_lr + (end_lr − start_lr) · min(step, steps) / steps`: `start_lr` at step
 /// 0, `end_lr` from step `steps` on. PyTorch's `LinearLR(start_factor, end_factor,
@@ -48,10 +48,13 @@ impl LinearWarmup {
     /// exactly from step `warmup_steps − 1` on). Warmup 5 at peak 1e-3: 2e-4, 4e-4, 6e-4, 8e-4,
     /// 1e-3.
     ///
+    /// The first value is `peak_lr / warmup_steps`, not 0 (the ramp is as if it started from
+    /// 0 one step before step 0).
+    ///
     /// # Errors
     /// [`crate::Error::InvalidHyperParameter`] unless `peak_lr` is finite and `>= 0` and
     /// `warmup_steps >= 1`.
-    pub fn from_zero(peak_lr: f64, warmup_steps: usize) -> Result<Self> {
+    pub fn to_peak(peak_lr: f64, warmup_steps: usize) -> Result<Self> {
         let peak_lr = check_rate("peak_lr", peak_lr)?;
         let warmup_steps = check_steps("warmup_steps", warmup_steps)?;
         Ok(Self {
@@ -60,6 +63,15 @@ impl LinearWarmup {
             steps: warmup_steps - 1,
             form: Form::FromZero,
         })
+    }
+
+    /// The old name of [`LinearWarmup::to_peak`], which does not start at zero.
+    ///
+    /// # Errors
+    /// As [`LinearWarmup::to_peak`].
+    #[deprecated(note = "starts at peak_lr / warmup_steps, not 0: use `LinearWarmup::to_peak`")]
+    pub fn from_zero(peak_lr: f64, warmup_steps: usize) -> Result<Self> {
+        Self::to_peak(peak_lr, warmup_steps)
     }
 
     /// The rate at step 0.

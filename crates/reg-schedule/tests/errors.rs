@@ -26,7 +26,7 @@ fn negative_or_non_finite_rates_are_rejected() {
         invalid(CosineAnnealing::new(1.0, bad, 10), "min_lr");
         invalid(LinearWarmup::new(bad, 1.0, 10), "start_lr");
         invalid(LinearWarmup::new(0.0, bad, 10), "end_lr");
-        invalid(LinearWarmup::from_zero(bad, 5), "peak_lr");
+        invalid(LinearWarmup::to_peak(bad, 5), "peak_lr");
         invalid(warmup_cosine(bad, 5, 100), "peak_lr");
         invalid(ReduceOnPlateauConfig::new(bad).build(), "initial_lr");
         invalid(
@@ -56,7 +56,7 @@ fn gamma_outside_zero_one_is_rejected() {
 fn zero_step_counts_are_rejected() {
     invalid(StepDecay::new(1.0, 0.5, 0), "step_size");
     invalid(CosineAnnealing::new(1.0, 0.0, 0), "period");
-    invalid(LinearWarmup::from_zero(1.0, 0), "warmup_steps");
+    invalid(LinearWarmup::to_peak(1.0, 0), "warmup_steps");
 }
 
 #[test]

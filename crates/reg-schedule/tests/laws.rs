@@ -64,7 +64,7 @@ proptest! {
         a in rate(), b in rate(), steps in 0usize..300, peak in rate(), warmup in 1usize..300,
     ) {
         let w = LinearWarmup::new(a.min(b), a.max(b), steps).unwrap();
-        let z = LinearWarmup::from_zero(peak, warmup).unwrap();
+        let z = LinearWarmup::to_peak(peak, warmup).unwrap();
         for step in 0..=steps.max(warmup) {
             prop_assert!(w.lr(step + 1) >= w.lr(step));
             prop_assert!(z.lr(step + 1) >= z.lr(step));

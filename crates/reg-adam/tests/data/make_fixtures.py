@@ -17,6 +17,11 @@ since Adam is element-wise):
 The single-tensor path (foreach=False) is used: it is the loop reg-adam follows operation for
 operation (lerp for the first moment, mul/addcmul for the second, denom = sqrt(v)/sqrt(bc2)+eps,
 param += -(lr/bc1) * m/denom).
+
+A second file, `adam_mixed_ranks.json`, holds trajectories over parameters of several ranks, as a
+small CNN has them: a (4, 3, 2, 2) convolution kernel and a (5, 12) linear weight (both
+decaying) and their 1-D biases (4,) and (5,) (not decaying), for Adam with coupled decay, AdamW
+and AMSGrad (coupled decay), same betas, eps and learning rates.
 """
 
 import json
@@ -78,6 +83,62 @@ def trajectory(w0, b0, grads, kind, decay, amsgrad):
     return out
 
 
+MIXED_SHAPES = {"conv.weight": (4, 3, 2, 2), "conv.bias": (4,), "fc.weight": (5, 12), "fc.bias": (5,)}
+MIXED_DECAYS = {"conv.weight": True, "conv.bias": False, "fc.weight": True, "fc.bias": False}
+
+
+def mixed_ranks():
+    gen = torch.Generator().manual_seed(20261130)
+    initial = {name: torch.randn(*shape, generator=gen) for name, shape in MIXED_SHAPES.items()}
+    grads = [
+        {name: torch.randn(*shape, generator=gen) * 0.5 for name, shape in MIXED_SHAPES.items()}
+        for _ in range(STEPS)
+    ]
+
+    def run(kind, amsgrad):
+        params = {name: torch.nn.Parameter(value.clone()) for name, value in initial.items()}
+        cls = torch.optim.AdamW if kind == "decoupled" else torch.optim.Adam
+        groups = [
+            {"params": [p for n, p in params.items() if MIXED_DECAYS[n]], "weight_decay": DECAY},
+            {"params": [p for n, p in params.items() if not MIXED_DECAYS[n]], "weight_decay": 0.0},
+        ]
+        opt = cls(groups, lr=lr_at(0), betas=BETAS, eps=EPS, amsgrad=amsgrad, foreach=False)
+        out = []
+        for step, grad in enumerate(grads):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step)
+            for name, p in params.items():
+                p.grad = grad[name].clone()
+            opt.step()
+            out.append({name: p.detach().reshape(-1).tolist() for name, p in params.items()})
+        return out
+
+    flat = lambda t: t.reshape(-1).tolist()
+    return {
+        "generator": f"torch {torch.__version__}, float64, torch.optim.Adam/AdamW(foreach=False)",
+        "beta1": BETAS[0],
+        "beta2": BETAS[1],
+        "eps": EPS,
+        "decay": DECAY,
+        # What reg_adam::DEFAULT_LR must equal: the lr torch.optim.Adam uses when given none.
+        "torch_default_lr": torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))]).defaults["lr"],
+        "lrs": [lr_at(s) for s in range(STEPS)],
+        "params": [
+            {"name": n, "shape": list(MIXED_SHAPES[n]), "decays": MIXED_DECAYS[n], "initial": flat(initial[n])}
+            for n in MIXED_SHAPES
+        ],
+        "grads": [{n: flat(g[n]) for n in MIXED_SHAPES} for g in grads],
+        "cases": [
+            {"name": name, "weight_decay": kind, "amsgrad": amsgrad, "trajectory": run(kind, amsgrad)}
+            for name, kind, amsgrad in [
+                ("adam_coupled", "coupled", False),
+                ("adamw", "decoupled", False),
+                ("amsgrad_coupled", "coupled", True),
+            ]
+        ],
+    }
+
+
 def main():
     w0, b0, grads = make_inputs()
     cases = [
@@ -109,6 +170,10 @@ def main():
     }
     path = pathlib.Path(__file__).with_name("adam_trajectories.json")
     path.write_text(json.dumps(fixture, indent=1) + "\n")
+    print(f"wrote {path} ({path.stat().st_size} bytes)")
+
+    path = pathlib.Path(__file__).with_name("adam_mixed_ranks.json")
+    path.write_text(json.dumps(mixed_ranks(), indent=1) + "\n")
     print(f"wrote {path} ({path.stat().st_size} bytes)")
 
 

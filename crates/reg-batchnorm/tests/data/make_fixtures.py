@@ -9,6 +9,11 @@ from a seeded torch.Generator and are written into the JSON, so the Rust test ne
 them. For each case: several Train steps (output, grad_input, grad_weight, grad_bias for the given
 grad_output, then running_mean / running_var / num_batches_tracked after the step), then one Eval
 step (output and gradients through the running statistics).
+
+The second file, batchnorm_shapes_torch.json, holds the per-channel shapes: BatchNorm1d on
+(N, C, L) and BatchNorm2d on (N, C, H, W) (tests/parity.rs, `*_shapes_*` tests), tensors flat
+in row-major order with their shape: two Train steps then one Eval step per case; a case whose
+channels hold one value each records the error torch raises instead.
 """
 
 import json
@@ -18,6 +23,7 @@ import torch
 
 HERE = pathlib.Path(__file__).resolve().parent
 OUT = HERE / "batchnorm_torch.json"
+SHAPES_OUT = HERE / "batchnorm_shapes_torch.json"
 
 
 def matrix(t):
@@ -86,6 +92,56 @@ def case(name, seed, rows, features, momentum=0.1, eps=1e-5, steps=3,
     }
 
 
+def flat(t):
+    return [float(v) for v in t.detach().reshape(-1)]
+
+
+def shape_case(name, shape, seed, constant_channel=None, train_steps=2):
+    gen = torch.Generator().manual_seed(seed)
+    channels = shape[1]
+    module = torch.nn.BatchNorm1d if len(shape) == 3 else torch.nn.BatchNorm2d
+    bn = module(channels, dtype=torch.float64)
+    with torch.no_grad():
+        bn.weight.copy_(0.5 + torch.rand(channels, generator=gen, dtype=torch.float64))
+        bn.bias.copy_(torch.randn(channels, generator=gen, dtype=torch.float64))
+    out = {
+        "name": name,
+        "shape": list(shape),
+        "gamma": flat(bn.weight),
+        "beta": flat(bn.bias),
+        "steps": [],
+    }
+    modes = ["train"] * train_steps + ["eval"]
+    for mode in modes:
+        x = 1.5 * torch.randn(*shape, generator=gen, dtype=torch.float64) + 0.3
+        if constant_channel is not None:
+            x[:, constant_channel] = 2.5
+        g = torch.randn(*shape, generator=gen, dtype=torch.float64)
+        bn.train(mode == "train")
+        x.requires_grad_(True)
+        bn.weight.grad = None
+        bn.bias.grad = None
+        try:
+            y = bn(x)
+        except ValueError as error:
+            out["error"] = str(error)
+            return out
+        y.backward(g)
+        out["steps"].append({
+            "mode": mode,
+            "input": flat(x),
+            "grad_output": flat(g),
+            "output": flat(y),
+            "grad_input": flat(x.grad),
+            "grad_weight": flat(bn.weight.grad),
+            "grad_bias": flat(bn.bias.grad),
+            "running_mean": flat(bn.running_mean),
+            "running_var": flat(bn.running_var),
+            "num_batches_tracked": int(bn.num_batches_tracked),
+        })
+    return out
+
+
 def main():
     torch.set_default_dtype(torch.float64)
     cases = [
@@ -103,6 +159,22 @@ def main():
     }
     OUT.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes)")
+
+    shape_cases = [
+        shape_case("batchnorm1d_ncl", (4, 3, 5), seed=1),
+        shape_case("batchnorm2d_nchw", (2, 3, 3, 4), seed=2),
+        shape_case("batchnorm2d_batch_of_one", (1, 2, 2, 3), seed=3),
+        shape_case("batchnorm2d_constant_channel", (3, 3, 2, 2), seed=4, constant_channel=1),
+        shape_case("batchnorm2d_one_value_per_channel", (1, 2, 1, 1), seed=5),
+    ]
+    doc = {
+        "generator": "crates/reg-batchnorm/tests/data/make_fixtures.py",
+        "torch_version": torch.__version__,
+        "dtype": "float64",
+        "cases": shape_cases,
+    }
+    SHAPES_OUT.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+    print(f"wrote {SHAPES_OUT} ({SHAPES_OUT.stat().st_size} bytes)")
 
 
 if __name__ == "__main__":

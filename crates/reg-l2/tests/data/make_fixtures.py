@@ -4,6 +4,10 @@ Shows that one SGD step with coupled weight_decay = λ/m on a loss L equals one 
 L + λ/(2m)·Σ w² (weights only; the bias does not decay). Run from anywhere:
 
     /work/venv-torch/bin/python crates/reg-l2/tests/data/make_fixtures.py
+
+A second file, `l2_kernel.json`, does the same for a (4, 3, 3, 3) convolution kernel (decaying)
+and its (4,) bias (not decaying): the penalty λ/(2m)·Σ w², the gradient of the data loss plus
+penalty, and the SGD step with coupled weight_decay = λ/m.
 """
 import json
 import os
@@ -69,3 +73,52 @@ path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sgd_weight_deca
 with open(path, "w") as f:
     json.dump(out, f, indent=1)
 print("wrote", path)
+
+
+# ---- A 4-D convolution kernel ----
+kernel0 = torch.randn(4, 3, 3, 3, generator=gen)
+kbias0 = torch.randn(4, generator=gen)
+images = torch.randn(m, 3, 5, 5, generator=gen)
+ktarget = torch.randn(m, 4, 3, 3, generator=gen)
+
+
+def conv_loss(k, kb):
+    return ((torch.nn.functional.conv2d(images, k, kb) - ktarget) ** 2).mean()
+
+
+k, kb = kernel0.clone().requires_grad_(True), kbias0.clone().requires_grad_(True)
+conv_loss(k, kb).backward()
+kgrad, kbgrad = k.grad.clone(), kb.grad.clone()
+
+k, kb = kernel0.clone().requires_grad_(True), kbias0.clone().requires_grad_(True)
+kpenalty = lam / (2 * m) * (k**2).sum()
+(conv_loss(k, kb) + kpenalty).backward()
+kgrad_with_penalty, kbgrad_with_penalty = k.grad.clone(), kb.grad.clone()
+
+k, kb = kernel0.clone().requires_grad_(True), kbias0.clone().requires_grad_(True)
+opt = torch.optim.SGD(
+    [{"params": [k], "weight_decay": lam / m}, {"params": [kb], "weight_decay": 0.0}], lr=lr
+)
+conv_loss(k, kb).backward()
+opt.step()
+
+flat = lambda t: t.detach().reshape(-1).tolist()
+kernel_out = {
+    "lambda": lam,
+    "lr": lr,
+    "batch_size": m,
+    "kernel_shape": list(kernel0.shape),
+    "kernel": flat(kernel0),
+    "bias": flat(kbias0),
+    "grad_kernel": flat(kgrad),
+    "grad_bias": flat(kbgrad),
+    "penalty": kpenalty.item(),
+    "grad_kernel_with_penalty": flat(kgrad_with_penalty),
+    "grad_bias_with_penalty": flat(kbgrad_with_penalty),
+    "kernel_after_wd": flat(k),
+    "bias_after_wd": flat(kb),
+    "torch_version": torch.__version__,
+}
+path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "l2_kernel.json")
+with open(path, "w") as f:
+    json.dump(kernel_out, f, indent=1)

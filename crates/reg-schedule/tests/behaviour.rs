@@ -124,15 +124,15 @@ fn linear_warmup_boundary_values_and_hold_at_end() {
 }
 
 #[test]
-fn from_zero_is_the_tutorial_warmup() {
-    let w = LinearWarmup::from_zero(1e-3, 5).unwrap();
+fn to_peak_is_the_tutorial_warmup() {
+    let w = LinearWarmup::to_peak(1e-3, 5).unwrap();
     let want = [2e-4, 4e-4, 6e-4, 8e-4, 1e-3, 1e-3, 1e-3];
     for (step, want) in want.into_iter().enumerate() {
         assert_eq!(w.lr(step), 1e-3 * (step.min(4) + 1) as f64 / 5.0);
         assert!(close(w.lr(step), want));
     }
     assert_eq!((w.start_lr(), w.end_lr(), w.steps()), (2e-4, 1e-3, 4));
-    assert_eq!(LinearWarmup::from_zero(0.3, 1).unwrap().lr(0), 0.3);
+    assert_eq!(LinearWarmup::to_peak(0.3, 1).unwrap().lr(0), 0.3);
 }
 
 #[test]

@@ -1,9 +1,10 @@
-//! reg-dropout's behaviour: Train/Eval, mask reuse, seeding, gradient check, errors, laws.
+//! reg-dropout's behaviour: Train/Eval, mask reuse, seeding, gradient checks, errors, any
+//! shape, channel-wise dropout, caller-given masks, the sampling kernel.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use ndarray::{Array2, array};
-use proptest::prelude::*;
 use reg_core::gradcheck::{GradCheck, check_layer_with};
-use reg_dropout::{Dropout, DropoutConfig, Error, Layer, Mode, Xoshiro256PlusPlus};
+use reg_dropout::{Dropout, DropoutConfig, Error, Layer, LayerExt, Mode, Xoshiro256PlusPlus};
 
 fn layer(p: f64, seed: u64) -> Result<Dropout<f64>, Error> {
     DropoutConfig::new(p).with_seed(seed).build()
@@ -165,10 +166,15 @@ fn invalid_p_is_rejected() {
 }
 
 #[test]
-fn accessors_report_p_and_keep_prob() -> Result<(), Error> {
-    let d = DropoutConfig::new(0.2).build::<f32>()?;
+fn accessors_report_p_and_keep_prob_and_kept_values_are_scaled_by_its_inverse() -> Result<(), Error>
+{
+    let mut d = DropoutConfig::new(0.2).build::<f32>()?;
     assert_eq!(d.p(), 0.2);
-    assert_eq!(d.keep_prob(), 1.0 - 0.2);
+    assert_eq!(d.keep_prob(), 0.8);
+    // The scale the layer applies, not a recomputation: 1/0.8 = 1.25 exactly in f32.
+    let y = d.forward(Array2::<f32>::ones((4, 64)).view(), Mode::Train)?;
+    assert!(y.iter().all(|&v| v == 0.0 || v == 1.25), "{y:?}");
+    assert!(y.iter().any(|&v| v == 1.25) && y.iter().any(|&v| v == 0.0));
     Ok(())
 }
 
@@ -227,49 +233,141 @@ fn empty_input_is_fine() -> Result<(), Error> {
     Ok(())
 }
 
-fn fail(e: Error) -> TestCaseError {
-    TestCaseError::fail(e.to_string())
+// ---- Any shape, channel-wise dropout, caller-given masks ----
+
+fn input_nd(shape: &[usize]) -> ndarray::ArrayD<f64> {
+    let mut k = 0.0;
+    ndarray::ArrayD::from_shape_simple_fn(ndarray::IxDyn(shape), || {
+        k += 1.0;
+        0.5 + k * 0.01
+    })
 }
 
-proptest! {
-    /// E[y] = x, so the output mean estimates the input mean. With b_i ~ Bernoulli(q), the
-    /// output mean (1/n) Σ x_i b_i / q has variance (1/n²) Σ x_i² (1 − q)/q. A normal deviate
-    /// beyond 5σ has probability 6e-7, so over proptest's 256 cases a false failure is ~1e-4.
-    #[test]
-    fn output_mean_is_input_mean_in_expectation(
-        p in 0.0f64..0.9,
-        seed in any::<u64>(),
-        rows in 16usize..64,
-        cols in 64usize..160,
-    ) {
-        let x = Array2::from_shape_fn((rows, cols), |(r, c)| ((r * 7 + c * 13) % 17) as f64 * 0.1 - 0.6);
-        let mut d = layer(p, seed).map_err(fail)?;
-        let y = d.forward(x.view(), Mode::Train).map_err(fail)?;
-        let n = x.len() as f64;
-        let q = 1.0 - p;
-        let sigma = (x.iter().map(|v| v * v).sum::<f64>() * p / q).sqrt() / n;
-        let (mean_in, mean_out) = (x.sum() / n, y.sum() / n);
-        prop_assert!((mean_out - mean_in).abs() <= 5.0 * sigma + 1e-12,
-            "mean {mean_out} vs {mean_in}, σ = {sigma}");
-    }
+#[test]
+fn element_wise_dropout_on_four_dimensions_follows_the_flat_rule() -> Result<(), Error> {
+    // The rule is over the elements in row-major order, whatever the shape.
+    let x = input_nd(&[2, 3, 4, 5]);
+    let flat = x.clone().into_shape_with_order((1, 120)).unwrap();
+    let y4 = layer(0.4, 12)?.forward(x.view(), Mode::Train)?;
+    let y2 = layer(0.4, 12)?.forward(flat.view(), Mode::Train)?;
+    assert_eq!(y4.iter().collect::<Vec<_>>(), y2.iter().collect::<Vec<_>>());
+    Ok(())
+}
 
-    /// The number dropped is Binomial(n, p) (p rounded to 2⁻³², far below σ/n), mean np, std
-    /// √(np(1−p)); 5σ as above, plus one element of slack for tiny np where the normal
-    /// approximation is poor.
-    #[test]
-    fn zeroed_fraction_is_p(
-        p in 0.0f64..0.95,
-        seed in any::<u64>(),
-        rows in 16usize..64,
-        cols in 64usize..160,
-    ) {
-        let x = Array2::from_elem((rows, cols), 1.5);
-        let mut d = layer(p, seed).map_err(fail)?;
-        let y = d.forward(x.view(), Mode::Train).map_err(fail)?;
-        let n = x.len() as f64;
-        let dropped = y.iter().filter(|&&v| v == 0.0).count() as f64;
-        let sigma = (n * p * (1.0 - p)).sqrt();
-        prop_assert!((dropped - n * p).abs() <= 5.0 * sigma + 1.0,
-            "dropped {dropped} of {n}, expected {}, σ = {sigma}", n * p);
+#[test]
+fn channel_wise_dropout_makes_one_decision_per_sample_and_channel() -> Result<(), Error> {
+    let mut d = DropoutConfig::new(0.5)
+        .with_seed(3)
+        .with_channel_wise(true)
+        .build::<f64>()?;
+    let x = input_nd(&[6, 5, 3, 4]);
+    let rng_before = d.rng().clone();
+    let y = d.forward(x.view(), Mode::Train)?;
+    let keep = d.last_mask().unwrap();
+    assert_eq!(keep.shape(), &[6, 5]);
+    for ((n, c), &kept) in keep
+        .clone()
+        .into_dimensionality::<ndarray::Ix2>()
+        .unwrap()
+        .indexed_iter()
+    {
+        let channel = y
+            .index_axis(ndarray::Axis(0), n)
+            .index_axis(ndarray::Axis(0), c)
+            .to_owned();
+        let input = x
+            .index_axis(ndarray::Axis(0), n)
+            .index_axis(ndarray::Axis(0), c)
+            .to_owned();
+        let expected = if kept { &input * 2.0 } else { input * 0.0 };
+        assert_eq!(channel, expected, "({n}, {c})");
     }
+    assert!(keep.iter().any(|&k| k) && keep.iter().any(|&k| !k));
+    // 30 decisions: 15 draws, the same numbers element-wise dropout of 30 values would use.
+    let mut flat = DropoutConfig::new(0.5).with_seed(3).build::<f64>()?;
+    flat.set_rng(rng_before);
+    flat.forward(ndarray::Array2::<f64>::ones((6, 5)).view(), Mode::Train)?;
+    assert_eq!(flat.last_mask().unwrap(), keep);
+    assert_eq!(flat.rng(), d.rng());
+    Ok(())
+}
+
+#[test]
+fn channel_wise_dropout_of_a_vector_is_a_rank_error() -> Result<(), Error> {
+    let mut d = DropoutConfig::new(0.5)
+        .with_channel_wise(true)
+        .build::<f64>()?;
+    let x = ndarray::Array1::<f64>::ones(4);
+    assert!(matches!(
+        d.forward(x.view(), Mode::Train),
+        Err(Error::RankMismatch { .. })
+    ));
+    Ok(())
+}
+
+#[test]
+fn gradient_check_on_three_and_four_dimensions_element_and_channel_wise() -> Result<(), Error> {
+    for channel_wise in [false, true] {
+        for shape in [&[2, 3, 4][..], &[2, 3, 2, 3][..]] {
+            let mut d = DropoutConfig::new(0.3)
+                .with_seed(5)
+                .with_channel_wise(channel_wise)
+                .build::<f64>()?;
+            let x = input_nd(shape);
+            let report =
+                check_layer_with(&mut d, x.view(), Mode::Train, GradCheck::default(), |l| {
+                    l.reseed(5)
+                })?;
+            assert!(
+                report.max_error < 1e-8,
+                "{shape:?} {channel_wise}: {report:?}"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn forward_with_mask_uses_the_given_mask_and_draws_nothing() -> Result<(), Error> {
+    let mut d = layer(0.5, 1)?;
+    let x = array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]];
+    let keep = array![[true, false, true], [false, false, true]].into_dyn();
+    let rng_before = d.rng().clone();
+    let y = d.forward_with_mask(x.view(), keep.view())?;
+    assert_eq!(y, array![[2.0, 0.0, 6.0], [0.0, 0.0, 12.0]]);
+    assert_eq!(d.rng(), &rng_before);
+    assert_eq!(d.last_mask(), Some(keep));
+    assert_eq!(
+        d.backward(Array2::<f64>::ones((2, 3)).view())?,
+        array![[2.0, 0.0, 2.0], [0.0, 0.0, 2.0]]
+    );
+    let wrong = array![[true, false], [false, true]].into_dyn();
+    assert!(matches!(
+        d.forward_with_mask(x.view(), wrong.view()),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    Ok(())
+}
+
+#[test]
+fn last_mask_is_none_after_eval_and_before_any_forward() -> Result<(), Error> {
+    let mut d = layer(0.5, 1)?;
+    assert_eq!(d.last_mask(), None);
+    d.forward(input().view(), Mode::Eval)?;
+    assert_eq!(d.last_mask(), None);
+    Ok(())
+}
+
+#[test]
+fn fill_factors_gives_the_layers_next_mask_bit_for_bit() -> Result<(), Error> {
+    let mut kernel = layer(0.3, 21)?;
+    let mut reference = layer(0.3, 21)?;
+    for _ in 0..3 {
+        let mut factors = vec![0.0f64; 8 * 50];
+        kernel.fill_factors(&mut factors);
+        let y = reference.forward(Array2::<f64>::ones((8, 50)).view(), Mode::Train)?;
+        assert_eq!(y.iter().copied().collect::<Vec<_>>(), factors);
+        assert_eq!(kernel.rng(), reference.rng());
+    }
+    Ok(())
 }

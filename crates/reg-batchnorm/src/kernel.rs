@@ -1,0 +1,250 @@
+//! BatchNorm's arithmetic as allocation-free kernels over contiguous `(N, C, S)` data (`S` the
+//! product of the axes after the channel: 1 for `(N, C)`, `L` for `(N, C, L)`, `H·W` for
+//! `(N, C, H, W)`), for callers that fuse BatchNorm with what comes after it. The
+//! [`BatchNorm`](crate::BatchNorm) layer is these kernels and nothing else, so a caller that
+//! composes them computes the layer's numbers bit for bit:
+//!
+//! 1. [`BatchNorm::statistics`](crate::BatchNorm::statistics): the batch (Train, updating the
+//!    running statistics) or running (Eval) mean and `1/sqrt(var + eps)` per channel, into a
+//!    caller-owned [`ChannelStats`];
+//! 2. [`BatchNorm::normalize_in_place`](crate::BatchNorm::normalize_in_place): `x̂` in place
+//!    and `out = epilogue(γ·x̂ + β, aux)` per element, so an activation and a dropout mask ride
+//!    in the same sweep;
+//! 3. [`BatchNorm::backward_in_place`](crate::BatchNorm::backward_in_place): γ's and β's
+//!    gradients, and the input gradient written over the output gradient.
+
+use reg_core::{Error, Result, Scalar};
+
+/// Layout of a contiguous, row-major batch: `batch` samples of `channels` channels of
+/// `spatial` elements each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BatchShape {
+    /// `N`, the first axis.
+    pub batch: usize,
+    /// `C`, the second axis (the normalised one).
+    pub channels: usize,
+    /// Product of the remaining axes (1 for a 2-D batch).
+    pub spatial: usize,
+}
+
+impl BatchShape {
+    /// The layout of an array of shape `shape` (`(N, C, …)`).
+    ///
+    /// # Errors
+    /// [`Error::RankMismatch`] for fewer than two axes.
+    pub fn of(shape: &[usize]) -> Result<Self> {
+        match shape {
+            [batch, channels, rest @ ..] => Ok(Self {
+                batch: *batch,
+                channels: *channels,
+                spatial: rest.iter().product(),
+            }),
+            _ => Err(Error::RankMismatch {
+                context: "BatchNorm input (N, C, …)".to_owned(),
+                expected: 2,
+                found: shape.len(),
+            }),
+        }
+    }
+
+    /// Values per channel, `N·S`: what the statistics average over.
+    pub fn count(&self) -> usize {
+        self.batch * self.spatial
+    }
+
+    /// Elements in all, `N·C·S`.
+    pub fn len(&self) -> usize {
+        self.batch * self.channels * self.spatial
+    }
+
+    /// Whether there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Per-channel vectors kept between a forward and its backward, owned by the caller so that
+/// nothing is allocated once they have their length.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChannelStats<F> {
+    /// The mean subtracted (batch mean in Train, running mean in Eval).
+    pub mean: Vec<F>,
+    /// `1 / sqrt(var + eps)` (biased batch variance in Train, running variance in Eval).
+    pub inv_std: Vec<F>,
+    /// Scratch: squared deviations in the forward, `Σ dy·x̂` in the backward.
+    pub(crate) sum_a: Vec<F>,
+    /// Scratch: `Σ dy` in the backward.
+    pub(crate) sum_b: Vec<F>,
+}
+
+pub(crate) fn fill_len<F: Scalar>(v: &mut Vec<F>, n: usize) {
+    v.clear();
+    v.resize(n, F::zero());
+}
+
+/// `mean[c] = Σ x / count` and `squares[c] = Σ (x − mean[c])²` over every value of channel `c`.
+///
+/// Two passes (mean, then squared deviations) so a large offset does not cancel the variance
+/// away; samples outside, channels inside, so with `S = 1` the inner loop is contiguous.
+pub(crate) fn mean_and_squares<F: Scalar>(
+    x: &[F],
+    shape: BatchShape,
+    mean: &mut [F],
+    squares: &mut [F],
+) {
+    let m = F::from_f64(shape.count() as f64);
+    mean.fill(F::zero());
+    squares.fill(F::zero());
+    if shape.spatial == 1 {
+        for row in x.chunks_exact(shape.channels) {
+            mean.iter_mut().zip(row).for_each(|(sum, &x)| *sum += x);
+        }
+        mean.iter_mut().for_each(|sum| *sum /= m);
+        for row in x.chunks_exact(shape.channels) {
+            for ((sum, &x), &mu) in squares.iter_mut().zip(row).zip(mean.iter()) {
+                *sum += (x - mu) * (x - mu);
+            }
+        }
+    } else {
+        for sample in x.chunks_exact(shape.channels * shape.spatial) {
+            for (sum, block) in mean.iter_mut().zip(sample.chunks_exact(shape.spatial)) {
+                block.iter().for_each(|&x| *sum += x);
+            }
+        }
+        mean.iter_mut().for_each(|sum| *sum /= m);
+        for sample in x.chunks_exact(shape.channels * shape.spatial) {
+            let blocks = sample.chunks_exact(shape.spatial);
+            for ((sum, block), &mu) in squares.iter_mut().zip(blocks).zip(mean.iter()) {
+                block.iter().for_each(|&x| *sum += (x - mu) * (x - mu));
+            }
+        }
+    }
+}
+
+/// `z ← x̂ = (z − mean)·inv_std` and `out = epilogue(γ·x̂ + β, &mut aux)`, element by element.
+pub(crate) fn normalize<F: Scalar>(
+    z: &mut [F],
+    out: &mut [F],
+    aux: &mut [F],
+    shape: BatchShape,
+    stats: (&[F], &[F], &[F], &[F]),
+    epilogue: impl Fn(F, &mut F) -> F,
+) {
+    let (mean, inv_std, gamma, beta) = stats;
+    let per_sample = shape.channels * shape.spatial;
+    let samples = z
+        .chunks_exact_mut(per_sample)
+        .zip(out.chunks_exact_mut(per_sample))
+        .zip(aux.chunks_exact_mut(per_sample));
+    for ((z, out), aux) in samples {
+        if shape.spatial == 1 {
+            let features = z.iter_mut().zip(out.iter_mut()).zip(aux.iter_mut());
+            let stats = mean.iter().zip(inv_std).zip(gamma.iter().zip(beta));
+            for (((z, out), aux), ((&mu, &inv_std), (&g, &b))) in features.zip(stats) {
+                let x_hat = (*z - mu) * inv_std;
+                *z = x_hat;
+                *out = epilogue(g * x_hat + b, aux);
+            }
+        } else {
+            let blocks = z
+                .chunks_exact_mut(shape.spatial)
+                .zip(out.chunks_exact_mut(shape.spatial))
+                .zip(aux.chunks_exact_mut(shape.spatial));
+            let stats = mean.iter().zip(inv_std).zip(gamma.iter().zip(beta));
+            for (((z, out), aux), ((&mu, &inv_std), (&g, &b))) in blocks.zip(stats) {
+                for ((z, out), aux) in z.iter_mut().zip(out.iter_mut()).zip(aux.iter_mut()) {
+                    let x_hat = (*z - mu) * inv_std;
+                    *z = x_hat;
+                    *out = epilogue(g * x_hat + b, aux);
+                }
+            }
+        }
+    }
+}
+
+/// `sum_a[c] = Σ dy·x̂`, `sum_b[c] = Σ dy` over channel `c`.
+pub(crate) fn grad_sums<F: Scalar>(
+    dy: &[F],
+    x_hat: &[F],
+    shape: BatchShape,
+    sum_a: &mut [F],
+    sum_b: &mut [F],
+) {
+    sum_a.fill(F::zero());
+    sum_b.fill(F::zero());
+    let per_sample = shape.channels * shape.spatial;
+    for (dy, x_hat) in dy
+        .chunks_exact(per_sample)
+        .zip(x_hat.chunks_exact(per_sample))
+    {
+        if shape.spatial == 1 {
+            // Channels innermost and contiguous, so the loop vectorizes across channels; the
+            // sums see the same values in the same order as in the general loop below.
+            let sums = sum_a.iter_mut().zip(sum_b.iter_mut());
+            for ((dg, db), (&dy, &x_hat)) in sums.zip(dy.iter().zip(x_hat)) {
+                *dg += dy * x_hat;
+                *db += dy;
+            }
+            continue;
+        }
+        let blocks = dy
+            .chunks_exact(shape.spatial)
+            .zip(x_hat.chunks_exact(shape.spatial));
+        for ((dg, db), (dy, x_hat)) in sum_a.iter_mut().zip(sum_b.iter_mut()).zip(blocks) {
+            for (&dy, &x_hat) in dy.iter().zip(x_hat) {
+                *dg += dy * x_hat;
+                *db += dy;
+            }
+        }
+    }
+}
+
+/// Train: `dx = scale·(m·dy − Σdy − x̂·Σ(dy·x̂))` in place over `dy`, with `scale[c] =
+/// γ·inv_std/m` (the batch statistics differentiated).
+pub(crate) fn input_grad_train<F: Scalar>(
+    dy: &mut [F],
+    x_hat: &[F],
+    shape: BatchShape,
+    scale: &[F],
+    sums: (&[F], &[F]),
+) {
+    let (sum_a, sum_b) = sums;
+    let m = F::from_f64(shape.count() as f64);
+    let per_sample = shape.channels * shape.spatial;
+    for (dy, x_hat) in dy
+        .chunks_exact_mut(per_sample)
+        .zip(x_hat.chunks_exact(per_sample))
+    {
+        if shape.spatial == 1 {
+            let stats = scale.iter().zip(sum_a).zip(sum_b);
+            for ((dx, &x_hat), ((&scale, &dg), &db)) in dy.iter_mut().zip(x_hat).zip(stats) {
+                *dx = scale * (m * *dx - db - x_hat * dg);
+            }
+        } else {
+            let blocks = dy
+                .chunks_exact_mut(shape.spatial)
+                .zip(x_hat.chunks_exact(shape.spatial));
+            let stats = scale.iter().zip(sum_a).zip(sum_b);
+            for ((dx, x_hat), ((&scale, &dg), &db)) in blocks.zip(stats) {
+                for (dx, &x_hat) in dx.iter_mut().zip(x_hat) {
+                    *dx = scale * (m * *dx - db - x_hat * dg);
+                }
+            }
+        }
+    }
+}
+
+/// Eval: the statistics are constants, so the layer is affine: `dx = dy·gain[c]`,
+/// `gain[c] = γ·inv_std`.
+pub(crate) fn input_grad_eval<F: Scalar>(dy: &mut [F], shape: BatchShape, gain: &[F]) {
+    let per_sample = shape.channels * shape.spatial;
+    for dy in dy.chunks_exact_mut(per_sample) {
+        if shape.spatial == 1 {
+            dy.iter_mut().zip(gain).for_each(|(dx, &g)| *dx *= g);
+            continue;
+        }
+        for (dx, &g) in dy.chunks_exact_mut(shape.spatial).zip(gain) {
+            dx.iter_mut().for_each(|dx| *dx *= g);
+        }
+    }
+}
