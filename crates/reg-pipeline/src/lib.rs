@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod checkpoint;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod data;
 mod early_stopping;
@@ -15,6 +16,7 @@ mod metrics;
 mod model;
 #[cfg(feature = "plot")]
 pub mod plot;
+#[cfg(feature = "progress")]
 pub mod progress;
 pub mod random;
 mod relu;

@@ -5,12 +5,10 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
-
 use super::idx::read_capped;
 use crate::progress::LINE_INTERVAL;
 
-use super::{DataError, MAX_IDX_BYTES, MNIST_FILES, MnistFile, decompress_gz, is_gzip};
+use super::{DataError, sha256_hex, MAX_IDX_BYTES, MNIST_FILES, MnistFile, decompress_gz, is_gzip};
 
 /// The public mirrors tried in order: each serves `<base><name>.gz`.
 pub const DEFAULT_MIRRORS: [&str; 2] = [
@@ -169,15 +167,6 @@ pub fn ensure_mnist(dir: &Path, options: &DownloadOptions) -> Result<(), DataErr
         download_one(&agent, file, dir, options)?;
     }
     Ok(())
-}
-
-/// SHA-256 of `bytes` as lowercase hex.
-#[must_use]
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn download_one(

@@ -1,6 +1,8 @@
 //! MNIST: IDX reading (raw or `.gz`), the in-memory [`Dataset`] of `u8` pixels, mini-batch
 //! filling, finding the data directory, and downloading from public mirrors with checksums.
 //!
+//! (Downloading needs the `download` feature, on by default.)
+//!
 //! ```no_run
 //! use reg_pipeline::data::{ensure_mnist, resolve_data_dir, DownloadOptions, Mnist};
 //! # fn main() -> Result<(), reg_pipeline::data::DataError> {
@@ -13,6 +15,7 @@
 //! ```
 
 mod dataset;
+#[cfg(feature = "download")]
 mod download;
 mod error;
 mod idx;
@@ -20,8 +23,11 @@ mod idx;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
 pub use dataset::Dataset;
-pub use download::{DEFAULT_MIRRORS, DownloadOptions, ensure_mnist, sha256_hex};
+#[cfg(feature = "download")]
+pub use download::{DEFAULT_MIRRORS, DownloadOptions, ensure_mnist};
 pub use error::DataError;
 pub use idx::{
     IMAGES_MAGIC, IdxImages, IdxLabels, LABELS_MAGIC, MAX_IDX_BYTES, decompress_gz, is_gzip,
@@ -83,6 +89,15 @@ pub const DATA_DIR_ENV: &str = "MNIST_DIR";
 /// Environment variable with comma-separated mirror base URLs to download from instead of
 /// [`DEFAULT_MIRRORS`] (a local mirror, say).
 pub const MIRRORS_ENV: &str = "MNIST_MIRRORS";
+
+/// SHA-256 of `bytes` as lowercase hex.
+#[must_use]
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// The per-user default data directory, as Keras keeps `~/.keras/datasets`: `reg/mnist` in the
 /// platform's cache folder (`$XDG_CACHE_HOME` or `~/.cache` on Linux, `~/Library/Caches` on
@@ -163,6 +178,7 @@ impl Mnist {
     ///
     /// # Errors
     /// As [`ensure_mnist`] and [`Mnist::load`].
+    #[cfg(feature = "download")]
     pub fn find_and_load(
         cli_dir: Option<&Path>,
         quiet: bool,
