@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::idx::read_capped;
 use crate::progress::LINE_INTERVAL;
 
-use super::{DataError, sha256_hex, MAX_IDX_BYTES, MNIST_FILES, MnistFile, decompress_gz, is_gzip};
+use super::{DataError, MAX_IDX_BYTES, MNIST_FILES, MnistFile, decompress_gz, is_gzip, sha256_hex};
 
 /// The public mirrors tried in order: each serves `<base><name>.gz`.
 pub const DEFAULT_MIRRORS: [&str; 2] = [
