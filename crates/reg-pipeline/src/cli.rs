@@ -38,14 +38,14 @@ use std::time::Instant;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
-use crate::checkpoint::{
+use crate::data::Mnist;
+use crate::persist::atomic::check_output_path;
+use crate::persist::checkpoint::{
     Checkpointer, checkpoint_config, list_checkpoints, load_newest_intact_with,
 };
-use crate::data::Mnist;
-use crate::export::export_safetensors;
-use crate::progress::{Console, ProgressMode};
-use crate::tensor_file::check_output_path;
-use crate::tensorboard::TensorBoardObserver;
+use crate::persist::export::export_safetensors;
+use crate::report::progress::{Console, ProgressMode};
+use crate::report::tensorboard::TensorBoardObserver;
 use crate::{
     BatchProgress, EpochMetrics, Observer, PipelineError, RunMetrics, TrainConfig, Trainer, fit,
 };
@@ -563,7 +563,7 @@ fn write_metrics(
     }
     let json = serde_json::to_string_pretty(&MetricsFile { metrics, run })
         .map_err(|e| PipelineError::io(path, std::io::Error::other(e)))?;
-    crate::tensor_file::write_atomically(path, json.as_bytes())
+    crate::persist::atomic::write_atomically(path, json.as_bytes())
 }
 
 /// A flag raised by Ctrl-C. The handler is installed once per process; a second Ctrl-C exits
@@ -637,7 +637,7 @@ fn shell_quote(word: &str) -> String {
 /// Fails before training when a chart cannot be written to `path`.
 #[cfg(feature = "plot")]
 fn check_plot_path(path: &std::path::Path) -> Result<(), PipelineError> {
-    crate::plot::check_chart_path(path)
+    crate::report::plot::check_chart_path(path)
 }
 
 /// Without the `plot` feature, `--plot` is refused before training.
@@ -658,7 +658,7 @@ fn write_plot(path: &std::path::Path, metrics: &RunMetrics) -> Result<(), Pipeli
         100.0 * metrics.test_acc,
         metrics.best_epoch
     );
-    crate::plot::write_history_chart(path, &title, &[("production model", &metrics.epochs)])
+    crate::report::plot::write_history_chart(path, &title, &[("production model", &metrics.epochs)])
 }
 
 /// Without the `plot` feature there is no chart to write.

@@ -22,10 +22,6 @@ pub use report::progress;
 pub use report::tensorboard;
 pub use study::experiments;
 
-// Moved-file shims: the files keep their `crate::linear::…` paths until the next commit.
-use nn::{fused, linear, matmul};
-use train::early_stopping;
-
 pub use checkpoint::Checkpointer;
 pub use error::PipelineError;
 pub use nn::linear::Linear;
@@ -33,13 +29,13 @@ pub use nn::loss::{
     CrossEntropy, Label, count_correct, predictions, softmax_cross_entropy,
     softmax_cross_entropy_detailed,
 };
-pub use nn::matmul::set_threads;
 pub use nn::model::{BatchNormSettings, HiddenBlock, Mlp, MlpConfig};
 pub use nn::relu::Relu;
 pub use nn::sgd::Sgd;
-pub use tensor_file::CheckpointError;
+pub use persist::CheckpointError;
 pub use train::early_stopping::EarlyStopping;
 pub use train::metrics::{RunMetrics, median};
+pub use train::threads::set_threads;
 pub use train::trainer::{
     AnyOptimizer, BatchProgress, EpochMetrics, Evaluation, Observer, OptimizerKind, ScheduleKind,
     TrainConfig, Trainer, evaluate, fit, on_pool,

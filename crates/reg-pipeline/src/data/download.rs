@@ -1,12 +1,12 @@
 //! Downloading MNIST from public mirrors, verified by the SHA-256 of the decompressed content,
 //! written atomically.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::idx::read_capped;
-use crate::progress::LINE_INTERVAL;
+use crate::report::progress::LINE_INTERVAL;
 
 use super::{DataError, MAX_IDX_BYTES, MNIST_FILES, MnistFile, decompress_gz, is_gzip, sha256_hex};
 
@@ -348,23 +348,8 @@ fn progress_bar(quiet: bool, len: Option<u64>, label: &str) -> indicatif::Progre
     bar
 }
 
-/// Write `bytes` to `dir/name` through a synced temporary file in `dir`, then rename.
+/// Writes `bytes` to `dir/name` with reg's one [atomic write](crate::persist::atomic).
 fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), DataError> {
-    let dest = dir.join(name);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".part")
-        .tempfile_in(dir)
-        .map_err(|e| DataError::io(dir, e))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.flush())
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| DataError::io(tmp.path(), e))?;
-    tmp.persist(&dest)
-        .map_err(|e| DataError::io(&dest, e.error))?;
-    // Make the rename itself durable; best effort, as some filesystems refuse to sync a directory.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    crate::persist::atomic::replace(&dir.join(name), bytes)
+        .map_err(|(path, e)| DataError::io(&path, e))
 }

@@ -17,7 +17,7 @@ use reg_batchnorm::{BatchNorm, BatchShape, ChannelStats};
 use reg_core::{Mode, Result, Scalar};
 
 use crate::HiddenBlock;
-use crate::linear::resize;
+use crate::nn::linear::resize;
 
 /// What a hidden block keeps between its forward and backward pass.
 #[derive(Debug, Clone, Default)]

@@ -2,8 +2,8 @@ use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD};
 use rand::Rng;
 use reg_core::{Error, Layer, Mode, Param, Result, Scalar, expect_shape};
 
-use crate::matmul::{gemm, gemm_plus_scaled};
-use crate::random::standard_normal;
+use crate::nn::matmul::{gemm, gemm_plus_scaled};
+use crate::nn::random::standard_normal;
 
 /// A fully connected layer, `y = x · W + b`, with `W` stored `(in, out)` as in the tutorial
 /// (PyTorch stores `(out, in)`: the export transposes).

@@ -4,8 +4,8 @@ use reg_batchnorm::{BatchNorm, BatchNormConfig, RunningVariance};
 use reg_core::{Error, Layer, Mode, Param, Result, Scalar};
 use reg_dropout::{Dropout, DropoutConfig};
 
-use crate::fused::{self, BlockBuffers};
-use crate::random::Generator;
+use crate::nn::fused::{self, BlockBuffers};
+use crate::nn::random::Generator;
 use crate::{Linear, Relu};
 
 /// The shape of a multi-layer perceptron: `sizes[0]` inputs, hidden layers of `sizes[1..n-1]`,
@@ -409,11 +409,11 @@ fn name_params<F: Scalar, L: Layer<F>>(layer: &mut L, index: usize) {
 
 impl<F: Scalar> Layer<F> for Mlp<F> {
     fn forward_dyn(&mut self, input: ArrayViewD<'_, F>, mode: Mode) -> Result<ArrayD<F>> {
-        let input = crate::linear::as_rank2(input, "Mlp input")?;
+        let input = crate::nn::linear::as_rank2(input, "Mlp input")?;
         if mode == Mode::Train {
             // Backward needs the input again; the caller's view will be gone by then.
             let mut copy = std::mem::take(&mut self.buffers.input);
-            crate::linear::resize(&mut copy, input.nrows(), input.ncols());
+            crate::nn::linear::resize(&mut copy, input.nrows(), input.ncols());
             copy.assign(&input);
             let result = self.forward_fused(copy.view(), mode);
             self.buffers.input = copy;
@@ -425,7 +425,7 @@ impl<F: Scalar> Layer<F> for Mlp<F> {
     }
 
     fn backward_dyn(&mut self, grad_output: ArrayViewD<'_, F>) -> Result<ArrayD<F>> {
-        let grad_output = crate::linear::as_rank2(grad_output, "Mlp grad_output")?;
+        let grad_output = crate::nn::linear::as_rank2(grad_output, "Mlp grad_output")?;
         let input = std::mem::take(&mut self.buffers.input);
         let result = self.backward_fused(input.view(), grad_output, F::zero(), true);
         self.buffers.input = input;
@@ -435,7 +435,7 @@ impl<F: Scalar> Layer<F> for Mlp<F> {
 
     /// Every parameter gradient, without the gradient with respect to the input.
     fn backward_params_only(&mut self, grad_output: ArrayViewD<'_, F>) -> Result<()> {
-        let grad_output = crate::linear::as_rank2(grad_output, "Mlp grad_output")?;
+        let grad_output = crate::nn::linear::as_rank2(grad_output, "Mlp grad_output")?;
         let input = std::mem::take(&mut self.buffers.input);
         let result = self.backward_fused(input.view(), grad_output, F::zero(), false);
         self.buffers.input = input;

@@ -31,10 +31,11 @@ use reg_core::Layer;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::random::Generator;
-use crate::tensor_file::{
+use crate::nn::random::Generator;
+use crate::persist::atomic::write_atomically;
+use crate::persist::tensor_file::{
     CHECKSUM_KEY, OwnedTensor, Parsed, check_state_values, checksum_placeholder, parse,
-    read_limited, seal_checksum, serialize, verify_checksum, write_atomically,
+    read_limited, seal_checksum, serialize, verify_checksum,
 };
 use crate::{
     AnyOptimizer, CheckpointError, EpochMetrics, Observer, PipelineError, TrainConfig, Trainer,

@@ -14,7 +14,8 @@ use std::path::Path;
 
 use safetensors::Dtype;
 
-use crate::tensor_file::{OwnedTensor, Parsed, parse, read_limited, serialize, write_atomically};
+use crate::persist::atomic::write_atomically;
+use crate::persist::tensor_file::{OwnedTensor, Parsed, parse, read_limited, serialize};
 use crate::{CheckpointError, Mlp, MlpConfig, PipelineError};
 
 /// The `__metadata__` key holding the [`MlpConfig`] as JSON.
@@ -173,7 +174,9 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Mlp<f32>, CheckpointError> {
         state.push((name.clone(), value));
     }
     // Finite, and a running variance never negative (it would give NaN predictions).
-    crate::tensor_file::check_state_values(state.iter().map(|(n, v)| (n.as_str(), v.view())))?;
+    crate::persist::tensor_file::check_state_values(
+        state.iter().map(|(n, v)| (n.as_str(), v.view())),
+    )?;
     let mut model = Mlp::new(&config, 0)?;
     model.load_state(&state)?;
     Ok(model)

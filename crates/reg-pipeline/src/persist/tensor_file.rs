@@ -1,13 +1,6 @@
 //! Safetensors files read and written defensively: size limits checked before anything is
-//! allocated, typed errors for every malformation, a checksum over a checkpoint's bytes, and
-//! atomic replacement on write.
-//!
-//! Output files (checkpoints, exports, metrics, charts, logits) follow one policy
-//! ([`resolve_output`]): a new path or an existing regular file is written; a symlink is
-//! followed when it leads to a regular file (the link stays, the file it points to is
-//! replaced); anything else that exists — a folder, a device such as `/dev/null`, a FIFO, a
-//! socket, a dangling symlink or a symlink loop — is refused, before training and again at
-//! write time.
+//! allocated, typed errors for every malformation, and a checksum over a checkpoint's bytes.
+//! Files are written through [`write_atomically`](super::atomic::write_atomically).
 //!
 //! Largest allocation a hostile file can cause when read through [`read_limited`] and
 //! [`parse`]: the file itself (at most [`MAX_FILE_BYTES`]) plus the parsed header. The header
@@ -17,13 +10,12 @@
 //! shape were checked against the model, so never more than the model's own size.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::Read;
+use std::path::Path;
 
 use ndarray::Array2;
 use safetensors::{Dtype, SafeTensors};
 use sha2::{Digest, Sha256};
-use thiserror::Error;
 
 use crate::PipelineError;
 
@@ -34,120 +26,9 @@ pub const MAX_FILE_BYTES: u64 = 2 << 30;
 /// safetensors crate's own limit is 100 MB.
 pub const MAX_HEADER_BYTES: u64 = 4 << 20;
 
-/// Why a checkpoint or an exported model file was refused.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum CheckpointError {
-    /// Not a safetensors file: truncated, bad header, offsets that do not add up, …
-    #[error("not a valid safetensors file: {reason}")]
-    Malformed {
-        /// What the parser found.
-        reason: String,
-    },
-    /// The file is larger than [`MAX_FILE_BYTES`] or its header than [`MAX_HEADER_BYTES`].
-    #[error("{what} of {size} bytes exceeds the limit of {limit} bytes")]
-    TooLarge {
-        /// `"file"` or `"header"`.
-        what: &'static str,
-        /// Its size.
-        size: u64,
-        /// The limit.
-        limit: u64,
-    },
-    /// A metadata entry the file must have is missing.
-    #[error("metadata entry `{key}` is missing")]
-    MissingMetadata {
-        /// The `__metadata__` key.
-        key: &'static str,
-    },
-    /// The metadata is not the JSON expected, or contradicts itself.
-    #[error("metadata is not valid: {reason}")]
-    BadMetadata {
-        /// What is wrong.
-        reason: String,
-    },
-    /// Written by a newer (or unknown) format version.
-    #[error("checkpoint format version {found}; this build reads version {supported}")]
-    UnsupportedVersion {
-        /// Version in the file.
-        found: u64,
-        /// Version this build writes and reads.
-        supported: u64,
-    },
-    /// The checkpoint was written by a run with other settings.
-    #[error(
-        "checkpoint is from another configuration: {field} is {checkpoint} there but {current} now"
-    )]
-    ConfigMismatch {
-        /// The setting (dotted path into `TrainConfig`'s JSON, e.g. `model.sizes`).
-        field: String,
-        /// Its value in the checkpoint, as JSON.
-        checkpoint: String,
-        /// Its value in the current run, as JSON.
-        current: String,
-    },
-    /// A tensor the model needs is absent.
-    #[error("tensor `{name}` is missing")]
-    MissingTensor {
-        /// Its name.
-        name: String,
-    },
-    /// A tensor that belongs to nothing in the model.
-    #[error("unexpected tensor `{name}`")]
-    UnexpectedTensor {
-        /// Its name.
-        name: String,
-    },
-    /// A tensor of the wrong shape.
-    #[error("tensor `{name}` has shape {found:?}, expected {expected:?}")]
-    WrongShape {
-        /// Its name.
-        name: String,
-        /// The shape the model needs.
-        expected: Vec<usize>,
-        /// The shape in the file.
-        found: Vec<usize>,
-    },
-    /// A tensor of the wrong element type.
-    #[error("tensor `{name}` has dtype {found}, expected {expected}")]
-    WrongDtype {
-        /// Its name.
-        name: String,
-        /// The dtype expected.
-        expected: &'static str,
-        /// The dtype in the file.
-        found: String,
-    },
-    /// A tensor holding NaN, an infinity, or a negative value where only values ≥ 0 are valid
-    /// (a count, a running variance).
-    #[error(
-        "tensor `{name}` holds an invalid value (NaN, infinite, or negative where it must be >= 0)"
-    )]
-    InvalidValue {
-        /// Its name.
-        name: String,
-    },
-    /// The file was changed or damaged after it was written: its checksum is missing or does
-    /// not match its bytes (a truncated file, a flipped byte, …).
-    #[error("the file is damaged: {reason}")]
-    Corrupt {
-        /// What the check found.
-        reason: String,
-    },
-    /// The tensors are well-formed but a component refused them as state.
-    #[error("state refused: {0}")]
-    State(#[from] reg_core::Error),
-}
-
-impl CheckpointError {
-    /// Wraps `self` as a [`PipelineError::Checkpoint`] about `path`.
-    pub fn at(self, path: impl Into<PathBuf>) -> PipelineError {
-        PipelineError::Checkpoint {
-            path: path.into(),
-            source: self,
-        }
-    }
-}
+// Kept at this path for code written before the `persist` folder.
+pub use super::atomic::{check_output_path, resolve_output, temporary_path, write_atomically};
+pub use super::error::CheckpointError;
 
 /// Reads `path` whole, refusing files above [`MAX_FILE_BYTES`] before reading.
 ///
@@ -364,132 +245,6 @@ pub(crate) fn serialize(
     safetensors::serialize(views, Some(metadata)).map_err(|e| CheckpointError::Malformed {
         reason: e.to_string(),
     })
-}
-
-/// The file name of the temporary file [`write_atomically`] writes before renaming it to
-/// `path`: `.<name>.tmp` in the same folder.
-pub fn temporary_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
-    path.with_file_name(format!(".{name}.tmp"))
-}
-
-/// Replaces `path` by `bytes` so that a crash at any moment leaves either the old file or the
-/// new one whole: write a temporary file in the same folder, flush and fsync it, rename it over
-/// `path`, fsync the folder. On failure the temporary file is removed and `path` is untouched.
-/// `path` is first checked by [`resolve_output`]: a symlink to a regular file is followed
-/// (the file it leads to is replaced, the link stays); a target that exists and is not a
-/// regular file is refused.
-///
-/// # Errors
-/// [`PipelineError::Io`] naming the file that failed.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PipelineError> {
-    let target = resolve_output(path)?;
-    let path = target.as_path();
-    let tmp = temporary_path(path);
-    let written = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.flush()?;
-        file.sync_all()
-    })();
-    if let Err(e) = written {
-        // Do not remove a directory someone put at the temporary name.
-        if tmp.is_file() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        return Err(PipelineError::io(&tmp, e));
-    }
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(PipelineError::io(path, e));
-    }
-    sync_dir(parent_dir(path))
-}
-
-/// Where an output given as `path` is written, under the policy of the [module docs](self):
-/// `path` itself when it does not exist or is a regular file; the regular file a symlink leads
-/// to; an error for anything else.
-///
-/// # Errors
-/// [`PipelineError::Io`] naming `path`, with [`std::io::ErrorKind::InvalidInput`] when it
-/// exists and is not (a symlink to) a regular file.
-pub fn resolve_output(path: &Path) -> Result<PathBuf, PipelineError> {
-    let refuse = |what: &str| {
-        PipelineError::io(
-            path,
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("{what}; refusing to replace it (outputs must be regular files)"),
-            ),
-        )
-    };
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(path.to_path_buf()),
-        Err(e) => return Err(PipelineError::io(path, e)),
-    };
-    if meta.is_file() {
-        return Ok(path.to_path_buf());
-    }
-    if meta.is_dir() {
-        return Err(refuse("is a folder, not a file"));
-    }
-    if !meta.file_type().is_symlink() {
-        return Err(refuse(
-            "exists and is not a regular file (a device, FIFO or socket)",
-        ));
-    }
-    match std::fs::canonicalize(path) {
-        Ok(target) if target.is_file() => Ok(target),
-        Ok(target) => Err(refuse(&format!(
-            "is a symlink to {}, which is not a regular file",
-            target.display()
-        ))),
-        Err(_) => Err(refuse(
-            "is a symlink that leads to no file (dangling, or a loop)",
-        )),
-    }
-}
-
-/// The folder of `path` (`.` for a bare file name).
-pub(crate) fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-/// Makes a rename in `dir` durable.
-fn sync_dir(dir: &Path) -> Result<(), PipelineError> {
-    #[cfg(unix)]
-    {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| PipelineError::io(dir, e))?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
-}
-
-/// Fails early (before training) when a file cannot be written at `path`: it exists and is not
-/// (a symlink to) a regular file ([`resolve_output`]), or its folder is missing, is not a
-/// folder or is not writable. Creates and removes a probe file in the folder; `path` itself is
-/// not created.
-///
-/// # Errors
-/// [`PipelineError::Io`] naming `path`.
-pub fn check_output_path(path: &Path) -> Result<(), PipelineError> {
-    let target = resolve_output(path)?;
-    tempfile::NamedTempFile::new_in(parent_dir(&target))
-        .map(drop)
-        .map_err(|e| PipelineError::io(path, e))
 }
 
 /// The `__metadata__` key of a checkpoint's checksum: the SHA-256 (lowercase hex) of the whole

@@ -23,7 +23,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 pub use render::{FONT_FAMILY, font_bytes, svg_to_png, text_width, usvg_options};
 pub use ticks::format_tick;
 
-use crate::tensor_file::{check_output_path, write_atomically};
+use crate::persist::atomic::{check_output_path, write_atomically};
 use crate::{EpochMetrics, PipelineError};
 
 /// Colors of successive models (matplotlib's `tab10`, which stays distinct in print).

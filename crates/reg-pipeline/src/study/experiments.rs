@@ -201,7 +201,7 @@ pub fn ablation_configs(epochs: usize, seed: u64) -> Vec<(&'static str, TrainCon
 /// Writes the runs' accuracy and loss per epoch as one SVG chart, a line per run.
 ///
 /// # Errors
-/// As [`crate::plot::write_history_chart`].
+/// As [`crate::report::plot::write_history_chart`].
 #[cfg(feature = "plot")]
 pub fn write_chart(
     path: &std::path::Path,
@@ -212,7 +212,7 @@ pub fn write_chart(
         .iter()
         .map(|r| (r.name.as_str(), r.metrics.epochs.as_slice()))
         .collect();
-    crate::plot::write_history_chart(path, title, &series)
+    crate::report::plot::write_history_chart(path, title, &series)
 }
 
 /// A markdown table of the runs: train accuracy (Eval mode), test accuracy and their gap in

@@ -4,5 +4,6 @@
 
 pub(crate) mod early_stopping;
 pub(crate) mod metrics;
+pub(crate) mod threads;
 pub(crate) mod trainer;
 mod validate;
