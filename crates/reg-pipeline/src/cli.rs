@@ -38,7 +38,7 @@ use std::time::Instant;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
-use crate::data::Mnist;
+use crate::data::{Dataset, Mnist};
 use crate::persist::atomic::check_output_path;
 use crate::persist::checkpoint::{
     Checkpointer, checkpoint_config, list_checkpoints, load_newest_intact_with,
@@ -242,57 +242,7 @@ impl Args {
         saved: &TrainConfig,
         path: &std::path::Path,
     ) -> Result<TrainConfig, PipelineError> {
-        let mine = self.train_config();
-        let list = |v: &[f64]| v.iter().map(f64::to_string).collect::<Vec<_>>().join(",");
-        let patience =
-            |p: Option<usize>| p.map_or_else(|| "none (off)".to_owned(), |n| n.to_string());
-        // (clap id, flag, value given, value in the checkpoint)
-        let settings = [
-            (
-                "batch_size",
-                "batch-size",
-                mine.batch_size.to_string(),
-                saved.batch_size.to_string(),
-            ),
-            ("lr", "lr", mine.lr.to_string(), saved.lr.to_string()),
-            ("l2", "l2", mine.l2.to_string(), saved.l2.to_string()),
-            (
-                "dropout",
-                "dropout",
-                list(&mine.model.dropout),
-                list(&saved.model.dropout),
-            ),
-            (
-                "warmup",
-                "warmup",
-                mine.warmup.to_string(),
-                saved.warmup.to_string(),
-            ),
-            (
-                "patience",
-                "patience",
-                patience(mine.patience),
-                patience(saved.patience),
-            ),
-            (
-                "min_delta",
-                "min-delta",
-                mine.min_delta.to_string(),
-                saved.min_delta.to_string(),
-            ),
-            (
-                "validation",
-                "validation",
-                mine.validation.to_string(),
-                saved.validation.to_string(),
-            ),
-            (
-                "seed",
-                "seed",
-                mine.seed.to_string(),
-                saved.seed.to_string(),
-            ),
-        ];
+        let settings = compared_settings(&self.train_config(), saved);
         let mismatches: Vec<String> = settings
             .into_iter()
             .filter(|(id, _, given, saved)| self.given.contains(*id) && given != saved)
@@ -313,6 +263,62 @@ impl Args {
             ..saved.clone()
         })
     }
+}
+
+/// (clap id, flag, value given, value in the checkpoint) of every setting `--resume` compares.
+fn compared_settings(
+    mine: &TrainConfig,
+    saved: &TrainConfig,
+) -> [(&'static str, &'static str, String, String); 9] {
+    let list = |v: &[f64]| v.iter().map(f64::to_string).collect::<Vec<_>>().join(",");
+    let patience = |p: Option<usize>| p.map_or_else(|| "none (off)".to_owned(), |n| n.to_string());
+    // (clap id, flag, value given, value in the checkpoint)
+    [
+        (
+            "batch_size",
+            "batch-size",
+            mine.batch_size.to_string(),
+            saved.batch_size.to_string(),
+        ),
+        ("lr", "lr", mine.lr.to_string(), saved.lr.to_string()),
+        ("l2", "l2", mine.l2.to_string(), saved.l2.to_string()),
+        (
+            "dropout",
+            "dropout",
+            list(&mine.model.dropout),
+            list(&saved.model.dropout),
+        ),
+        (
+            "warmup",
+            "warmup",
+            mine.warmup.to_string(),
+            saved.warmup.to_string(),
+        ),
+        (
+            "patience",
+            "patience",
+            patience(mine.patience),
+            patience(saved.patience),
+        ),
+        (
+            "min_delta",
+            "min-delta",
+            mine.min_delta.to_string(),
+            saved.min_delta.to_string(),
+        ),
+        (
+            "validation",
+            "validation",
+            mine.validation.to_string(),
+            saved.validation.to_string(),
+        ),
+        (
+            "seed",
+            "seed",
+            mine.seed.to_string(),
+            saved.seed.to_string(),
+        ),
+    ]
 }
 
 /// A count flag's value: a whole number, with the sentence a user needs when it is not (clap's
@@ -355,18 +361,8 @@ pub fn run_interruptible(args: &Args, handle_ctrl_c: bool) -> Result<RunMetrics,
     let config = args.train_config();
     // Fail on bad settings and unwritable outputs before loading data or training.
     Trainer::new(config.clone())?;
-    let threads = crate::set_threads(args.threads)?;
-    if let Some(asked) = args.threads.filter(|&asked| asked > threads) {
-        eprintln!(
-            "notice: --threads {asked} is more than the {threads} cores available; using {threads}"
-        );
-    }
-    for path in [&args.export, &args.metrics_out].into_iter().flatten() {
-        check_output_path(path)?;
-    }
-    for path in &args.plot {
-        check_plot_path(path)?;
-    }
+    let threads = start_threads(args)?;
+    check_outputs(args)?;
     let (mut trainer, mut checkpointer, _lock) = match &args.checkpoint_dir {
         Some(dir) => {
             let (trainer, checkpointer, lock) = prepare_checkpoints(dir, args, &config)?;
@@ -377,14 +373,90 @@ pub fn run_interruptible(args: &Args, handle_ctrl_c: bool) -> Result<RunMetrics,
     let resumed_from = checkpointer
         .as_ref()
         .and_then(|c| c.newest().map(Path::to_path_buf));
-    // On --resume, the checkpoint's settings.
-    let config = trainer.config.clone();
     let mut tensorboard = args
         .tensorboard
         .as_deref()
         .map(TensorBoardObserver::create)
         .transpose()?;
+    // On --resume, the checkpoint's settings.
+    let data = load_data(args, &trainer.config)?;
+    if handle_ctrl_c {
+        trainer.set_interrupt(ctrl_c_flag());
+    }
+    let mut console = Console::new(ProgressMode::detect(args.quiet), trainer.config.epochs);
+    let mut chance = ChanceWarning::default();
+    let mut observers = Observers {
+        console: &mut console,
+        chance: &mut chance,
+        tensorboard: tensorboard.as_mut(),
+        checkpointer: checkpointer.as_mut(),
+    };
+    let fitted = fit(
+        &mut trainer,
+        &data.train,
+        &data.validation,
+        &data.test,
+        &mut observers,
+    );
+    let metrics = match fitted {
+        Ok(metrics) => metrics,
+        Err(e @ PipelineError::Interrupted { .. }) => {
+            report_interruption(&e, args, checkpointer.as_ref());
+            return Err(e);
+        }
+        Err(e) => {
+            return Err(match &checkpointer {
+                Some(c) => c.annotate(e),
+                None => e,
+            });
+        }
+    };
+    print_results(&metrics, checkpointer.as_ref(), tensorboard.as_ref(), args);
+    let run = RunInfo {
+        reg_version: env!("CARGO_PKG_VERSION"),
+        threads,
+        data_dir: &data.dir,
+        resumed_from: resumed_from.as_deref(),
+        wall_seconds: started.elapsed().as_secs_f64(),
+        train_acc_mode: TRAIN_ACC_MODE,
+    };
+    write_outputs(args, &trainer, &metrics, &run)?;
+    Ok(metrics)
+}
 
+/// Sizes the thread pool from `--threads`, saying so when fewer threads than asked are used.
+fn start_threads(args: &Args) -> Result<usize, PipelineError> {
+    let threads = crate::set_threads(args.threads)?;
+    if let Some(asked) = args.threads.filter(|&asked| asked > threads) {
+        eprintln!(
+            "notice: --threads {asked} is more than the {threads} cores available; using {threads}"
+        );
+    }
+    Ok(threads)
+}
+
+/// Fails before training when an output (export, metrics, chart) cannot be written.
+fn check_outputs(args: &Args) -> Result<(), PipelineError> {
+    for path in [&args.export, &args.metrics_out].into_iter().flatten() {
+        check_output_path(path)?;
+    }
+    for path in &args.plot {
+        check_plot_path(path)?;
+    }
+    Ok(())
+}
+
+/// The run's data: MNIST's training images split into training and validation sets, and
+/// the test set, from the folder they were found in.
+struct RunData {
+    train: Dataset,
+    validation: Dataset,
+    test: Dataset,
+    dir: PathBuf,
+}
+
+/// Finds (downloading if needed) and splits MNIST for `config`, and prints what the run uses.
+fn load_data(args: &Args, config: &TrainConfig) -> Result<RunData, PipelineError> {
     let (mnist, dir) = Mnist::find_and_load(args.data_dir.as_deref(), args.quiet)?;
     let available = mnist.train.len();
     let too_many = || PipelineError::InvalidSetting {
@@ -406,7 +478,6 @@ pub fn run_interruptible(args: &Args, handle_ctrl_c: bool) -> Result<RunMetrics,
             allowed: "a folder whose test files (t10k-*) hold at least one image",
         });
     }
-
     if !args.quiet {
         println!(
             "Training on {} images, validating on {}, testing on {} ({})",
@@ -420,40 +491,21 @@ pub fn run_interruptible(args: &Args, handle_ctrl_c: bool) -> Result<RunMetrics,
             config.l2, config.model.dropout, config.warmup
         );
     }
-    if handle_ctrl_c {
-        trainer.set_interrupt(ctrl_c_flag());
-    }
-    let mut console = Console::new(ProgressMode::detect(args.quiet), config.epochs);
-    let mut chance = ChanceWarning::default();
-    let fitted = {
-        let mut observers = Observers {
-            console: &mut console,
-            chance: &mut chance,
-            tensorboard: tensorboard.as_mut(),
-            checkpointer: checkpointer.as_mut(),
-        };
-        fit(
-            &mut trainer,
-            &train,
-            &validation,
-            &mnist.test,
-            &mut observers,
-        )
-    };
-    let metrics = match fitted {
-        Ok(metrics) => metrics,
-        Err(e @ PipelineError::Interrupted { .. }) => {
-            report_interruption(&e, args, checkpointer.as_ref());
-            return Err(e);
-        }
-        Err(e) => {
-            return Err(match &checkpointer {
-                Some(c) => c.annotate(e),
-                None => e,
-            });
-        }
-    };
+    Ok(RunData {
+        train,
+        validation,
+        test: mnist.test,
+        dir,
+    })
+}
 
+/// The run's last lines: results, checkpoint timings, where TensorBoard's scalars are.
+fn print_results(
+    metrics: &RunMetrics,
+    checkpointer: Option<&Checkpointer>,
+    tensorboard: Option<&TensorBoardObserver>,
+    args: &Args,
+) {
     println!(
         "best epoch {} of {}{} | test loss {:.4} | test accuracy {:.2}% | median epoch {:.2}s | test evaluation {:.3}s",
         metrics.best_epoch,
@@ -468,33 +520,20 @@ pub fn run_interruptible(args: &Args, handle_ctrl_c: bool) -> Result<RunMetrics,
         metrics.median_epoch_seconds,
         metrics.test_eval_seconds,
     );
-    if let Some(c) = checkpointer
-        .as_ref()
-        .filter(|c| !c.write_seconds().is_empty())
-    {
+    if let Some(c) = checkpointer.filter(|c| !c.write_seconds().is_empty()) {
         println!(
             "checkpoints: {} written, median {:.1} ms each",
             c.write_seconds().len(),
             1e3 * crate::median(c.write_seconds())
         );
     }
-    if let (Some(observer), Some(dir)) = (&tensorboard, &args.tensorboard) {
+    if let (Some(observer), Some(dir)) = (tensorboard, &args.tensorboard) {
         println!(
             "TensorBoard scalars in {} (view: tensorboard --logdir {})",
             observer.path().display(),
             dir.display()
         );
     }
-    let run = RunInfo {
-        reg_version: env!("CARGO_PKG_VERSION"),
-        threads,
-        data_dir: &dir,
-        resumed_from: resumed_from.as_deref(),
-        wall_seconds: started.elapsed().as_secs_f64(),
-        train_acc_mode: TRAIN_ACC_MODE,
-    };
-    write_outputs(args, &trainer, &metrics, &run)?;
-    Ok(metrics)
 }
 
 /// Writes the export (first: the trained model matters most), the metrics and the chart; one
@@ -702,17 +741,29 @@ fn prepare_checkpoints(
             lock,
         ));
     }
+    let resumed = resume_newest(dir, args)?;
+    let newest = resumed.as_ref().map(|(_, path)| path.clone());
+    let trainer = match resumed {
+        Some((trainer, _)) => trainer,
+        None => Trainer::new(config.clone())?,
+    };
+    Ok((
+        trainer,
+        Checkpointer::new(dir, KEEP_CHECKPOINTS, newest),
+        lock,
+    ))
+}
+
+/// `--resume`: the trainer of the newest intact checkpoint in `dir` and its path, skipping
+/// damaged ones with a warning; `None` (with a notice) when `dir` holds no checkpoint.
+fn resume_newest(dir: &Path, args: &Args) -> Result<Option<(Trainer, PathBuf)>, PipelineError> {
     let settings = |path: &Path| args.resume_config(&checkpoint_config(path)?, path);
     let Some(resumed) = load_newest_intact_with(dir, settings)? else {
         eprintln!(
             "notice: --resume: no checkpoint in {}, starting fresh",
             dir.display()
         );
-        return Ok((
-            Trainer::new(config.clone())?,
-            Checkpointer::new(dir, KEEP_CHECKPOINTS, None),
-            lock,
-        ));
+        return Ok(None);
     };
     for (damaged, why) in &resumed.damaged {
         eprintln!(
@@ -739,11 +790,7 @@ fn prepare_checkpoints(
         resumed.path.display(),
         trainer.epochs_done()
     );
-    Ok((
-        trainer,
-        Checkpointer::new(dir, KEEP_CHECKPOINTS, Some(resumed.path)),
-        lock,
-    ))
+    Ok(Some((trainer, resumed.path)))
 }
 
 /// Takes the exclusive lock of `dir` for as long as the returned file is open. The lock is

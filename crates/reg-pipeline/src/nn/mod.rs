@@ -3,6 +3,7 @@
 //! Nothing here reads files, knows about training runs or prints.
 
 pub(crate) mod fused;
+pub mod layout;
 pub(crate) mod linear;
 pub(crate) mod loss;
 pub(crate) mod matmul;

@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD};
 use rand::{Rng, SeedableRng};
 use reg_batchnorm::{BatchNorm, BatchNormConfig, RunningVariance};
@@ -5,6 +7,7 @@ use reg_core::{Error, Layer, Mode, Param, Result, Scalar};
 use reg_dropout::{Dropout, DropoutConfig};
 
 use crate::nn::fused::{self, BlockBuffers};
+use crate::nn::layout::Layout;
 use crate::nn::random::Generator;
 use crate::{Linear, Relu};
 
@@ -133,7 +136,8 @@ pub struct HiddenBlock<F: Scalar = f32> {
 pub struct Mlp<F: Scalar = f32> {
     hidden: Vec<HiddenBlock<F>>,
     output: Linear<F>,
-    output_index: usize,
+    /// Names and positions of every tensor, from the config: the model's one tensor layout.
+    layout: Layout,
     config: MlpConfig,
     buffers: Buffers<F>,
 }
@@ -161,64 +165,50 @@ impl<F: Scalar> Mlp<F> {
     /// [`Error::InvalidHyperParameter`] for fewer than two sizes, a zero size, a dropout list
     /// whose length is not the number of hidden layers, or a dropout probability outside [0, 1).
     pub fn new(config: &MlpConfig, seed: u64) -> Result<Self> {
+        let layout = config.layout()?;
         let sizes = &config.sizes;
-        if sizes.len() < 2 || config.dropout.len() != sizes.len() - 2 {
-            return Err(Error::InvalidHyperParameter {
-                name: "sizes/dropout",
-                value: sizes.len() as f64,
-                allowed: "at least 2 sizes, and one dropout probability per hidden layer",
-            });
-        }
         let mut rng = Generator::seed_from_u64(seed);
-        let mut index = 0;
         let mut hidden = Vec::new();
-        for (pair, &p) in sizes.windows(2).zip(&config.dropout) {
-            let first_index = index;
+        for ((pair, &p), indices) in sizes.windows(2).zip(&config.dropout).zip(&layout.blocks) {
             let mut linear = Linear::he(pair[0], pair[1], &mut rng)?;
-            index += 1;
-            let batch_norm = if config.batch_norm {
-                index += 1;
-                Some(config.batch_norm_settings.config(pair[1]).build::<F>()?)
-            } else {
-                None
+            let batch_norm = match indices.batch_norm {
+                Some(_) => Some(config.batch_norm_settings.config(pair[1]).build::<F>()?),
+                None => None,
             };
-            index += 1; // ReLU
             let dropout = if p > 0.0 {
-                index += 1;
                 Some(
                     DropoutConfig::new(p)
                         .with_seed(rng.next_u64())
                         .build::<F>()?,
                 )
             } else {
-                reg_core::validate("dropout", p, "[0, 1)", |p| (0.0..1.0).contains(&p))?;
                 None
             };
-            name_params(&mut linear, first_index);
+            name_params(&mut linear, indices.linear);
             let mut block = HiddenBlock {
                 linear,
                 batch_norm,
                 relu: Relu::new(),
                 dropout,
-                first_index,
+                first_index: indices.linear,
             };
-            if let Some(bn) = block.batch_norm.as_mut() {
-                name_params(bn, first_index + 1);
+            if let (Some(bn), Some(index)) = (block.batch_norm.as_mut(), indices.batch_norm) {
+                name_params(bn, index);
             }
             hidden.push(block);
         }
         let (last_in, last_out) = (sizes[sizes.len() - 2], sizes[sizes.len() - 1]);
         let mut output = Linear::he(last_in, last_out, &mut rng)?;
-        name_params(&mut output, index);
+        name_params(&mut output, layout.output);
         Ok(Self {
             hidden,
             output,
-            output_index: index,
             config: config.clone(),
             buffers: Buffers {
                 blocks: vec![BlockBuffers::default(); sizes.len() - 2],
                 ..Buffers::default()
             },
+            layout,
         })
     }
 
@@ -238,24 +228,31 @@ impl<F: Scalar> Mlp<F> {
     }
 
     /// Every tensor that defines the model — parameters and BatchNorm buffers — under its
-    /// PyTorch `state_dict` name, weights in reg's `(in, out)` layout.
+    /// PyTorch `state_dict` name, weights in reg's `(in, out)` layout, in the order of the
+    /// config's [`Layout`].
     pub fn state(&self) -> Vec<(String, Array2<F>)> {
-        let mut state: Vec<(String, Array2<F>)> = self
+        let mut values: HashMap<String, Array2<F>> = self
             .params()
             .into_iter()
             .map(|p| (p.name().to_owned(), p.value2().to_owned()))
             .collect();
-        for block in &self.hidden {
-            if let Some(bn) = &block.batch_norm {
+        for (block, indices) in self.hidden.iter().zip(&self.layout.blocks) {
+            if let (Some(bn), Some(index)) = (&block.batch_norm, indices.batch_norm) {
                 for (name, value) in bn.buffers() {
-                    state.push((
-                        format!("{}.{name}", block.first_index + 1),
-                        value.to_owned(),
-                    ));
+                    values.insert(format!("{index}.{name}"), value.to_owned());
                 }
             }
         }
-        state
+        self.layout
+            .tensors
+            .iter()
+            .filter_map(|(name, _)| values.remove_entry(name))
+            .collect()
+    }
+
+    /// The names, order and shapes of the model's tensors (what [`Mlp::state`] returns).
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     /// Restores tensors saved by [`Mlp::state`]: every name must be present with its shape.
@@ -283,9 +280,8 @@ impl<F: Scalar> Mlp<F> {
             let value = find(param.name())?;
             param.set_value(value)?;
         }
-        for block in &mut self.hidden {
-            let prefix = block.first_index + 1;
-            if let Some(bn) = block.batch_norm.as_mut() {
+        for (block, indices) in self.hidden.iter_mut().zip(&self.layout.blocks) {
+            if let (Some(bn), Some(prefix)) = (block.batch_norm.as_mut(), indices.batch_norm) {
                 for (name, mut buffer) in bn.buffers_mut() {
                     let full = format!("{prefix}.{name}");
                     let value = find(&full)?;
@@ -389,7 +385,7 @@ impl<F: Scalar> Mlp<F> {
 
     /// Position of the output layer in the equivalent PyTorch `nn.Sequential`.
     pub fn output_index(&self) -> usize {
-        self.output_index
+        self.layout.output
     }
 }
 

@@ -26,20 +26,16 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use reg_adam::{AdamState, Moments};
-use reg_core::Layer;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::nn::random::Generator;
 use crate::persist::atomic::write_atomically;
 use crate::persist::tensor_file::{
-    CHECKSUM_KEY, OwnedTensor, Parsed, check_state_values, checksum_placeholder, parse,
-    read_limited, seal_checksum, serialize, verify_checksum,
+    CHECKSUM_KEY, OwnedTensor, Parsed, checksum_placeholder, parse, read_limited, seal_checksum,
+    serialize, verify_checksum,
 };
-use crate::{
-    AnyOptimizer, CheckpointError, EpochMetrics, Observer, PipelineError, TrainConfig, Trainer,
-};
+use crate::train::state::{Saved, TrainerRecord};
+use crate::{CheckpointError, EpochMetrics, Observer, PipelineError, TrainConfig, Trainer};
 
 /// Format version written into every checkpoint (2: with a checksum; version 1 had none).
 pub const CHECKPOINT_FORMAT: u64 = 2;
@@ -97,157 +93,21 @@ pub fn newest_checkpoint(dir: &Path) -> Result<Option<PathBuf>, PipelineError> {
     Ok(list_checkpoints(dir)?.pop().map(|(_, path)| path))
 }
 
-/// `f64` in JSON exactly: finite values as numbers (serde_json's `float_roundtrip` parses them
-/// back to the same bits), NaN and infinities as the strings `"NaN"`, `"inf"`, `"-inf"`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct ExactF64(f64);
-
-impl Serialize for ExactF64 {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            v if v.is_finite() => s.serialize_f64(v),
-            v if v.is_nan() => s.serialize_str("NaN"),
-            v if v > 0.0 => s.serialize_str("inf"),
-            _ => s.serialize_str("-inf"),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for ExactF64 {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Repr {
-            Number(f64),
-            Text(String),
-        }
-        match Repr::deserialize(d)? {
-            Repr::Number(v) => Ok(Self(v)),
-            Repr::Text(t) => match t.as_str() {
-                "NaN" => Ok(Self(f64::NAN)),
-                "inf" => Ok(Self(f64::INFINITY)),
-                "-inf" => Ok(Self(f64::NEG_INFINITY)),
-                other => Err(serde::de::Error::custom(format!("not a number: {other}"))),
-            },
-        }
-    }
-}
-
-/// [`EpochMetrics`] with exact floats.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct EpochRecord {
-    epoch: usize,
-    lr: ExactF64,
-    train_loss: ExactF64,
-    train_acc: ExactF64,
-    val_loss: ExactF64,
-    val_acc: ExactF64,
-    seconds: ExactF64,
-    eval_seconds: ExactF64,
-}
-
-impl From<&EpochMetrics> for EpochRecord {
-    fn from(m: &EpochMetrics) -> Self {
-        Self {
-            epoch: m.epoch,
-            lr: ExactF64(m.lr),
-            train_loss: ExactF64(m.train_loss),
-            train_acc: ExactF64(m.train_acc),
-            val_loss: ExactF64(m.val_loss),
-            val_acc: ExactF64(m.val_acc),
-            seconds: ExactF64(m.seconds),
-            eval_seconds: ExactF64(m.eval_seconds),
-        }
-    }
-}
-
-impl From<&EpochRecord> for EpochMetrics {
-    fn from(r: &EpochRecord) -> Self {
-        Self {
-            epoch: r.epoch,
-            lr: r.lr.0,
-            train_loss: r.train_loss.0,
-            train_acc: r.train_acc.0,
-            val_loss: r.val_loss.0,
-            val_acc: r.val_acc.0,
-            seconds: r.seconds.0,
-            eval_seconds: r.eval_seconds.0,
-        }
-    }
-}
-
-/// Early stopping's counters (its patience and `min_delta` come from the config).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct EarlyStoppingRecord {
-    best_loss: ExactF64,
-    best_epoch: Option<usize>,
-    epochs_without_improvement: usize,
-    has_best_weights: bool,
-}
-
-/// Optimizer state besides the tensors.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum OptimizerRecord {
-    /// Adam's step count `t`; moments are stored when `t > 0`.
-    Adam { step: u64 },
-    /// Whether a velocity is stored (after the first step with momentum).
-    Sgd { has_velocity: bool },
-}
-
-/// The JSON in a checkpoint's `__metadata__`.
+/// The JSON in a checkpoint's `__metadata__`: the format version, then the trainer's record.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct CheckpointRecord {
     format: u64,
-    config: Value,
-    epochs_done: usize,
-    stopped_early: bool,
-    optimizer: OptimizerRecord,
-    early_stopping: EarlyStoppingRecord,
-    history: Vec<EpochRecord>,
-    shuffle_rng: Generator,
-    /// One per hidden block, `None` where the block has no dropout.
-    dropout_rngs: Vec<Option<Generator>>,
+    #[serde(flatten)]
+    trainer: TrainerRecord,
 }
 
 /// Checks every tensor a checkpoint of `trainer` would hold (model, best weights, optimizer
 /// state): finite, and never negative where only values ≥ 0 are valid.
 ///
 /// # Errors
-/// [`CheckpointError::InvalidValue`] naming the first tensor that fails, as it would be named
-/// in the checkpoint (`model/5.running_var`, `adam/v/2`, …).
+/// As [`Trainer::check_state`].
 pub fn check_trainer_state(trainer: &Trainer) -> Result<(), CheckpointError> {
-    let named = |prefix: &str, state: &[(String, ndarray::Array2<f32>)]| {
-        check_state_values(state.iter().map(|(n, v)| (n.as_str(), v.view()))).map_err(|e| match e {
-            CheckpointError::InvalidValue { name } => CheckpointError::InvalidValue {
-                name: format!("{prefix}/{name}"),
-            },
-            other => other,
-        })
-    };
-    named("model", &trainer.model.state())?;
-    if let Some(best) = trainer.early_stopping.best_state() {
-        named("best", best)?;
-    }
-    let mut optimizer = Vec::new();
-    match &trainer.optimizer {
-        AnyOptimizer::Adam(adam) => {
-            for (i, moments) in adam.state().moments.into_iter().enumerate() {
-                optimizer.push((format!("m/{i}"), moments.m));
-                optimizer.push((format!("v/{i}"), moments.v));
-                if let Some(v_max) = moments.v_max {
-                    optimizer.push((format!("v_max/{i}"), v_max));
-                }
-            }
-            named("adam", &optimizer)
-        }
-        AnyOptimizer::Sgd(sgd) => {
-            for (i, v) in sgd.velocity().iter().enumerate() {
-                optimizer.push((format!("velocity/{i}"), v.clone()));
-            }
-            named("sgd", &optimizer)
-        }
-    }
+    trainer.check_state()
 }
 
 /// The whole training state of `trainer` as safetensors bytes (see the [module docs](self)),
@@ -258,94 +118,29 @@ pub fn check_trainer_state(trainer: &Trainer) -> Result<(), CheckpointError> {
 /// valid (see [`check_trainer_state`]): a checkpoint that could not be loaded is never
 /// written.
 pub fn checkpoint_bytes(trainer: &Trainer) -> Result<Vec<u8>, PipelineError> {
-    check_trainer_state(trainer).map_err(|e| e.at("<memory>"))?;
-    let mut tensors = Vec::new();
-    for (name, value) in trainer.model.state() {
-        tensors.push(OwnedTensor::f32(
-            format!("model/{name}"),
-            value.shape().to_vec(),
-            value.iter(),
-        ));
-    }
-    let best = trainer.early_stopping.best_state();
-    for (name, value) in best.unwrap_or_default() {
-        tensors.push(OwnedTensor::f32(
-            format!("best/{name}"),
-            value.shape().to_vec(),
-            value.iter(),
-        ));
-    }
-    let optimizer = match &trainer.optimizer {
-        AnyOptimizer::Adam(adam) => {
-            let state = adam.state();
-            for (i, moments) in state.moments.iter().enumerate() {
-                let mut push = |kind: &str, a: &ndarray::Array2<f32>| {
-                    tensors.push(OwnedTensor::f32(
-                        format!("adam/{kind}/{i}"),
-                        a.shape().to_vec(),
-                        a.iter(),
-                    ));
-                };
-                push("m", &moments.m);
-                push("v", &moments.v);
-                if let Some(v_max) = &moments.v_max {
-                    push("v_max", v_max);
-                }
-            }
-            OptimizerRecord::Adam { step: state.step }
-        }
-        AnyOptimizer::Sgd(sgd) => {
-            for (i, v) in sgd.velocity().iter().enumerate() {
-                tensors.push(OwnedTensor::f32(
-                    format!("sgd/velocity/{i}"),
-                    v.shape().to_vec(),
-                    v.iter(),
-                ));
-            }
-            OptimizerRecord::Sgd {
-                has_velocity: !sgd.velocity().is_empty(),
-            }
-        }
-    };
-    let es = &trainer.early_stopping;
+    let at = |e: CheckpointError| e.at("<memory>");
+    trainer.check_state().map_err(at)?;
+    let state = trainer.state().map_err(at)?;
+    let tensors: Vec<OwnedTensor> = state
+        .tensors
+        .iter()
+        .map(|(name, value)| OwnedTensor::f32(name.clone(), value.shape().to_vec(), value.iter()))
+        .collect();
     let record = CheckpointRecord {
         format: CHECKPOINT_FORMAT,
-        config: serde_json::to_value(&trainer.config).map_err(|e| {
-            CheckpointError::BadMetadata {
-                reason: e.to_string(),
-            }
-            .at("<memory>")
-        })?,
-        epochs_done: trainer.epochs_done(),
-        stopped_early: trainer.stopped_early,
-        optimizer,
-        early_stopping: EarlyStoppingRecord {
-            best_loss: ExactF64(es.best_loss()),
-            best_epoch: es.best_epoch(),
-            epochs_without_improvement: es.epochs_without_improvement(),
-            has_best_weights: best.is_some(),
-        },
-        history: trainer.history.iter().map(EpochRecord::from).collect(),
-        shuffle_rng: trainer.shuffle_rng.clone(),
-        dropout_rngs: trainer
-            .model
-            .hidden()
-            .iter()
-            .map(|block| block.dropout.as_ref().map(|d| d.rng().clone()))
-            .collect(),
+        trainer: state.record,
     };
     let json = serde_json::to_string(&record).map_err(|e| {
-        CheckpointError::BadMetadata {
+        at(CheckpointError::BadMetadata {
             reason: e.to_string(),
-        }
-        .at("<memory>")
+        })
     })?;
     let metadata = HashMap::from([
         (METADATA_KEY.to_owned(), json),
         (CHECKSUM_KEY.to_owned(), checksum_placeholder()),
     ]);
-    let mut bytes = serialize(&tensors, metadata).map_err(|e| e.at("<memory>"))?;
-    seal_checksum(&mut bytes).map_err(|e| e.at("<memory>"))?;
+    let mut bytes = serialize(&tensors, metadata).map_err(at)?;
+    seal_checksum(&mut bytes).map_err(at)?;
     Ok(bytes)
 }
 
@@ -405,7 +200,7 @@ pub fn checkpoint_config(path: &Path) -> Result<TrainConfig, PipelineError> {
     }
     let parsed = parse(&bytes).map_err(at)?;
     let record = read_record(&parsed).map_err(at)?;
-    serde_json::from_value(record.config).map_err(|e| {
+    serde_json::from_value(record.trainer.config).map_err(|e| {
         at(CheckpointError::BadMetadata {
             reason: format!("`config`: {e}"),
         })
@@ -428,7 +223,7 @@ pub fn trainer_from_bytes(bytes: &[u8], config: &TrainConfig) -> Result<Trainer,
     }
     let parsed = parse(bytes).map_err(at)?;
     let record = read_record(&parsed).map_err(at)?;
-    compare_configs(&record.config, config).map_err(at)?;
+    compare_configs(&record.trainer.config, config).map_err(at)?;
     let mut trainer = Trainer::new(config.clone())?;
     restore(&mut trainer, &parsed, record).map_err(at)?;
     Ok(trainer)
@@ -456,18 +251,7 @@ fn read_record(parsed: &Parsed<'_>) -> Result<CheckpointRecord, CheckpointError>
         });
     }
     let record: CheckpointRecord = serde_json::from_value(value).map_err(bad)?;
-    let consistent = record.epochs_done == record.history.len()
-        && record
-            .history
-            .iter()
-            .enumerate()
-            .all(|(i, m)| m.epoch == i + 1)
-        && record
-            .early_stopping
-            .best_epoch
-            .is_none_or(|e| (1..=record.epochs_done).contains(&e))
-        && record.early_stopping.has_best_weights == record.early_stopping.best_epoch.is_some()
-        && record.early_stopping.epochs_without_improvement <= record.epochs_done;
+    let consistent = record.trainer.is_consistent();
     if !consistent {
         return Err(CheckpointError::BadMetadata {
             reason: "epochs done, history and early-stopping counters disagree".into(),
@@ -515,156 +299,29 @@ fn compare_configs(saved: &Value, current: &TrainConfig) -> Result<(), Checkpoin
     Ok(())
 }
 
+/// Reads the tensors `trainer` expects for `record` (names, dtypes and shapes checked before
+/// any data is copied) and hands them, with the record, to [`Trainer`] to restore.
 fn restore(
     trainer: &mut Trainer,
     parsed: &Parsed<'_>,
     record: CheckpointRecord,
 ) -> Result<(), CheckpointError> {
-    let model_state = trainer.model.state();
-    let param_shapes: Vec<Vec<usize>> = trainer
-        .model
-        .params()
-        .iter()
-        .map(|p| p.value().shape().to_vec())
-        .collect();
-    // (name in file, shape) of every tensor the checkpoint must hold.
-    let mut expected: Vec<(String, Vec<usize>)> = model_state
-        .iter()
-        .map(|(n, v)| (format!("model/{n}"), v.shape().to_vec()))
-        .collect();
-    if record.early_stopping.has_best_weights {
-        expected.extend(
-            model_state
-                .iter()
-                .map(|(n, v)| (format!("best/{n}"), v.shape().to_vec())),
-        );
-    }
-    let optimizer_kinds: &[&str] = match (&record.optimizer, &trainer.optimizer) {
-        (OptimizerRecord::Adam { step: 0 }, AnyOptimizer::Adam(_)) => &[],
-        (OptimizerRecord::Adam { .. }, AnyOptimizer::Adam(adam)) if adam.config().amsgrad() => {
-            &["adam/m", "adam/v", "adam/v_max"]
-        }
-        (OptimizerRecord::Adam { .. }, AnyOptimizer::Adam(_)) => &["adam/m", "adam/v"],
-        (OptimizerRecord::Sgd { has_velocity }, AnyOptimizer::Sgd(_)) => {
-            if *has_velocity {
-                &["sgd/velocity"]
-            } else {
-                &[]
-            }
-        }
-        _ => return Err(other_optimizer()),
-    };
-    for kind in optimizer_kinds {
-        for (i, shape) in param_shapes.iter().enumerate() {
-            expected.push((format!("{kind}/{i}"), shape.clone()));
-        }
-    }
+    let expected = trainer.expected_tensors(&record.trainer)?;
     parsed.expect_names(expected.iter().map(|(n, _)| n.as_str()))?;
-    let mut read = |name: &str| -> Result<ndarray::Array2<f32>, CheckpointError> {
-        let shape = expected
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, s)| s.clone())
-            .ok_or_else(|| CheckpointError::MissingTensor {
-                name: name.to_owned(),
-            })?;
-        let dims = (
-            shape.first().copied().unwrap_or(1),
-            shape.get(1).copied().unwrap_or(1),
-        );
-        parsed.f32_array(name, &shape, dims)
-    };
-
-    let load = |prefix: &str, read: &mut dyn FnMut(&str) -> Result<_, CheckpointError>| {
-        model_state
-            .iter()
-            .map(|(n, _)| Ok((n.clone(), read(&format!("{prefix}/{n}"))?)))
-            .collect::<Result<Vec<_>, CheckpointError>>()
-    };
-    let checked = |prefix: &str, state: &[(String, ndarray::Array2<f32>)]| {
-        check_state_values(state.iter().map(|(n, v)| (n.as_str(), v.view()))).map_err(|e| match e {
-            CheckpointError::InvalidValue { name } => CheckpointError::InvalidValue {
-                name: format!("{prefix}/{name}"),
-            },
-            other => other,
+    let tensors = expected
+        .iter()
+        .map(|(name, shape)| {
+            let dims = (
+                shape.first().copied().unwrap_or(1),
+                shape.get(1).copied().unwrap_or(1),
+            );
+            Ok((name.clone(), parsed.f32_array(name, shape, dims)?))
         })
-    };
-    let state = load("model", &mut read)?;
-    checked("model", &state)?;
-    trainer.model.load_state(&state)?;
-    let best = if record.early_stopping.has_best_weights {
-        let best = load("best", &mut read)?;
-        checked("best", &best)?;
-        Some(best)
-    } else {
-        None
-    };
-    let per_param = |kind: &str| -> Result<Vec<ndarray::Array2<f32>>, CheckpointError> {
-        (0..param_shapes.len())
-            .map(|i| read(&format!("{kind}/{i}")))
-            .collect()
-    };
-    match (&record.optimizer, &mut trainer.optimizer) {
-        (OptimizerRecord::Adam { step }, AnyOptimizer::Adam(adam)) => {
-            let moments = if *step == 0 {
-                Vec::new()
-            } else {
-                let m = per_param("adam/m")?;
-                let v = per_param("adam/v")?;
-                let mut v_max: Vec<Option<_>> = if adam.config().amsgrad() {
-                    per_param("adam/v_max")?.into_iter().map(Some).collect()
-                } else {
-                    vec![None; m.len()]
-                };
-                m.into_iter()
-                    .zip(v)
-                    .zip(v_max.drain(..))
-                    .map(|((m, v), v_max)| Moments { m, v, v_max })
-                    .collect()
-            };
-            adam.load_state(AdamState {
-                step: *step,
-                moments,
-            })?;
-        }
-        (OptimizerRecord::Sgd { has_velocity }, AnyOptimizer::Sgd(sgd)) => {
-            let velocity = if *has_velocity {
-                per_param("sgd/velocity")?
-            } else {
-                Vec::new()
-            };
-            sgd.set_velocity(velocity)?;
-        }
-        _ => return Err(other_optimizer()),
-    }
-
-    let blocks = trainer.model.hidden_mut();
-    let fits = record.dropout_rngs.len() == blocks.len()
-        && blocks
-            .iter()
-            .zip(&record.dropout_rngs)
-            .all(|(b, r)| b.dropout.is_some() == r.is_some());
-    if !fits {
-        return Err(CheckpointError::BadMetadata {
-            reason: "dropout generators do not match the model's dropout layers".into(),
-        });
-    }
-    for (block, rng) in blocks.iter_mut().zip(record.dropout_rngs) {
-        if let (Some(dropout), Some(rng)) = (block.dropout.as_mut(), rng) {
-            dropout.set_rng(rng);
-        }
-    }
-    let es = &record.early_stopping;
-    trainer.early_stopping.restore_counters(
-        es.best_loss.0,
-        es.best_epoch,
-        es.epochs_without_improvement,
-    );
-    trainer.early_stopping.set_best_state(best);
-    trainer.shuffle_rng = record.shuffle_rng;
-    trainer.history = record.history.iter().map(EpochMetrics::from).collect();
-    trainer.stopped_early = record.stopped_early;
-    Ok(())
+        .collect::<Result<_, CheckpointError>>()?;
+    trainer.load_state(Saved {
+        record: record.trainer,
+        tensors,
+    })
 }
 
 /// What [`load_newest_intact`] found.
@@ -723,12 +380,6 @@ pub fn load_newest_intact_with(
     match damaged.into_iter().next() {
         Some((_, newest_error)) => Err(newest_error),
         None => Ok(None),
-    }
-}
-
-fn other_optimizer() -> CheckpointError {
-    CheckpointError::BadMetadata {
-        reason: "optimizer state of another optimizer".into(),
     }
 }
 

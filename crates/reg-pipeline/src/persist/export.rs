@@ -14,6 +14,7 @@ use std::path::Path;
 
 use safetensors::Dtype;
 
+use crate::nn::layout::TensorKind as Kind;
 use crate::persist::atomic::write_atomically;
 use crate::persist::tensor_file::{OwnedTensor, Parsed, parse, read_limited, serialize};
 use crate::{CheckpointError, Mlp, MlpConfig, PipelineError};
@@ -24,60 +25,16 @@ pub const CONFIG_KEY: &str = "reg.mlp_config";
 /// Dropout probability given to dropout layers inferred without metadata.
 pub const INFERRED_DROPOUT: f64 = 0.5;
 
-/// What one tensor of the export is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// A Linear weight, `(out, in)` in the file, `(in, out)` in reg.
-    Weight { inputs: usize, outputs: usize },
-    /// A vector `(n,)` in the file, `(1, n)` in reg.
-    Vector(usize),
-    /// BatchNorm's `num_batches_tracked`, I64 `[]` in the file, `(1, 1)` F32 in reg.
-    Count,
-}
-
-impl Kind {
-    fn file_shape(self) -> Vec<usize> {
-        match self {
-            Kind::Weight { inputs, outputs } => vec![outputs, inputs],
-            Kind::Vector(n) => vec![n],
-            Kind::Count => Vec::new(),
-        }
-    }
-}
-
-/// Every tensor of the state dict of the `nn.Sequential` `config` describes, in order,
-/// computed without building the model (so a hostile config allocates nothing).
+/// Every tensor of the state dict `config` describes, in order: the config's
+/// [`Layout`](crate::nn::layout::Layout), computed without building the model (so a hostile
+/// config allocates nothing).
 fn layout(config: &MlpConfig) -> Result<Vec<(String, Kind)>, CheckpointError> {
-    let sizes = &config.sizes;
-    if sizes.len() < 2 || config.dropout.len() != sizes.len() - 2 {
-        return Err(CheckpointError::BadMetadata {
-            reason: "config needs at least 2 sizes and one dropout per hidden layer".into(),
-        });
-    }
-    let mut out = Vec::new();
-    let mut index = 0;
-    let linear = |out: &mut Vec<(String, Kind)>, i: usize, inputs: usize, outputs: usize| {
-        out.push((format!("{i}.weight"), Kind::Weight { inputs, outputs }));
-        out.push((format!("{i}.bias"), Kind::Vector(outputs)));
-    };
-    for (pair, &p) in sizes.windows(2).zip(&config.dropout) {
-        linear(&mut out, index, pair[0], pair[1]);
-        index += 1;
-        if config.batch_norm {
-            for field in ["weight", "bias", "running_mean", "running_var"] {
-                out.push((format!("{index}.{field}"), Kind::Vector(pair[1])));
-            }
-            out.push((format!("{index}.num_batches_tracked"), Kind::Count));
-            index += 1;
-        }
-        index += 1; // ReLU
-        if p > 0.0 {
-            index += 1;
-        }
-    }
-    let n = sizes.len();
-    linear(&mut out, index, sizes[n - 2], sizes[n - 1]);
-    Ok(out)
+    config
+        .layout()
+        .map(|layout| layout.tensors)
+        .map_err(|p| CheckpointError::BadMetadata {
+            reason: format!("invalid {} = {}: {}", p.name, p.shown, p.allowed),
+        })
 }
 
 /// The export of `model` as safetensors bytes.
@@ -174,9 +131,7 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Mlp<f32>, CheckpointError> {
         state.push((name.clone(), value));
     }
     // Finite, and a running variance never negative (it would give NaN predictions).
-    crate::persist::tensor_file::check_state_values(
-        state.iter().map(|(n, v)| (n.as_str(), v.view())),
-    )?;
+    crate::train::state::check_state_values(state.iter().map(|(n, v)| (n.as_str(), v.view())))?;
     let mut model = Mlp::new(&config, 0)?;
     model.load_state(&state)?;
     Ok(model)
@@ -187,7 +142,44 @@ fn infer_config(parsed: &Parsed<'_>) -> Result<MlpConfig, CheckpointError> {
     let cannot = |why: &str| CheckpointError::BadMetadata {
         reason: format!("no `{CONFIG_KEY}` and the architecture cannot be inferred: {why}"),
     };
-    // (index, out, in) of every 2-D `<i>.weight`: the Linear layers.
+    let (mut linears, batch_norm) = scan_names(parsed)?;
+    linears.sort_unstable();
+    let Some(&(first, _, inputs)) = linears.first() else {
+        return Err(cannot("no 2-D `<i>.weight`"));
+    };
+    if first != 0 {
+        return Err(cannot("the first Linear is not at index 0"));
+    }
+    let mut sizes = vec![inputs];
+    let mut dropout = Vec::new();
+    for pair in linears.windows(2) {
+        let ((i, outputs, _), (next, _, next_inputs)) = (pair[0], pair[1]);
+        if next_inputs != outputs {
+            return Err(cannot("consecutive Linear layers do not chain"));
+        }
+        // Linear, BatchNorm?, ReLU, Dropout?
+        let fixed = 2 + usize::from(batch_norm);
+        match next.checked_sub(i) {
+            Some(gap) if gap == fixed => dropout.push(0.0),
+            Some(gap) if gap == fixed + 1 => dropout.push(INFERRED_DROPOUT),
+            _ => return Err(cannot("unexpected gap between Linear layers")),
+        }
+        sizes.push(outputs);
+    }
+    if let Some(&(_, outputs, _)) = linears.last() {
+        sizes.push(outputs);
+    }
+    Ok(MlpConfig {
+        sizes,
+        dropout,
+        batch_norm,
+        ..MlpConfig::default()
+    })
+}
+
+/// The Linear layers of a state dict, as (index, out, in) of every 2-D `<i>.weight`, and
+/// whether it has BatchNorm layers (a `<i>.running_mean`).
+fn scan_names(parsed: &Parsed<'_>) -> Result<(Vec<(usize, usize, usize)>, bool), CheckpointError> {
     let mut linears: Vec<(usize, usize, usize)> = Vec::new();
     let mut batch_norms: Vec<usize> = Vec::new();
     for name in parsed.tensors.names() {
@@ -214,37 +206,5 @@ fn infer_config(parsed: &Parsed<'_>) -> Result<MlpConfig, CheckpointError> {
             _ => {}
         }
     }
-    linears.sort_unstable();
-    let Some(&(first, _, inputs)) = linears.first() else {
-        return Err(cannot("no 2-D `<i>.weight`"));
-    };
-    if first != 0 {
-        return Err(cannot("the first Linear is not at index 0"));
-    }
-    let batch_norm = !batch_norms.is_empty();
-    let mut sizes = vec![inputs];
-    let mut dropout = Vec::new();
-    for pair in linears.windows(2) {
-        let ((i, outputs, _), (next, _, next_inputs)) = (pair[0], pair[1]);
-        if next_inputs != outputs {
-            return Err(cannot("consecutive Linear layers do not chain"));
-        }
-        // Linear, BatchNorm?, ReLU, Dropout?
-        let fixed = 2 + usize::from(batch_norm);
-        match next.checked_sub(i) {
-            Some(gap) if gap == fixed => dropout.push(0.0),
-            Some(gap) if gap == fixed + 1 => dropout.push(INFERRED_DROPOUT),
-            _ => return Err(cannot("unexpected gap between Linear layers")),
-        }
-        sizes.push(outputs);
-    }
-    if let Some(&(_, outputs, _)) = linears.last() {
-        sizes.push(outputs);
-    }
-    Ok(MlpConfig {
-        sizes,
-        dropout,
-        batch_norm,
-        ..MlpConfig::default()
-    })
+    Ok((linears, !batch_norms.is_empty()))
 }

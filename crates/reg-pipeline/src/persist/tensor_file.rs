@@ -29,6 +29,7 @@ pub const MAX_HEADER_BYTES: u64 = 4 << 20;
 // Kept at this path for code written before the `persist` folder.
 pub use super::atomic::{check_output_path, resolve_output, temporary_path, write_atomically};
 pub use super::error::CheckpointError;
+pub use crate::train::state::check_state_values;
 
 /// Reads `path` whole, refusing files above [`MAX_FILE_BYTES`] before reading.
 ///
@@ -319,26 +320,4 @@ fn no_checksum() -> CheckpointError {
     CheckpointError::Corrupt {
         reason: format!("no {CHECKSUM_KEY} checksum in its header (truncated or overwritten)"),
     }
-}
-
-/// Checks tensors of a model state before they are written or after they are read: every value
-/// finite, a BatchNorm `running_var` never negative.
-///
-/// # Errors
-/// [`CheckpointError::InvalidValue`] naming the first tensor that fails.
-pub fn check_state_values<'a>(
-    state: impl IntoIterator<Item = (&'a str, ndarray::ArrayView2<'a, f32>)>,
-) -> Result<(), CheckpointError> {
-    for (name, value) in state {
-        let non_negative = name.ends_with("running_var");
-        if value
-            .iter()
-            .any(|v| !v.is_finite() || (non_negative && *v < 0.0))
-        {
-            return Err(CheckpointError::InvalidValue {
-                name: name.to_owned(),
-            });
-        }
-    }
-    Ok(())
 }

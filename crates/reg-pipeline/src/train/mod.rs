@@ -4,6 +4,7 @@
 
 pub(crate) mod early_stopping;
 pub(crate) mod metrics;
+pub(crate) mod state;
 pub(crate) mod threads;
 pub(crate) mod trainer;
 mod validate;

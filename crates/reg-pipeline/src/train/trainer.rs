@@ -482,7 +482,7 @@ impl Trainer {
             return Ok(());
         }
         let state = self.model.state();
-        let name = match crate::persist::tensor_file::check_state_values(
+        let name = match crate::train::state::check_state_values(
             state.iter().map(|(n, v)| (n.as_str(), v.view())),
         ) {
             Err(crate::CheckpointError::InvalidValue { name }) => name,
@@ -654,7 +654,7 @@ impl<A: Observer, B: Observer> Observer for (A, B) {
 
 /// Trains until the last epoch or early stopping, restores the best weights, evaluates `test`.
 /// Before every checkpoint the whole state is checked
-/// ([`check_trainer_state`](crate::persist::checkpoint::check_trainer_state)).
+/// ([`Trainer::check_state`]).
 ///
 /// # Errors
 /// [`PipelineError::TooLittleData`] for a training set too small for one step or an empty
@@ -681,7 +681,7 @@ pub fn fit(
             observer.on_progress(p);
         })?;
         // Nothing that could not be loaded back reaches a checkpoint.
-        if let Err(invalid) = crate::persist::checkpoint::check_trainer_state(trainer) {
+        if let Err(invalid) = trainer.check_state() {
             return Err(PipelineError::Diverged {
                 epoch: metrics.epoch,
                 step: steps,

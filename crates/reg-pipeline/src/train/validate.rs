@@ -62,25 +62,10 @@ impl TrainConfig {
                 "an integer >= 1, or none to train every epoch",
             ));
         }
-        let sizes = &self.model.sizes;
-        if sizes.len() < 2 || sizes.contains(&0) {
-            return Err(invalid(
-                "sizes",
-                format!("{sizes:?}"),
-                "two or more widths, each >= 1",
-            ));
-        }
-        if self.model.dropout.len() != sizes.len() - 2 {
-            return Err(invalid(
-                "dropout",
-                format!("{:?}", self.model.dropout),
-                "one probability per hidden layer",
-            ));
-        }
-        for &p in &self.model.dropout {
-            check_f64("dropout", p, "each probability in [0, 1)", |v| {
-                (0.0..1.0).contains(&v)
-            })?;
+        // The model's own check (the one `Mlp::new`, checkpoints and import use), named as
+        // the command line's flags are.
+        if let Some(problem) = self.model.problem() {
+            return Err(invalid(problem.name, problem.shown, problem.allowed));
         }
         if self.validation == 0 {
             return Err(invalid(
