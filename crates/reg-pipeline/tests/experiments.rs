@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use reg_pipeline::data::Dataset;
 use reg_pipeline::experiments::{self, ExperimentRun};
 use reg_pipeline::random::{Generator, below, standard_normal, uniform};
-use reg_pipeline::{EpochMetrics, PipelineError};
+use reg_pipeline::{EpochMetrics, OptimizerKind, PipelineError, ScheduleKind, TrainConfig};
 
 const SIDE: usize = 8;
 const CLASSES: usize = 10;
@@ -115,24 +115,41 @@ fn overfitting_ordering_holds_for_other_seeds() {
 #[test]
 fn ablation_turns_off_one_technique_per_variant() {
     let configs = experiments::ablation_configs(10, 0);
-    let full = &configs[0].1;
-    assert_eq!(configs.len(), 7);
-    for (name, config) in &configs[1..] {
-        assert_ne!(config, full, "{name} differs from the full model");
-    }
-    let names: Vec<&str> = configs.iter().map(|(n, _)| *n).collect();
-    assert_eq!(
-        names,
-        [
-            "full",
-            "no L2",
-            "no dropout",
-            "no BatchNorm",
+    let full = configs[0].1.clone();
+    assert_eq!(configs[0].0, "full");
+    assert_eq!((full.epochs, full.seed), (10, 0));
+    // The full model uses every technique, so switching one off is a change.
+    assert!(full.l2 > 0.0 && full.model.dropout.iter().all(|&p| p > 0.0));
+    assert!(full.model.batch_norm && full.patience.is_some());
+    assert!(matches!(full.optimizer, OptimizerKind::Adam));
+    assert_eq!(full.schedule, ScheduleKind::WarmupCosine);
+    // Each variant is the full config with exactly its one technique switched off: the
+    // expected config is built here field by field, so a variant that turned off another
+    // technique too, or the wrong one, differs from it.
+    let off = |change: &dyn Fn(&mut TrainConfig)| {
+        let mut c = full.clone();
+        change(&mut c);
+        c
+    };
+    let expected: Vec<(&str, TrainConfig)> = vec![
+        ("no L2", off(&|c| c.l2 = 0.0)),
+        ("no dropout", off(&|c| c.model.dropout = vec![0.0; 2])),
+        ("no BatchNorm", off(&|c| c.model.batch_norm = false)),
+        (
             "SGD instead of Adam",
-            "constant lr",
-            "no early stopping"
-        ]
-    );
+            off(&|c| {
+                c.optimizer = OptimizerKind::Sgd { momentum: 0.9 };
+                c.lr = 0.01;
+            }),
+        ),
+        ("constant lr", off(&|c| c.schedule = ScheduleKind::Constant)),
+        ("no early stopping", off(&|c| c.patience = None)),
+    ];
+    assert_eq!(configs.len(), 1 + expected.len());
+    for ((name, config), (expected_name, expected)) in configs[1..].iter().zip(&expected) {
+        assert_eq!(name, expected_name);
+        assert_eq!(config, expected, "{name}");
+    }
 }
 
 fn epoch(epoch: usize, acc: f64, loss: f64) -> EpochMetrics {
