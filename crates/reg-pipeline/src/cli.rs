@@ -363,13 +363,7 @@ pub fn run_interruptible(args: &Args, handle_ctrl_c: bool) -> Result<RunMetrics,
     Trainer::new(config.clone())?;
     let threads = start_threads(args)?;
     check_outputs(args)?;
-    let (mut trainer, mut checkpointer, _lock) = match &args.checkpoint_dir {
-        Some(dir) => {
-            let (trainer, checkpointer, lock) = prepare_checkpoints(dir, args, &config)?;
-            (trainer, Some(checkpointer), Some(lock))
-        }
-        None => (Trainer::new(config)?, None, None),
-    };
+    let (mut trainer, mut checkpointer, _lock) = start_trainer(args, config)?;
     let resumed_from = checkpointer
         .as_ref()
         .and_then(|c| c.newest().map(Path::to_path_buf));
@@ -422,6 +416,21 @@ pub fn run_interruptible(args: &Args, handle_ctrl_c: bool) -> Result<RunMetrics,
     };
     write_outputs(args, &trainer, &metrics, &run)?;
     Ok(metrics)
+}
+
+/// The trainer to start from, and with `--checkpoint-dir` the checkpoint writer and the
+/// folder's lock (held until the run ends).
+fn start_trainer(
+    args: &Args,
+    config: TrainConfig,
+) -> Result<(Trainer, Option<Checkpointer>, Option<std::fs::File>), PipelineError> {
+    Ok(match &args.checkpoint_dir {
+        Some(dir) => {
+            let (trainer, checkpointer, lock) = prepare_checkpoints(dir, args, &config)?;
+            (trainer, Some(checkpointer), Some(lock))
+        }
+        None => (Trainer::new(config)?, None, None),
+    })
 }
 
 /// Sizes the thread pool from `--threads`, saying so when fewer threads than asked are used.

@@ -177,10 +177,13 @@ fn infer_config(parsed: &Parsed<'_>) -> Result<MlpConfig, CheckpointError> {
     })
 }
 
+/// (index, out, in) of each Linear layer of a state dict.
+type Linears = Vec<(usize, usize, usize)>;
+
 /// The Linear layers of a state dict, as (index, out, in) of every 2-D `<i>.weight`, and
 /// whether it has BatchNorm layers (a `<i>.running_mean`).
-fn scan_names(parsed: &Parsed<'_>) -> Result<(Vec<(usize, usize, usize)>, bool), CheckpointError> {
-    let mut linears: Vec<(usize, usize, usize)> = Vec::new();
+fn scan_names(parsed: &Parsed<'_>) -> Result<(Linears, bool), CheckpointError> {
+    let mut linears: Linears = Vec::new();
     let mut batch_norms: Vec<usize> = Vec::new();
     for name in parsed.tensors.names() {
         let Some((index, field)) = name.split_once('.') else {
