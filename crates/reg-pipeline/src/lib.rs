@@ -19,6 +19,7 @@ pub mod progress;
 pub mod random;
 mod relu;
 mod sgd;
+pub mod study;
 pub mod tensor_file;
 pub mod tensorboard;
 mod train;
