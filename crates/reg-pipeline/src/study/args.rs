@@ -2,7 +2,11 @@
 
 use std::path::PathBuf;
 
-use super::{Shard, StudyError};
+use std::time::Instant;
+
+use super::{RunResult, Shard, Study, StudyError, StudyRun, execute};
+use crate::PipelineError;
+use crate::experiments::ExperimentRun;
 
 /// Where and how a study runs: `--shard`, `--shard-count`, `--results`, `--merge`, `--jobs`.
 /// Flatten it into an example's arguments with `#[command(flatten)]`.
@@ -37,5 +41,80 @@ impl StudyArgs {
     /// As [`Shard::resolve`].
     pub fn shard(&self) -> Result<Shard, StudyError> {
         Shard::resolve(self.shard, self.shard_count, |k| std::env::var(k).ok())
+    }
+}
+
+impl StudyArgs {
+    /// Runs this process's share of `study` with `work` (`--jobs` at a time, result files in
+    /// `--results`), printing a line per run and the wall time unless `quiet`. Returns every
+    /// result when this process ran the whole study, `None` for one shard of several (whose
+    /// results are in `--results`, for `--merge`).
+    ///
+    /// # Errors
+    /// As [`StudyArgs::shard`] and [`execute`].
+    pub fn run(
+        &self,
+        study: &Study,
+        quiet: bool,
+        work: &(dyn Fn(&StudyRun) -> Result<ExperimentRun, PipelineError> + Sync),
+    ) -> Result<Option<Vec<RunResult>>, StudyError> {
+        let shard = self.shard()?;
+        let total = study.runs().len();
+        let on_result = |r: &RunResult, skipped: bool| {
+            if !quiet {
+                println!(
+                    "[{:>3}/{total}] {} | seed {} | test acc {:.2}% | train acc (eval) {:.2}% | {} epochs | {}",
+                    r.index + 1,
+                    r.variant,
+                    r.seed,
+                    100.0 * r.metrics.test_acc,
+                    100.0 * r.train_eval.accuracy,
+                    r.metrics.epochs.len(),
+                    if skipped {
+                        "finished earlier".to_owned()
+                    } else {
+                        format!("{:.1} s", r.seconds)
+                    }
+                );
+            }
+        };
+        if !quiet {
+            println!(
+                "{}: {total} runs; shard {shard} takes {}; {} at once",
+                study.name(),
+                shard.indices(total).count(),
+                self.jobs
+            );
+        }
+        let started = Instant::now();
+        let outcome = execute(
+            study,
+            shard,
+            self.jobs,
+            self.results.as_deref(),
+            work,
+            &on_result,
+        )?;
+        if !quiet {
+            println!(
+                "ran {} runs in {:.1} s wall time ({} skipped: finished earlier)",
+                outcome.ran,
+                started.elapsed().as_secs_f64(),
+                outcome.skipped
+            );
+        }
+        if outcome.complete {
+            return Ok(Some(outcome.results));
+        }
+        if !quiet {
+            println!(
+                "shard {shard} done; when every shard is, build the tables with --merge {}",
+                self.results
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("DIR"))
+                    .display()
+            );
+        }
+        Ok(None)
     }
 }

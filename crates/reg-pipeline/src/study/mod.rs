@@ -218,9 +218,15 @@ pub enum StudyError {
     /// A sweep grid file parses but describes no valid runs.
     #[error("{path}: {reason}")]
     InvalidGrid {
-        /// The file.
+        /// The file (empty when the grid was not read from a file).
         path: PathBuf,
         /// What is wrong.
         reason: String,
     },
+}
+
+impl From<crate::data::DataError> for StudyError {
+    fn from(error: crate::data::DataError) -> Self {
+        Self::Pipeline(error.into())
+    }
 }

@@ -218,6 +218,7 @@ mod tests {
             train_eval: Evaluation {
                 loss: 0.01,
                 accuracy: 0.99,
+                seconds: 0.0,
             },
             seconds: 1.0,
         }

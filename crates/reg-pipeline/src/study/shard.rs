@@ -183,14 +183,14 @@ mod tests {
 
     #[test]
     fn the_flag_wins_over_the_environment() {
-        let flag = Some(Shard::new(1, 2).expect("valid"));
+        let flag = Shard::new(1, 2).expect("valid");
         let slurm = env(&[
             ("SLURM_ARRAY_TASK_ID", "0"),
             ("SLURM_ARRAY_TASK_COUNT", "4"),
         ]);
         assert_eq!(
-            Shard::resolve(flag, None, slurm).expect("valid"),
-            flag.expect("set")
+            Shard::resolve(Some(flag), None, slurm).expect("valid"),
+            flag
         );
     }
 
