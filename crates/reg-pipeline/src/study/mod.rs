@@ -189,9 +189,9 @@ pub enum StudyError {
     },
     /// Some runs of the study have no result file yet.
     #[error(
-        "{dir}: {} of {total} runs have no result yet (runs {}); start their shards again",
+        "{dir}: {} of {total} runs have no result file yet ({}); start their shards again",
         missing.len(),
-        missing.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        missing.iter().map(|&i| format!("run-{i:05}.json")).collect::<Vec<_>>().join(", ")
     )]
     MissingRuns {
         /// The results folder.

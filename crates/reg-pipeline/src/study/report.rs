@@ -19,8 +19,8 @@ pub struct VariantSummary {
     pub gap: MeanCi,
     /// Test cross-entropy.
     pub test_loss: MeanCi,
-    /// Epochs trained.
-    pub epochs: MeanCi,
+    /// Fewest and most epochs trained (early stopping can end seeds at different epochs).
+    pub epochs: (usize, usize),
     /// Test accuracy minus the reference's, seed by seed; `None` for the reference itself or
     /// when there is no reference.
     pub vs_reference: Option<MeanCi>,
@@ -81,7 +81,10 @@ impl Report {
                     train_acc: measure(&|r| r.train_eval.accuracy)?,
                     gap: measure(&|r| r.train_eval.accuracy - r.metrics.test_acc)?,
                     test_loss: measure(&|r| r.metrics.test_loss)?,
-                    epochs: measure(&|r| r.metrics.epochs.len() as f64)?,
+                    epochs: (
+                        runs.iter().map(|r| r.metrics.epochs.len()).min()?,
+                        runs.iter().map(|r| r.metrics.epochs.len()).max()?,
+                    ),
                     vs_reference,
                     seconds: runs.iter().map(|r| r.seconds).sum::<f64>() / runs.len() as f64,
                 })
@@ -139,7 +142,10 @@ impl Report {
                 v.train_acc.format(100.0, 2, false),
                 v.gap.format(100.0, 2, true),
                 v.test_loss.format(1.0, 4, false),
-                v.epochs.format(1.0, 1, false),
+                match v.epochs {
+                    (fewest, most) if fewest == most => most.to_string(),
+                    (fewest, most) => format!("{fewest}–{most}"),
+                },
             ));
             if with_time {
                 table.push_str(&format!(" {:.1} s |", v.seconds));
