@@ -129,6 +129,9 @@ fn worker(dir: &Path, task: usize, hang: bool) -> Command {
         .env(DIR_VAR, dir)
         .env("SLURM_ARRAY_TASK_ID", task.to_string())
         .env("SLURM_ARRAY_TASK_COUNT", "3")
+        // Even when the tests themselves run inside a Slurm array.
+        .env_remove("SLURM_ARRAY_TASK_MIN")
+        .env_remove("SLURM_ARRAY_TASK_STEP")
         .env_remove("JOB_COMPLETION_INDEX")
         .stdout(Stdio::piped());
     if hang {
@@ -276,4 +279,35 @@ fn merge_of_an_empty_folder_and_a_shard_without_folder_fail_clearly() {
         result,
         Err(StudyError::ResultsFolderRequired { .. })
     ));
+}
+
+#[test]
+fn band_chart_has_a_band_and_a_name_per_variant() {
+    let results = execute(Shard::WHOLE, 1, None, false).results;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("bands.svg");
+    study::write_band_chart(&path, "small study", &results).expect("chart written");
+    let svg = std::fs::read_to_string(&path).expect("readable");
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+    // One band per variant in each of the two panels.
+    let bands = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polygon"))
+        .count();
+    assert_eq!(bands, 2 * 3);
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    for name in [
+        "underfit",
+        "overfit",
+        "regularized",
+        "small study",
+        "band: 95 % CI over 3 seeds",
+    ] {
+        assert!(texts.contains(&name), "`{name}` in {texts:?}");
+    }
 }
