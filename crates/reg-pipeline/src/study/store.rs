@@ -70,11 +70,9 @@ impl RunResult {
 
     /// The study this result belongs to, for error messages: `"name (hash prefix)"`.
     fn definition_label(&self) -> String {
-        format!(
-            "{} ({})",
-            self.study,
-            &self.definition[..12.min(self.definition.len())]
-        )
+        // By characters: the file may hold anything, and slicing bytes could split one.
+        let prefix: String = self.definition.chars().take(12).collect();
+        format!("{} ({prefix})", self.study)
     }
 }
 
