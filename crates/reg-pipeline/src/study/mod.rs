@@ -49,7 +49,7 @@ pub use args::StudyArgs;
 pub use chart::write_band_chart;
 pub use exec::{Outcome, execute};
 pub use grid::{DropoutSetting, SweepGrid};
-pub use report::{Report, VariantSummary};
+pub use report::{Paired, Report, VariantSummary};
 pub use shard::Shard;
 pub use store::{RunResult, merge, result_path};
 

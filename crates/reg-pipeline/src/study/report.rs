@@ -21,11 +21,41 @@ pub struct VariantSummary {
     pub test_loss: MeanCi,
     /// Fewest and most epochs trained (early stopping can end seeds at different epochs).
     pub epochs: (usize, usize),
-    /// Test accuracy minus the reference's, seed by seed; `None` for the reference itself or
-    /// when there is no reference.
-    pub vs_reference: Option<MeanCi>,
+    /// Differences to the reference seed by seed; `None` for the reference itself or when
+    /// there is no reference.
+    pub vs_reference: Option<Paired>,
     /// Mean wall-clock seconds per run.
     pub seconds: f64,
+}
+
+/// A variant's paired differences to the reference (this variant minus the reference, over
+/// the seeds both have).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Paired {
+    /// Difference of test accuracy (fraction).
+    pub test_acc: MeanCi,
+    /// Difference of test cross-entropy.
+    pub test_loss: MeanCi,
+}
+
+impl Paired {
+    /// `"acc, loss"`, `"acc"`, `"loss"` or `"no"`: which differences are significant at the
+    /// 5 % level (their 95 % interval excludes 0); `"n = 1: no CI"` for a single seed.
+    #[must_use]
+    pub fn significance(&self) -> String {
+        match (
+            self.test_acc.excludes_zero(),
+            self.test_loss.excludes_zero(),
+        ) {
+            (Some(acc), Some(loss)) => match (acc, loss) {
+                (true, true) => "acc, loss".to_owned(),
+                (true, false) => "acc".to_owned(),
+                (false, true) => "loss".to_owned(),
+                (false, false) => "no".to_owned(),
+            },
+            _ => "n = 1: no CI".to_owned(),
+        }
+    }
 }
 
 /// A study's results summarised per variant.
@@ -65,14 +95,20 @@ impl Report {
                 let vs_reference = if Some(name) == reference.as_deref() || base.is_empty() {
                     None
                 } else {
-                    let (mine, theirs): (Vec<f64>, Vec<f64>) = runs
+                    let pairs: Vec<(&RunResult, &RunResult)> = runs
                         .iter()
-                        .filter_map(|r| {
-                            let other = base.iter().find(|b| b.seed == r.seed)?;
-                            Some((r.metrics.test_acc, other.metrics.test_acc))
+                        .filter_map(|r| Some((*r, *base.iter().find(|b| b.seed == r.seed)?)))
+                        .collect();
+                    let differences = |f: fn(&RunResult) -> f64| {
+                        let d: Vec<f64> = pairs.iter().map(|(r, b)| f(r) - f(b)).collect();
+                        MeanCi::of(&d)
+                    };
+                    differences(|r| r.metrics.test_acc)
+                        .zip(differences(|r| r.metrics.test_loss))
+                        .map(|(test_acc, test_loss)| Paired {
+                            test_acc,
+                            test_loss,
                         })
-                        .unzip();
-                    MeanCi::paired_difference(&mine, &theirs)
                 };
                 Some(VariantSummary {
                     name: name.to_owned(),
@@ -106,8 +142,10 @@ impl Report {
         let mut head = String::from("| model | seeds | test acc (%) |");
         let mut rule = String::from("| --- | ---: | ---: |");
         if let Some(reference) = reference {
-            head.push_str(&format!(" Δ test acc vs {reference} (pp) | significant? |"));
-            rule.push_str(" ---: | :---: |");
+            head.push_str(&format!(
+                " Δ test acc vs {reference} (pp) | Δ test loss vs {reference} | significant (95 %) |"
+            ));
+            rule.push_str(" ---: | ---: | :---: |");
         }
         head.push_str(" train acc, eval (%) | gap (pp) | test loss | epochs |");
         rule.push_str(" ---: | ---: | ---: | ---: |");
@@ -124,18 +162,15 @@ impl Report {
                 v.test_acc.format(100.0, 2, false)
             ));
             if reference.is_some() {
-                let (delta, significant) = match &v.vs_reference {
-                    None => ("—".to_owned(), "—".to_owned()),
-                    Some(d) => (
-                        d.format(100.0, 2, true),
-                        match d.excludes_zero() {
-                            Some(true) => "yes".to_owned(),
-                            Some(false) => "no".to_owned(),
-                            None => "n = 1: no CI".to_owned(),
-                        },
-                    ),
+                let cells = match &v.vs_reference {
+                    None => ["—".to_owned(), "—".to_owned(), "—".to_owned()],
+                    Some(d) => [
+                        d.test_acc.format(100.0, 2, true),
+                        d.test_loss.format(1.0, 4, true),
+                        d.significance(),
+                    ],
                 };
-                table.push_str(&format!(" {delta} | {significant} |"));
+                table.push_str(&format!(" {} | {} | {} |", cells[0], cells[1], cells[2]));
             }
             table.push_str(&format!(
                 " {} | {} | {} | {} |",
@@ -174,21 +209,25 @@ impl Report {
              (Student's t, n − 1 degrees of freedom).",
         );
         if let Some(reference) = &self.reference {
-            let significant: Vec<&str> = self
-                .variants
-                .iter()
-                .filter(|v| v.vs_reference.and_then(|d| d.excludes_zero()) == Some(true))
-                .map(|v| v.name.as_str())
-                .collect();
+            let significant = |of: fn(&Paired) -> MeanCi| {
+                let names: Vec<&str> = self
+                    .variants
+                    .iter()
+                    .filter(|v| v.vs_reference.and_then(|d| of(&d).excludes_zero()) == Some(true))
+                    .map(|v| v.name.as_str())
+                    .collect();
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            };
             text.push_str(&format!(
                 " Δ is the mean of the per-seed differences to {reference} (same seed: same data \
                  order and initialisation), with its 95 % confidence interval; significant when \
-                 that interval excludes 0. Significant: {}.",
-                if significant.is_empty() {
-                    "none".to_owned()
-                } else {
-                    significant.join(", ")
-                }
+                 that interval excludes 0. Significant in test accuracy: {}; in test loss: {}.",
+                significant(|d| d.test_acc),
+                significant(|d| d.test_loss),
             ));
         }
         text.push('\n');
@@ -244,12 +283,17 @@ mod tests {
         assert_eq!(report.variants.len(), 2);
         assert_eq!(report.variants[0].vs_reference, None);
         let d = report.variants[1].vs_reference.expect("paired");
-        assert!((d.mean + 0.01).abs() < 1e-12, "{d:?}");
-        assert_eq!(d.excludes_zero(), Some(true));
+        assert!((d.test_acc.mean + 0.01).abs() < 1e-12, "{d:?}");
+        assert_eq!(d.test_acc.excludes_zero(), Some(true));
+        // Every run has the same test loss: no difference, and not significant.
+        assert_eq!(d.test_loss.excludes_zero(), Some(false));
         let table = report.markdown(false);
         assert!(table.contains("| worse | 3 | 97.23 ± "), "{table}");
-        assert!(table.contains("| yes |"), "{table}");
-        assert!(table.contains("Significant: worse."), "{table}");
+        assert!(table.contains("| acc |"), "{table}");
+        assert!(
+            table.contains("Significant in test accuracy: worse; in test loss: none."),
+            "{table}"
+        );
     }
 
     #[test]
@@ -257,7 +301,10 @@ mod tests {
         let report = Report::new(&[result("full", 0, 0.98), result("other", 0, 0.97)]);
         let table = report.markdown(false);
         assert!(!table.contains('±'), "{table}");
-        assert!(table.contains("| -1.00 | n = 1: no CI |"), "{table}");
+        assert!(
+            table.contains("| -1.00 | +0.0000 | n = 1: no CI |"),
+            "{table}"
+        );
         assert!(table.contains("no confidence intervals"), "{table}");
     }
 }
