@@ -22,8 +22,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use reg_pipeline::data::Mnist;
 use reg_pipeline::experiments;
-use reg_pipeline::study::{self, Report, RunResult, Study, StudyArgs, StudyError, StudyRun};
 use reg_pipeline::plot::check_chart_path;
+use reg_pipeline::study::{self, Report, RunResult, Study, StudyArgs, StudyError, StudyRun};
 use reg_pipeline::tensorboard::{TensorBoardObserver, run_folder_name};
 use reg_pipeline::{EpochMetrics, Observer, PipelineError, TrainConfig, Trainer};
 
