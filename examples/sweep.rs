@@ -13,24 +13,26 @@ use std::process::ExitCode;
 use clap::Parser;
 use reg_pipeline::data::Mnist;
 use reg_pipeline::experiments;
+use reg_pipeline::plot::check_chart_path;
 use reg_pipeline::study::{self, Report, RunResult, StudyArgs, StudyError, StudyRun, SweepGrid};
-use reg_pipeline::tensor_file::check_output_path;
 use reg_pipeline::{PipelineError, TrainConfig};
 
 /// Train every point of a TOML grid over several seeds.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(name = "sweep", version, allow_negative_numbers = true)]
 struct Args {
     /// The grid file (TOML: name, epochs, seeds, lr, l2, dropout, train_images).
     #[arg(long, required_unless_present = "merge")]
     grid: Option<PathBuf>,
-    /// Folder with the four MNIST files (.gz or raw); default $MNIST_DIR, else data/mnist.
+    /// Folder with the four MNIST files (.gz or raw); default $MNIST_DIR, else
+    /// the per-user cache folder (~/.cache/reg/mnist on Linux).
     /// Missing files are downloaded there.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Write an SVG chart of mean accuracy and loss per epoch (95 % band) to this file.
-    #[arg(long)]
-    plot: Option<PathBuf>,
+    /// Write a chart of mean accuracy and loss per epoch (95 % band) to this file: SVG or PNG
+    /// by its extension (repeat the flag for both).
+    #[arg(long, value_name = "FILE.svg|FILE.png")]
+    plot: Vec<PathBuf>,
     /// Only the table.
     #[arg(long)]
     quiet: bool,
@@ -50,9 +52,9 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), StudyError> {
-    if let Some(path) = &args.plot {
+    for path in &args.plot {
         // Fail before training, not after it, when the chart cannot be written.
-        check_output_path(path)?;
+        check_chart_path(path)?;
     }
     if let Some(dir) = &args.study.merge {
         return report(args, &study::merge(dir)?);
@@ -99,7 +101,7 @@ fn run(args: &Args) -> Result<(), StudyError> {
 fn report(args: &Args, results: &[RunResult]) -> Result<(), StudyError> {
     println!();
     print!("{}", Report::new(results).markdown(true));
-    if let Some(path) = &args.plot {
+    for path in &args.plot {
         study::write_band_chart(path, &results[0].study, results)?;
         if !args.quiet {
             println!("\nchart written to {}", path.display());
