@@ -1,9 +1,12 @@
 //! What each technique contributes: the full pipeline on all of MNIST, then the same with one
-//! technique turned off at a time.
+//! technique turned off at a time, each over `--seeds` seeds.
 //!
-//! `cargo run --release --example ablation` trains seven models for `--epochs` (default 10,
-//! about 1–2 minutes per model on 2 cores) and prints a markdown table of test accuracy, the
-//! train/test gap (train accuracy measured in Eval mode with the kept weights) and time:
+//! `cargo run --release --example ablation -- --seeds 5` trains seven models per seed for
+//! `--epochs` (default 10, about 1–2 minutes per model on 2 cores) and prints a markdown table:
+//! test accuracy as mean ± 95 % confidence interval over the seeds, the paired difference to
+//! the full model (seed by seed: same data order and initialisation) with its interval and
+//! whether it is significant, the train/test gap (train accuracy measured in Eval mode with
+//! the kept weights) and time:
 //!
 //! | variant | what changes from the full model |
 //! | --- | --- |
@@ -15,17 +18,21 @@
 //! | constant lr | 1e-3 throughout instead of warmup + cosine |
 //! | no early stopping | trains every epoch and keeps the last weights |
 //!
-//! `--plot ablation.svg` (or `.png`) draws accuracy and loss per epoch for all seven.
+//! `--plot ablation.svg` (or `.png`) draws each variant's mean accuracy and loss per epoch with
+//! a 95 % band; `--tensorboard DIR` writes each run's per-epoch scalars for TensorBoard. `--jobs K` trains K models at once; `--shard I/N --results DIR` (or a Slurm job
+//! array, or a Kubernetes Indexed Job) runs one share of the runs on a cluster, and
+//! `--merge DIR` builds the table from the result files (see `docs/cluster.md`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use reg_pipeline::data::Mnist;
-use reg_pipeline::experiments::{self, ExperimentRun};
+use reg_pipeline::experiments;
 use reg_pipeline::plot::check_chart_path;
+use reg_pipeline::study::{self, Report, RunResult, Study, StudyArgs, StudyError, StudyRun};
 use reg_pipeline::tensorboard::{TensorBoardObserver, run_folder_name};
-use reg_pipeline::{EpochMetrics, Observer, PipelineError, Trainer};
+use reg_pipeline::{EpochMetrics, Observer, PipelineError, TrainConfig, Trainer};
 
 /// Turn off each regularization technique in turn and compare with the full model.
 #[derive(Debug, Parser)]
@@ -39,23 +46,28 @@ struct Args {
     /// Most epochs per model (≥ 2; warmup is min(3, epochs − 1)).
     #[arg(long, default_value_t = 10)]
     epochs: usize,
-    /// Seed of every generator.
+    /// First seed: the runs use seeds seed, seed + 1, …, seed + seeds − 1.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Seeds per variant (2 or more for confidence intervals).
+    #[arg(long, default_value_t = 1)]
+    seeds: usize,
     /// Only these variants (comma-separated names as in the table, any case, e.g. "full,no L2").
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Write a chart of accuracy and loss per epoch to this file: SVG or PNG by its extension
-    /// (repeat the flag for both).
+    /// Write a chart of mean accuracy and loss per epoch (95 % band) to this file: SVG or PNG
+    /// by its extension (repeat the flag for both).
     #[arg(long, value_name = "FILE.svg|FILE.png")]
     plot: Vec<PathBuf>,
-    /// Write each model's per-epoch scalars as TensorBoard event files, one run folder per
-    /// model under this folder (`tensorboard --logdir DIR` compares them).
+    /// Write each run's per-epoch scalars as TensorBoard event files, one run folder per
+    /// model and seed under this folder (`tensorboard --logdir DIR` compares them).
     #[arg(long, value_name = "DIR")]
     tensorboard: Option<PathBuf>,
     /// Only the table.
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    study: StudyArgs,
 }
 
 fn main() -> ExitCode {
@@ -69,18 +81,58 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &Args) -> Result<(), PipelineError> {
+fn run(args: &Args) -> Result<(), StudyError> {
+    for path in &args.plot {
+        // Fail before training, not after it, when the chart cannot be written.
+        check_chart_path(path)?;
+    }
+    if let Some(dir) = &args.study.merge {
+        return report(args, &study::merge(dir)?);
+    }
+    let study = ablation_study(args)?;
+    let (mnist, _dir) = Mnist::find_and_load(args.data_dir.as_deref(), args.quiet)?;
+    let validation_size = TrainConfig::default().validation;
+    let (train, validation) = mnist.train.split_off_last(validation_size)?;
+    let work = |run: &StudyRun| {
+        let label = format!("{} seed {}", run.variant, run.seed);
+        let tensorboard = args
+            .tensorboard
+            .as_ref()
+            .map(|dir| TensorBoardObserver::create(&dir.join(run_folder_name(&label))))
+            .transpose()?;
+        let lines = EpochLines {
+            quiet: args.quiet,
+            label,
+        };
+        experiments::run(
+            &run.variant,
+            run.config.clone(),
+            &train,
+            &validation,
+            &mnist.test,
+            &mut (lines, tensorboard),
+        )
+    };
+    match args.study.run(&study, args.quiet, &work)? {
+        Some(results) => report(args, &results),
+        None => Ok(()),
+    }
+}
+
+/// The variants chosen by `--only`, each over the seeds, variant by variant.
+fn ablation_study(args: &Args) -> Result<Study, StudyError> {
     if args.epochs < 2 {
         return Err(PipelineError::InvalidSetting {
             name: "epochs",
             value: args.epochs.to_string(),
             allowed: "at least 2 (warmup needs an epoch before the cosine)",
-        });
+        }
+        .into());
     }
-    let all = experiments::ablation_configs(args.epochs, args.seed);
     // Names match ignoring case and surrounding spaces; one that matches nothing is an error,
     // not silently skipped.
     let same = |a: &str, b: &str| a.trim().eq_ignore_ascii_case(b);
+    let all = experiments::ablation_configs(args.epochs, 0);
     if let Some(unknown) = args
         .only
         .iter()
@@ -90,63 +142,49 @@ fn run(args: &Args) -> Result<(), PipelineError> {
             name: "only",
             value: unknown.clone(),
             allowed: "full, no L2, no dropout, no BatchNorm, SGD instead of Adam, constant lr, no early stopping (any case)",
-        });
-    }
-    let configs: Vec<_> = all
-        .into_iter()
-        .filter(|(name, _)| args.only.is_empty() || args.only.iter().any(|o| same(o, name)))
-        .collect();
-    for path in &args.plot {
-        // Fail before training, not after it, when the chart cannot be written.
-        check_chart_path(path)?;
-    }
-    let (mnist, _dir) = Mnist::find_and_load(args.data_dir.as_deref(), args.quiet)?;
-    let validation_size = reg_pipeline::TrainConfig::default().validation;
-    let (train, validation) = mnist.train.split_off_last(validation_size)?;
-    if !args.quiet {
-        println!(
-            "Training on {} images, validating on {}, testing on {}, at most {} epochs, seed {}",
-            train.len(),
-            validation.len(),
-            mnist.test.len(),
-            args.epochs,
-            args.seed
-        );
-    }
-    let mut runs: Vec<ExperimentRun> = Vec::new();
-    for (name, config) in configs {
-        if !args.quiet {
-            println!("\n{name}");
         }
-        let tensorboard = args
-            .tensorboard
-            .as_ref()
-            .map(|dir| TensorBoardObserver::create(&dir.join(run_folder_name(name))))
-            .transpose()?;
-        let mut observer = (EpochLines { quiet: args.quiet }, tensorboard);
-        let run = experiments::run(
-            name,
-            config,
-            &train,
-            &validation,
-            &mnist.test,
-            &mut observer,
-        )?;
-        if !args.quiet {
-            println!(
-                "  test accuracy {:.2}% | train accuracy (eval) {:.2}% | {:.1} s",
-                100.0 * run.test_acc(),
-                100.0 * run.train_acc(),
-                run.seconds
-            );
-        }
-        runs.push(run);
+        .into());
     }
+    let chosen = |name: &str| args.only.is_empty() || args.only.iter().any(|o| same(o, name));
+    if args.seeds == 0 {
+        return Err(PipelineError::InvalidSetting {
+            name: "seeds",
+            value: "0".into(),
+            allowed: "at least 1",
+        }
+        .into());
+    }
+    let seeds: Vec<u64> = (args.seed..).take(args.seeds).collect();
+    let reference = chosen("full").then_some("full");
+    Ok(Study::over_seeds(
+        format!("ablation, {} epochs", args.epochs),
+        "MNIST: 55,000 training images, the last 5,000 for validation, 10,000 test",
+        reference,
+        &seeds,
+        |seed| {
+            experiments::ablation_configs(args.epochs, seed)
+                .into_iter()
+                .filter(|(name, _)| chosen(name))
+                .collect()
+        },
+    ))
+}
+
+/// The table, and the chart with `--plot`.
+fn report(args: &Args, results: &[RunResult]) -> Result<(), StudyError> {
     println!();
-    print!("{}", experiments::markdown_table(&runs, true));
+    print!("{}", Report::new(results).markdown(true));
     for path in &args.plot {
-        let title = format!("Ablation on MNIST ({} epochs at most)", args.epochs);
-        experiments::write_chart(path, &title, &runs)?;
+        let first = &results[0];
+        let title = format!(
+            "Ablation on MNIST ({} epochs at most, {} seeds)",
+            first.metrics.config.epochs,
+            results
+                .iter()
+                .filter(|r| r.variant == first.variant)
+                .count()
+        );
+        study::write_band_chart(path, &title, results)?;
         if !args.quiet {
             println!("\nchart written to {}", path.display());
         }
@@ -154,16 +192,18 @@ fn run(args: &Args) -> Result<(), PipelineError> {
     Ok(())
 }
 
-/// One line per epoch.
+/// One line per epoch, naming the run (runs may train side by side with `--jobs`).
 struct EpochLines {
     quiet: bool,
+    label: String,
 }
 
 impl Observer for EpochLines {
     fn on_epoch(&mut self, _trainer: &Trainer, m: &EpochMetrics) -> Result<(), PipelineError> {
         if !self.quiet {
             println!(
-                "  epoch {:>3} | lr {:.6} | train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}% | {:.1}s",
+                "  {} | epoch {:>3} | lr {:.6} | train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}% | {:.1}s",
+                self.label,
                 m.epoch,
                 m.lr,
                 m.train_loss,

@@ -10,17 +10,25 @@
 //! - regularized: the same network with the tutorial's L2 + dropout + BatchNorm, warmup +
 //!   cosine and early stopping.
 //!
-//! `--plot overfitting.svg` (or `.png`) draws accuracy and loss per epoch for the three.
+//! With `--seeds N` each model is trained with N seeds and the table gives mean ± 95 %
+//! confidence interval, and the paired difference (seed by seed) to the unregularized model.
+//! `--plot overfitting.svg` (or `.png`) draws each model's mean accuracy and loss per epoch
+//! with a 95 % band; `--tensorboard DIR` writes each run's per-epoch scalars for TensorBoard. `--jobs`, `--shard`, `--results` and `--merge` work as in the ablation example (see
+//! `docs/cluster.md`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use reg_pipeline::data::Mnist;
-use reg_pipeline::experiments::{self, ExperimentRun};
+use reg_pipeline::experiments;
 use reg_pipeline::plot::check_chart_path;
+use reg_pipeline::study::{self, Report, RunResult, Study, StudyArgs, StudyError, StudyRun};
 use reg_pipeline::tensorboard::{TensorBoardObserver, run_folder_name};
-use reg_pipeline::{EpochMetrics, Observer, PipelineError, Trainer};
+use reg_pipeline::{EpochMetrics, Observer, PipelineError, TrainConfig, Trainer};
+
+/// The model the others are compared with, seed by seed.
+const REFERENCE: &str = "overfit (784-256-128-10, no regularization)";
 
 /// Show underfitting and overfitting on a small MNIST subset.
 #[derive(Debug, Parser)]
@@ -37,20 +45,25 @@ struct Args {
     /// Epochs per model (the regularized one may stop early).
     #[arg(long, default_value_t = 40)]
     epochs: usize,
-    /// Seed of every generator.
+    /// First seed: the runs use seeds seed, seed + 1, …, seed + seeds − 1.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Write a chart of accuracy and loss per epoch to this file: SVG or PNG by its extension
-    /// (repeat the flag for both).
+    /// Seeds per model (2 or more for confidence intervals).
+    #[arg(long, default_value_t = 1)]
+    seeds: usize,
+    /// Write a chart of mean accuracy and loss per epoch (95 % band) to this file: SVG or PNG
+    /// by its extension (repeat the flag for both).
     #[arg(long, value_name = "FILE.svg|FILE.png")]
     plot: Vec<PathBuf>,
-    /// Write each model's per-epoch scalars as TensorBoard event files, one run folder per
-    /// model under this folder (`tensorboard --logdir DIR` compares them).
+    /// Write each run's per-epoch scalars as TensorBoard event files, one run folder per
+    /// model and seed under this folder (`tensorboard --logdir DIR` compares them).
     #[arg(long, value_name = "DIR")]
     tensorboard: Option<PathBuf>,
     /// Only the table.
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    study: StudyArgs,
 }
 
 fn main() -> ExitCode {
@@ -64,62 +77,79 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &Args) -> Result<(), PipelineError> {
+fn run(args: &Args) -> Result<(), StudyError> {
     if args.train_images < 2 {
         return Err(PipelineError::InvalidSetting {
             name: "train-images",
             value: args.train_images.to_string(),
             allowed: "at least 2 (one training step needs 2 images)",
-        });
+        }
+        .into());
     }
     for path in &args.plot {
         // Fail before training, not after it, when the chart cannot be written.
         check_chart_path(path)?;
     }
+    if let Some(dir) = &args.study.merge {
+        return report(args, &study::merge(dir)?);
+    }
+    if args.seeds == 0 {
+        return Err(PipelineError::InvalidSetting {
+            name: "seeds",
+            value: "0".into(),
+            allowed: "at least 1",
+        }
+        .into());
+    }
     let (mnist, _dir) = Mnist::find_and_load(args.data_dir.as_deref(), args.quiet)?;
-    let validation_size = reg_pipeline::TrainConfig::default().validation;
+    let validation_size = TrainConfig::default().validation;
     let (train, validation) = mnist.train.split_off_last(validation_size)?;
     let train = train.take_first(args.train_images);
-    if !args.quiet {
-        println!(
-            "Training on {} images, validating on {}, testing on {}, {} epochs, seed {}",
-            train.len(),
-            validation.len(),
-            mnist.test.len(),
-            args.epochs,
-            args.seed
-        );
-    }
-    let mut runs: Vec<ExperimentRun> = Vec::new();
-    for (name, config) in
-        experiments::overfitting_configs(train.image_len(), args.epochs, args.seed)
-    {
-        if !args.quiet {
-            println!("\n{name}");
-        }
+    let seeds: Vec<u64> = (args.seed..).take(args.seeds).collect();
+    let study = Study::over_seeds(
+        format!("overfitting, {} epochs", args.epochs),
+        format!(
+            "MNIST: the first {} training images, the last {validation_size} for validation, 10,000 test",
+            train.len()
+        ),
+        Some(REFERENCE),
+        &seeds,
+        |seed| experiments::overfitting_configs(train.image_len(), args.epochs, seed),
+    );
+    let work = |run: &StudyRun| {
+        let label = format!("{} seed {}", run.variant, run.seed);
         let tensorboard = args
             .tensorboard
             .as_ref()
-            .map(|dir| TensorBoardObserver::create(&dir.join(run_folder_name(name))))
+            .map(|dir| TensorBoardObserver::create(&dir.join(run_folder_name(&label))))
             .transpose()?;
-        let mut observer = (EpochLines { quiet: args.quiet }, tensorboard);
-        runs.push(experiments::run(
-            name,
-            config,
+        let lines = EpochLines {
+            quiet: args.quiet,
+            label,
+        };
+        experiments::run(
+            &run.variant,
+            run.config.clone(),
             &train,
             &validation,
             &mnist.test,
-            &mut observer,
-        )?);
+            &mut (lines, tensorboard),
+        )
+    };
+    match args.study.run(&study, args.quiet, &work)? {
+        Some(results) => report(args, &results),
+        None => Ok(()),
     }
+}
+
+/// The table, and the chart with `--plot`.
+fn report(args: &Args, results: &[RunResult]) -> Result<(), StudyError> {
     println!();
-    print!("{}", experiments::markdown_table(&runs, false));
+    print!("{}", Report::new(results).markdown(false));
     for path in &args.plot {
-        let title = format!(
-            "Underfitting vs overfitting: {} MNIST training images",
-            train.len()
-        );
-        experiments::write_chart(path, &title, &runs)?;
+        let seeds = results.iter().filter(|r| r.variant == REFERENCE).count();
+        let title = format!("Underfitting vs overfitting on a small MNIST subset ({seeds} seeds)");
+        study::write_band_chart(path, &title, results)?;
         if !args.quiet {
             println!("\nchart written to {}", path.display());
         }
@@ -127,16 +157,18 @@ fn run(args: &Args) -> Result<(), PipelineError> {
     Ok(())
 }
 
-/// One line per epoch.
+/// One line per epoch, naming the run (runs may train side by side with `--jobs`).
 struct EpochLines {
     quiet: bool,
+    label: String,
 }
 
 impl Observer for EpochLines {
     fn on_epoch(&mut self, _trainer: &Trainer, m: &EpochMetrics) -> Result<(), PipelineError> {
         if !self.quiet {
             println!(
-                "  epoch {:>3} | train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}%",
+                "  {} | epoch {:>3} | train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}%",
+                self.label,
                 m.epoch,
                 m.train_loss,
                 100.0 * m.train_acc,

@@ -183,6 +183,65 @@ pub fn history_svg(
     title: &str,
     series: &[(&str, &[EpochMetrics])],
 ) -> Result<String, PipelineError> {
+    let keys = [
+        "training (Train mode: dropout on)",
+        "validation (Eval mode)",
+    ];
+    banded_history_svg(title, series, &vec![&[][..]; series.len()], keys)
+}
+
+/// A 95 % band around a mean validation curve at one epoch (for [`band_history_svg`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochBand {
+    /// The epoch, from 1.
+    pub epoch: usize,
+    /// Lowest and highest validation accuracy (fraction) of the band.
+    pub val_acc: (f64, f64),
+    /// Lowest and highest validation loss of the band.
+    pub val_loss: (f64, f64),
+}
+
+/// Writes [`band_history_svg`] to `path` (SVG or PNG by extension).
+///
+/// # Errors
+/// As [`band_history_svg`]; [`PipelineError::InvalidSetting`] for an extension that is neither
+/// `.svg` nor `.png`; [`PipelineError::Io`] when the file cannot be written.
+pub fn write_band_history_chart(
+    path: &Path,
+    title: &str,
+    series: &[(&str, &[EpochMetrics], &[EpochBand])],
+    band: &str,
+) -> Result<(), PipelineError> {
+    ChartFormat::of(path)?;
+    write_chart(path, &band_history_svg(title, series, band)?)
+}
+
+/// The chart of [`history_svg`] for mean histories (one per model, each the mean over several
+/// runs), with each model's band (95 % confidence interval, say) shaded around its validation
+/// curves; `band` says in the legend what the shading is.
+///
+/// # Errors
+/// [`PipelineError::InvalidSetting`] when `series` is empty or every history is empty.
+pub fn band_history_svg(
+    title: &str,
+    series: &[(&str, &[EpochMetrics], &[EpochBand])],
+    band: &str,
+) -> Result<String, PipelineError> {
+    let histories: Vec<(&str, &[EpochMetrics])> = series.iter().map(|(n, h, _)| (*n, *h)).collect();
+    let bands: Vec<&[EpochBand]> = series.iter().map(|(_, _, b)| *b).collect();
+    let validation = format!("validation (Eval mode), mean; shaded: {band}");
+    let keys = ["training (Train mode: dropout on), mean", &validation];
+    banded_history_svg(title, &histories, &bands, keys)
+}
+
+/// [`history_svg`] with a (possibly empty) band per model and the texts of the two gray
+/// legend keys (dashed, solid).
+fn banded_history_svg(
+    title: &str,
+    series: &[(&str, &[EpochMetrics])],
+    bands: &[&[EpochBand]],
+    [dashed_key, solid_key]: [&str; 2],
+) -> Result<String, PipelineError> {
     let epochs = series.iter().map(|(_, h)| h.len()).max().unwrap_or(0);
     if epochs == 0 {
         return Err(PipelineError::InvalidSetting {
@@ -204,21 +263,33 @@ pub fn history_svg(
             dashed: false,
         })
         .collect();
-    entries.push(LegendEntry::gray("training (Train mode: dropout on)", true));
-    entries.push(LegendEntry::gray("validation (Eval mode)", false));
+    entries.push(LegendEntry::gray(dashed_key, true));
+    entries.push(LegendEntry::gray(solid_key, false));
     let legend = Legend::new(entries);
     const PANEL_WIDTH: u32 = 480;
     let size = (2 * PANEL_WIDTH + legend.width, legend.height.max(470));
     let x_ticks = ticks::integers(1, epochs.max(2), 10);
     let accuracy = |m: &EpochMetrics| (100.0 * m.train_acc, 100.0 * m.val_acc);
     let loss = |m: &EpochMetrics| (m.train_loss.max(LOSS_FLOOR), m.val_loss.max(LOSS_FLOOR));
-    let curves = |values: &dyn Fn(&EpochMetrics) -> (f64, f64)| -> Vec<Curves> {
+    let accuracy_band = |b: &EpochBand| (100.0 * b.val_acc.0, 100.0 * b.val_acc.1);
+    let loss_band = |b: &EpochBand| (b.val_loss.0.max(LOSS_FLOOR), b.val_loss.1.max(LOSS_FLOOR));
+    let curves = |values: &dyn Fn(&EpochMetrics) -> (f64, f64),
+                  band: &dyn Fn(&EpochBand) -> (f64, f64)|
+     -> Vec<Curves> {
         series
             .iter()
             .enumerate()
             .map(|(i, (_, history))| Curves {
                 style: i,
                 copy: copies[i].is_some(),
+                band: bands
+                    .get(i)
+                    .map(|b| {
+                        b.iter()
+                            .map(|e| (e.epoch as f64, band(e).0, band(e).1))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
                 dashed: history
                     .iter()
                     .map(|m| (m.epoch as f64, values(m).0))
@@ -234,7 +305,7 @@ pub fn history_svg(
         let (panels, legend_area) = root.split_horizontally(2 * PANEL_WIDTH);
         let (left, right) = panels.split_horizontally(PANEL_WIDTH);
         let x_range = 1.0..epochs.max(2) as f64;
-        let accuracy_curves = curves(&accuracy);
+        let accuracy_curves = curves(&accuracy, &accuracy_band);
         let (lo, hi) = bounds(accuracy_curves.iter().flat_map(Curves::values));
         let pad = 0.04 * (hi - lo);
         let (lo, hi) = (lo - pad, hi + pad);
@@ -251,7 +322,7 @@ pub fn history_svg(
             y_label: None,
         };
         draw_panel(&left, &axes, x_range.clone(), &x_ticks, y, &accuracy_curves)?;
-        let loss_curves = curves(&loss);
+        let loss_curves = curves(&loss, &loss_band);
         let (lo, hi) = bounds(loss_curves.iter().flat_map(Curves::values));
         let (lo, hi) = (lo * 0.8, hi * 1.25);
         let y = Ticked {
@@ -318,6 +389,7 @@ pub fn curve_svg(
         .map(|(i, (_, p))| Curves {
             style: i,
             copy: false,
+            band: Vec::new(),
             dashed: Vec::new(),
             solid: p.to_vec(),
         })
@@ -371,6 +443,8 @@ struct Curves {
     style: usize,
     /// The same values as an earlier model's: drawn first, as a wide halo.
     copy: bool,
+    /// `(x, low, high)`: a shaded band, drawn under every line; empty for none.
+    band: Vec<(f64, f64, f64)>,
     dashed: Vec<(f64, f64)>,
     solid: Vec<(f64, f64)>,
 }
@@ -381,6 +455,7 @@ impl Curves {
             .iter()
             .chain(&self.solid)
             .map(|p| p.1)
+            .chain(self.band.iter().flat_map(|b| [b.1, b.2]))
             .filter(|v| v.is_finite())
     }
 }
@@ -433,6 +508,19 @@ where
     }
     mesh.draw()?;
     let epochs = curves.iter().map(|c| c.solid.len()).max().unwrap_or(0);
+    // Bands first, light, so every line stays visible on top of them.
+    for c in curves.iter().filter(|c| !c.band.is_empty()) {
+        let outline: Vec<(f64, f64)> = c
+            .band
+            .iter()
+            .map(|b| (b.0, b.2))
+            .chain(c.band.iter().rev().map(|b| (b.0, b.1)))
+            .collect();
+        chart.draw_series(std::iter::once(Polygon::new(
+            outline,
+            color(c.style).mix(0.18).filled(),
+        )))?;
+    }
     let ordered = curves
         .iter()
         .filter(|c| c.copy)

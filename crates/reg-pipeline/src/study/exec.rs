@@ -1,0 +1,143 @@
+//! Running a shard's runs, K at a time, skipping those already finished.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use super::{RunResult, Shard, Study, StudyError, StudyRun, store};
+use crate::PipelineError;
+use crate::study::experiments::ExperimentRun;
+
+/// What [`execute`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The shard's results (run now or found finished), in the study's order.
+    pub results: Vec<RunResult>,
+    /// Runs trained by this call.
+    pub ran: usize,
+    /// Runs skipped because their result file was already there.
+    pub skipped: usize,
+    /// Whether `results` is the whole study (the shard was [`Shard::WHOLE`]).
+    pub complete: bool,
+}
+
+/// Runs `shard`'s runs of `study` with `work`, `jobs` at a time, each on its own rayon pool
+/// of `max(1, cores / jobs)` threads (the results do not depend on the thread count). With a
+/// `results` folder, each finished run is written there at once as its own file
+/// ([`super::result_path`]) and runs whose file is already there are skipped; `on_result` is
+/// called after each run with whether it was skipped.
+///
+/// On the first failing run the other workers finish their current run (keeping its file)
+/// and stop.
+///
+/// # Errors
+/// [`StudyError::ResultsFolderRequired`] for a shard of several without `results`;
+/// [`StudyError::MixedDefinitions`] when the folder holds another study's result for a run;
+/// [`StudyError::Pipeline`] for an invalid `jobs`, a failing run or an unwritable file.
+pub fn execute(
+    study: &Study,
+    shard: Shard,
+    jobs: usize,
+    results: Option<&Path>,
+    work: &(dyn Fn(&StudyRun) -> Result<ExperimentRun, PipelineError> + Sync),
+    on_result: &(dyn Fn(&RunResult, bool) + Sync),
+) -> Result<Outcome, StudyError> {
+    if jobs == 0 {
+        return Err(PipelineError::InvalidSetting {
+            name: "jobs",
+            value: jobs.to_string(),
+            allowed: "at least 1",
+        }
+        .into());
+    }
+    if results.is_none() && !shard.is_whole() {
+        return Err(StudyError::ResultsFolderRequired {
+            shard: shard.to_string(),
+        });
+    }
+    if let Some(dir) = results {
+        std::fs::create_dir_all(dir).map_err(|e| PipelineError::io(dir, e))?;
+    }
+    let mut done: Vec<RunResult> = Vec::new();
+    let mut todo: Vec<&StudyRun> = Vec::new();
+    for index in shard.indices(study.runs.len()) {
+        let run = &study.runs[index];
+        match results
+            .map(|dir| store::finished(dir, study, run))
+            .transpose()?
+            .flatten()
+        {
+            Some(result) => {
+                on_result(&result, true);
+                done.push(result);
+            }
+            None => todo.push(run),
+        }
+    }
+    let skipped = done.len();
+    let ran = todo.len();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores / jobs).max(1);
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let finished: Mutex<Vec<RunResult>> = Mutex::new(Vec::new());
+    let first_error: Mutex<Option<StudyError>> = Mutex::new(None);
+    let fail = |error: StudyError| {
+        failed.store(true, Ordering::SeqCst);
+        let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert(error);
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(todo.len()) {
+            scope.spawn(|| {
+                let pool = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+                    Ok(pool) => pool,
+                    Err(e) => {
+                        return fail(
+                            PipelineError::InvalidSetting {
+                                name: "jobs",
+                                value: format!("{jobs} ({e})"),
+                                allowed: "a count the system can start threads for",
+                            }
+                            .into(),
+                        );
+                    }
+                };
+                while !failed.load(Ordering::SeqCst) {
+                    let Some(run) = todo.get(next.fetch_add(1, Ordering::SeqCst)) else {
+                        break;
+                    };
+                    let outcome = pool.install(|| work(run)).map_err(StudyError::from);
+                    let result = outcome.and_then(|experiment| {
+                        let result = RunResult::new(study, run, experiment);
+                        if let Some(dir) = results {
+                            store::write(dir, &result)?;
+                        }
+                        Ok(result)
+                    });
+                    match result {
+                        Ok(result) => {
+                            on_result(&result, false);
+                            finished
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push(result);
+                        }
+                        Err(error) => fail(error),
+                    }
+                }
+            });
+        }
+    });
+    if let Some(error) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(error);
+    }
+    done.extend(finished.into_inner().unwrap_or_else(|p| p.into_inner()));
+    done.sort_by_key(|r| r.index);
+    Ok(Outcome {
+        results: done,
+        ran,
+        skipped,
+        complete: shard.is_whole(),
+    })
+}

@@ -1,0 +1,310 @@
+//! Tables of a study: mean ± 95 % confidence interval per variant, and the paired difference
+//! to the reference variant.
+
+use super::RunResult;
+use super::stats::MeanCi;
+
+/// One variant's measurements over its seeds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VariantSummary {
+    /// The variant's name.
+    pub name: String,
+    /// Its seeds, in run order.
+    pub seeds: Vec<u64>,
+    /// Test accuracy (fraction).
+    pub test_acc: MeanCi,
+    /// Training accuracy in Eval mode with the kept weights (fraction).
+    pub train_acc: MeanCi,
+    /// Train (Eval mode) minus test accuracy.
+    pub gap: MeanCi,
+    /// Test cross-entropy.
+    pub test_loss: MeanCi,
+    /// Fewest and most epochs trained (early stopping can end seeds at different epochs).
+    pub epochs: (usize, usize),
+    /// Differences to the reference seed by seed; `None` for the reference itself or when
+    /// there is no reference.
+    pub vs_reference: Option<Paired>,
+    /// Mean wall-clock seconds per run.
+    pub seconds: f64,
+}
+
+/// A variant's paired differences to the reference (this variant minus the reference, over
+/// the seeds both have).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Paired {
+    /// Difference of test accuracy (fraction).
+    pub test_acc: MeanCi,
+    /// Difference of test cross-entropy.
+    pub test_loss: MeanCi,
+}
+
+impl Paired {
+    /// `"acc, loss"`, `"acc"`, `"loss"` or `"no"`: which differences are significant at the
+    /// 5 % level (their 95 % interval excludes 0); `"n = 1: no CI"` for a single seed.
+    #[must_use]
+    pub fn significance(&self) -> String {
+        match (
+            self.test_acc.excludes_zero(),
+            self.test_loss.excludes_zero(),
+        ) {
+            (Some(acc), Some(loss)) => match (acc, loss) {
+                (true, true) => "acc, loss".to_owned(),
+                (true, false) => "acc".to_owned(),
+                (false, true) => "loss".to_owned(),
+                (false, false) => "no".to_owned(),
+            },
+            _ => "n = 1: no CI".to_owned(),
+        }
+    }
+}
+
+/// A study's results summarised per variant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// The study's name.
+    pub study: String,
+    /// The variant the others are compared with.
+    pub reference: Option<String>,
+    /// Variants in the study's order.
+    pub variants: Vec<VariantSummary>,
+}
+
+impl Report {
+    /// Summarises `results` (from [`super::merge`] or [`super::execute`]) per variant, in
+    /// order of first appearance. Seeds are paired with the reference's by seed value.
+    #[must_use]
+    pub fn new(results: &[RunResult]) -> Self {
+        let mut names: Vec<&str> = Vec::new();
+        for r in results {
+            if !names.contains(&r.variant.as_str()) {
+                names.push(&r.variant);
+            }
+        }
+        let reference = results.first().and_then(|r| r.reference.clone());
+        let of = |name: &str| -> Vec<&RunResult> {
+            results.iter().filter(|r| r.variant == name).collect()
+        };
+        let base: Vec<&RunResult> = reference.as_deref().map(of).unwrap_or_default();
+        let variants = names
+            .iter()
+            .filter_map(|&name| {
+                let runs = of(name);
+                let measure = |f: &dyn Fn(&RunResult) -> f64| {
+                    MeanCi::of(&runs.iter().map(|r| f(r)).collect::<Vec<_>>())
+                };
+                let vs_reference = if Some(name) == reference.as_deref() || base.is_empty() {
+                    None
+                } else {
+                    let pairs: Vec<(&RunResult, &RunResult)> = runs
+                        .iter()
+                        .filter_map(|r| Some((*r, *base.iter().find(|b| b.seed == r.seed)?)))
+                        .collect();
+                    let differences = |f: fn(&RunResult) -> f64| {
+                        let d: Vec<f64> = pairs.iter().map(|(r, b)| f(r) - f(b)).collect();
+                        MeanCi::of(&d)
+                    };
+                    differences(|r| r.metrics.test_acc)
+                        .zip(differences(|r| r.metrics.test_loss))
+                        .map(|(test_acc, test_loss)| Paired {
+                            test_acc,
+                            test_loss,
+                        })
+                };
+                Some(VariantSummary {
+                    name: name.to_owned(),
+                    seeds: runs.iter().map(|r| r.seed).collect(),
+                    test_acc: measure(&|r| r.metrics.test_acc)?,
+                    train_acc: measure(&|r| r.train_eval.accuracy)?,
+                    gap: measure(&|r| r.train_eval.accuracy - r.metrics.test_acc)?,
+                    test_loss: measure(&|r| r.metrics.test_loss)?,
+                    epochs: (
+                        runs.iter().map(|r| r.metrics.epochs.len()).min()?,
+                        runs.iter().map(|r| r.metrics.epochs.len()).max()?,
+                    ),
+                    vs_reference,
+                    seconds: runs.iter().map(|r| r.seconds).sum::<f64>() / runs.len() as f64,
+                })
+            })
+            .collect();
+        Self {
+            study: results.first().map(|r| r.study.clone()).unwrap_or_default(),
+            reference,
+            variants,
+        }
+    }
+
+    /// A markdown table, then a line saying what ± and Δ mean and which differences are
+    /// significant. With `with_time`, a column of mean seconds per run (the only part that
+    /// differs between two runs of the same study).
+    #[must_use]
+    pub fn markdown(&self, with_time: bool) -> String {
+        let reference = self.reference.as_deref();
+        let mut head = String::from("| model | seeds | test acc (%) |");
+        let mut rule = String::from("| --- | ---: | ---: |");
+        if let Some(reference) = reference {
+            head.push_str(&format!(
+                " Δ test acc vs {reference} (pp) | Δ test loss vs {reference} | significant (95 %) |"
+            ));
+            rule.push_str(" ---: | ---: | :---: |");
+        }
+        head.push_str(" train acc, eval (%) | gap (pp) | test loss | epochs |");
+        rule.push_str(" ---: | ---: | ---: | ---: |");
+        if with_time {
+            head.push_str(" time per run |");
+            rule.push_str(" ---: |");
+        }
+        let mut table = format!("{head}\n{rule}\n");
+        for v in &self.variants {
+            table.push_str(&format!(
+                "| {} | {} | {} |",
+                v.name,
+                v.seeds.len(),
+                v.test_acc.format(100.0, 2, false)
+            ));
+            if reference.is_some() {
+                let cells = match &v.vs_reference {
+                    None => ["—".to_owned(), "—".to_owned(), "—".to_owned()],
+                    Some(d) => [
+                        d.test_acc.format(100.0, 2, true),
+                        d.test_loss.format(1.0, 4, true),
+                        d.significance(),
+                    ],
+                };
+                table.push_str(&format!(" {} | {} | {} |", cells[0], cells[1], cells[2]));
+            }
+            table.push_str(&format!(
+                " {} | {} | {} | {} |",
+                v.train_acc.format(100.0, 2, false),
+                v.gap.format(100.0, 2, true),
+                v.test_loss.format(1.0, 4, false),
+                match v.epochs {
+                    (fewest, most) if fewest == most => most.to_string(),
+                    (fewest, most) => format!("{fewest}–{most}"),
+                },
+            ));
+            if with_time {
+                table.push_str(&format!(" {:.1} s |", v.seconds));
+            }
+            table.push('\n');
+        }
+        table.push('\n');
+        table.push_str(&self.legend());
+        table
+    }
+
+    /// What the table's ± and Δ mean, and the variants whose difference is significant.
+    fn legend(&self) -> String {
+        let n_max = self
+            .variants
+            .iter()
+            .map(|v| v.seeds.len())
+            .max()
+            .unwrap_or(0);
+        if n_max < 2 {
+            return "One seed per variant: no confidence intervals (run with --seeds 2 or more).\n"
+                .to_owned();
+        }
+        let mut text = String::from(
+            "± is the half-width of the 95 % confidence interval of the mean over seeds \
+             (Student's t, n − 1 degrees of freedom).",
+        );
+        if let Some(reference) = &self.reference {
+            let significant = |of: fn(&Paired) -> MeanCi| {
+                let names: Vec<&str> = self
+                    .variants
+                    .iter()
+                    .filter(|v| v.vs_reference.and_then(|d| of(&d).excludes_zero()) == Some(true))
+                    .map(|v| v.name.as_str())
+                    .collect();
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            };
+            text.push_str(&format!(
+                " Δ is the mean of the per-seed differences to {reference} (same seed: same data \
+                 order and initialisation), with its 95 % confidence interval; significant when \
+                 that interval excludes 0. Significant in test accuracy: {}; in test loss: {}.",
+                significant(|d| d.test_acc),
+                significant(|d| d.test_loss),
+            ));
+        }
+        text.push('\n');
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Evaluation, RunMetrics, TrainConfig};
+
+    fn result(variant: &str, seed: u64, test_acc: f64) -> RunResult {
+        RunResult {
+            study: "s".into(),
+            data: "d".into(),
+            reference: Some("full".into()),
+            definition: "h".into(),
+            runs_total: 4,
+            index: 0,
+            variant: variant.into(),
+            seed,
+            metrics: RunMetrics {
+                config: TrainConfig::default(),
+                epochs: Vec::new(),
+                best_epoch: 0,
+                stopped_early: false,
+                test_loss: 0.05,
+                test_acc,
+                median_epoch_seconds: 0.0,
+                test_eval_seconds: 0.0,
+            },
+            train_eval: Evaluation {
+                loss: 0.01,
+                accuracy: 0.99,
+                seconds: 0.0,
+            },
+            seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn paired_differences_follow_the_seeds() {
+        let results = [
+            result("full", 0, 0.980),
+            result("full", 1, 0.985),
+            result("full", 2, 0.982),
+            result("worse", 0, 0.970),
+            result("worse", 1, 0.976),
+            result("worse", 2, 0.971),
+        ];
+        let report = Report::new(&results);
+        assert_eq!(report.variants.len(), 2);
+        assert_eq!(report.variants[0].vs_reference, None);
+        let d = report.variants[1].vs_reference.expect("paired");
+        assert!((d.test_acc.mean + 0.01).abs() < 1e-12, "{d:?}");
+        assert_eq!(d.test_acc.excludes_zero(), Some(true));
+        // Every run has the same test loss: no difference, and not significant.
+        assert_eq!(d.test_loss.excludes_zero(), Some(false));
+        let table = report.markdown(false);
+        assert!(table.contains("| worse | 3 | 97.23 ± "), "{table}");
+        assert!(table.contains("| acc |"), "{table}");
+        assert!(
+            table.contains("Significant in test accuracy: worse; in test loss: none."),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn one_seed_prints_no_interval() {
+        let report = Report::new(&[result("full", 0, 0.98), result("other", 0, 0.97)]);
+        let table = report.markdown(false);
+        assert!(!table.contains('±'), "{table}");
+        assert!(
+            table.contains("| -1.00 | +0.0000 | n = 1: no CI |"),
+            "{table}"
+        );
+        assert!(table.contains("no confidence intervals"), "{table}");
+    }
+}

@@ -1,0 +1,315 @@
+//! A small study run as three shard processes, as a Slurm job array would start them, with one
+//! shard killed and started again, then merged: the merged report must equal a single-process
+//! run of the same study, apart from timings.
+//!
+//! The shard processes are this test binary itself, started with `--ignored --exact
+//! shard_worker` and the Slurm variables set (`shard_worker` does nothing without them).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use rand::SeedableRng;
+use reg_pipeline::data::Dataset;
+use reg_pipeline::experiments;
+use reg_pipeline::random::{Generator, standard_normal, uniform};
+use reg_pipeline::study::{self, Report, RunResult, Shard, Study, StudyError};
+
+const SIDE: usize = 6;
+const CLASSES: usize = 4;
+/// Set in a worker process: the results folder.
+const DIR_VAR: &str = "REG_STUDY_TEST_DIR";
+/// Set in a worker process that must stop (and wait to be killed) after its first new run.
+const HANG_VAR: &str = "REG_STUDY_TEST_HANG";
+const HANGING: &str = "worker: first run written, hanging";
+
+/// Four noisy prototypes of 6×6 pixels.
+fn data(n: usize, rng: &mut Generator, prototypes: &[Vec<f64>]) -> Dataset {
+    let mut images = Vec::new();
+    let mut labels = Vec::new();
+    for i in 0..n {
+        let class = i % CLASSES;
+        for &p in &prototypes[class] {
+            let v = (p + 0.3 * standard_normal(rng)).clamp(0.0, 1.0);
+            images.push((v * 255.0).round() as u8);
+        }
+        labels.push(class as u8);
+    }
+    Dataset::new(images, labels, SIDE, SIDE).expect("consistent buffers")
+}
+
+fn splits() -> (Dataset, Dataset, Dataset) {
+    let mut rng = Generator::seed_from_u64(7);
+    let prototypes: Vec<Vec<f64>> = (0..CLASSES)
+        .map(|_| (0..SIDE * SIDE).map(|_| uniform(&mut rng)).collect())
+        .collect();
+    let train = data(64, &mut rng, &prototypes);
+    let validation = data(32, &mut rng, &prototypes);
+    let test = data(32, &mut rng, &prototypes);
+    (train, validation, test)
+}
+
+/// The three overfitting variants × 3 seeds, 3 epochs each, with small hidden layers: 9 runs.
+fn small_study() -> Study {
+    Study::over_seeds(
+        "shard test",
+        "synthetic 6×6",
+        Some("regularized"),
+        &[0, 1, 2],
+        |seed| {
+            experiments::overfitting_configs(SIDE * SIDE, 3, seed)
+                .into_iter()
+                .map(|(name, mut config)| {
+                    let name = name.split(' ').next().unwrap_or(name);
+                    let last = config.model.sizes.len() - 1;
+                    config.model.sizes[last] = CLASSES;
+                    for width in &mut config.model.sizes[1..last] {
+                        *width = (*width).min(16);
+                    }
+                    config.warmup = config.warmup.min(1);
+                    (name, config)
+                })
+                .collect()
+        },
+    )
+}
+
+fn execute(shard: Shard, jobs: usize, dir: Option<&Path>, hang: bool) -> study::Outcome {
+    let (train, validation, test) = splits();
+    let work = |run: &study::StudyRun| {
+        experiments::run(
+            &run.variant,
+            run.config.clone(),
+            &train,
+            &validation,
+            &test,
+            &mut (),
+        )
+    };
+    let on_result = |result: &RunResult, skipped: bool| {
+        println!("worker: run {} skipped={skipped}", result.index);
+        if hang && !skipped {
+            println!("{HANGING}");
+            std::thread::sleep(std::time::Duration::from_secs(600));
+        }
+    };
+    study::execute(&small_study(), shard, jobs, dir, &work, &on_result).expect("study runs")
+}
+
+/// The shard process: does nothing unless started by `sharded_study_merges_to_the_single_process_report`.
+#[test]
+#[ignore = "started as a subprocess by sharded_study_merges_to_the_single_process_report"]
+fn shard_worker() {
+    let Ok(dir) = std::env::var(DIR_VAR) else {
+        return;
+    };
+    let shard = Shard::resolve(None, None, |k| std::env::var(k).ok()).expect("Slurm variables");
+    let outcome = execute(
+        shard,
+        1,
+        Some(Path::new(&dir)),
+        std::env::var(HANG_VAR).is_ok(),
+    );
+    println!(
+        "worker: shard {shard} ran {} skipped {}",
+        outcome.ran, outcome.skipped
+    );
+}
+
+fn worker(dir: &Path, task: usize, hang: bool) -> Command {
+    let mut command = Command::new(std::env::current_exe().expect("test binary"));
+    command
+        .args([
+            "--ignored",
+            "--exact",
+            "shard_worker",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(DIR_VAR, dir)
+        .env("SLURM_ARRAY_TASK_ID", task.to_string())
+        .env("SLURM_ARRAY_TASK_COUNT", "3")
+        // Even when the tests themselves run inside a Slurm array.
+        .env_remove("SLURM_ARRAY_TASK_MIN")
+        .env_remove("SLURM_ARRAY_TASK_STEP")
+        .env_remove("JOB_COMPLETION_INDEX")
+        .stdout(Stdio::piped());
+    if hang {
+        command.env(HANG_VAR, "1");
+    } else {
+        command.env_remove(HANG_VAR);
+    }
+    command
+}
+
+/// Zeroes every wall-clock measurement, the only thing two runs of a study may differ in.
+fn without_timings(mut results: Vec<RunResult>) -> Vec<RunResult> {
+    for r in &mut results {
+        r.seconds = 0.0;
+        r.metrics.median_epoch_seconds = 0.0;
+        r.metrics.test_eval_seconds = 0.0;
+        r.train_eval.seconds = 0.0;
+        for e in &mut r.metrics.epochs {
+            e.seconds = 0.0;
+            e.eval_seconds = 0.0;
+        }
+    }
+    results
+}
+
+#[test]
+fn sharded_study_merges_to_the_single_process_report() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path();
+    let mut shards = [0, 2].map(|task| worker(dir, task, false).spawn().expect("starts"));
+
+    // Shard 1 hangs after its first run (of three) and is killed there.
+    let mut hanging = worker(dir, 1, true).spawn().expect("starts");
+    let stdout = hanging.stdout.take().expect("piped");
+    let reached = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line == HANGING);
+    assert!(reached, "shard 1 reached its first result");
+    hanging.kill().expect("killed");
+    hanging.wait().expect("reaped");
+    assert!(
+        study::result_path(dir, 1).exists(),
+        "shard 1's first run is on disk"
+    );
+    assert!(
+        !study::result_path(dir, 4).exists(),
+        "shard 1's second run is not"
+    );
+
+    for shard in &mut shards {
+        assert!(shard.wait().expect("runs").success());
+    }
+    match study::merge(dir) {
+        Err(StudyError::MissingRuns { missing, total, .. }) => {
+            assert_eq!((missing, total), (vec![4, 7], 9));
+        }
+        other => panic!("merging before the restart must name runs 4 and 7: {other:?}"),
+    }
+
+    let restarted = worker(dir, 1, false).output().expect("runs");
+    assert!(restarted.status.success());
+    let said = String::from_utf8_lossy(&restarted.stdout);
+    assert!(said.contains("worker: shard 1/3 ran 2 skipped 1"), "{said}");
+
+    let merged = study::merge(dir).expect("every run is there");
+    let single = execute(Shard::WHOLE, 2, None, false);
+    assert!(single.complete);
+    assert_eq!(
+        Report::new(&merged).markdown(false),
+        Report::new(&single.results).markdown(false)
+    );
+    assert_eq!(without_timings(merged), without_timings(single.results));
+}
+
+#[test]
+fn merge_refuses_results_of_another_study_definition() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path();
+    let outcome = execute(Shard::new(0, 9).expect("valid"), 1, Some(dir), false);
+    assert_eq!(outcome.ran, 1);
+    // Run 1 of a study with other settings lands in the same folder.
+    let mut other = small_study();
+    other.push("extra", 0, other.runs()[0].config.clone());
+    let mut foreign = outcome.results[0].clone();
+    foreign.index = 1;
+    foreign.definition = other.definition_hash();
+    let json = serde_json::to_vec(&foreign).expect("serializes");
+    std::fs::write(study::result_path(dir, 1), json).expect("written");
+    assert!(matches!(
+        study::merge(dir),
+        Err(StudyError::MixedDefinitions { .. })
+    ));
+
+    // A shard restarted on that folder refuses to treat the foreign file as finished.
+    let (train, validation, test) = splits();
+    let work = |run: &study::StudyRun| {
+        experiments::run(
+            &run.variant,
+            run.config.clone(),
+            &train,
+            &validation,
+            &test,
+            &mut (),
+        )
+    };
+    let result = study::execute(
+        &small_study(),
+        Shard::new(1, 9).expect("valid"),
+        1,
+        Some(dir),
+        &work,
+        &|_, _| {},
+    );
+    assert!(matches!(result, Err(StudyError::MixedDefinitions { .. })));
+}
+
+#[test]
+fn merge_of_an_empty_folder_and_a_shard_without_folder_fail_clearly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    assert!(matches!(
+        study::merge(dir.path()),
+        Err(StudyError::NoResults { .. })
+    ));
+    let (train, validation, test) = splits();
+    let work = |run: &study::StudyRun| {
+        experiments::run(
+            &run.variant,
+            run.config.clone(),
+            &train,
+            &validation,
+            &test,
+            &mut (),
+        )
+    };
+    let result = study::execute(
+        &small_study(),
+        Shard::new(0, 3).expect("valid"),
+        1,
+        None,
+        &work,
+        &|_, _| {},
+    );
+    assert!(matches!(
+        result,
+        Err(StudyError::ResultsFolderRequired { .. })
+    ));
+}
+
+#[test]
+fn band_chart_has_a_band_and_a_name_per_variant() {
+    let results = execute(Shard::WHOLE, 1, None, false).results;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("bands.svg");
+    study::write_band_chart(&path, "small study", &results).expect("chart written");
+    let svg = std::fs::read_to_string(&path).expect("readable");
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+    // One band per variant in each of the two panels (markers are opaque; bands are light).
+    let bands = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polygon") && n.attribute("opacity") == Some("0.18"))
+        .count();
+    assert_eq!(bands, 2 * 3, "{svg}");
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    // Legend entries wrap at spaces: look for the words in order.
+    let all = texts.join(" ");
+    for name in [
+        "underfit",
+        "overfit",
+        "regularized",
+        "small study",
+        "95 % CI over 3 seeds",
+    ] {
+        assert!(all.contains(name), "`{name}` in {texts:?}");
+    }
+}

@@ -1,0 +1,111 @@
+//! A hyperparameter grid from a TOML file, every point over several seeds, with the
+//! pipeline's trainer.
+//!
+//! `cargo run --release --example sweep -- --grid examples/sweep.toml` reads a grid of
+//! learning rate × L2 × dropout × seeds (see `examples/sweep.toml` and
+//! [`reg_pipeline::study::SweepGrid`]), trains every point on MNIST and prints a markdown table
+//! of mean ± 95 % confidence interval per point. `--jobs`, `--shard`, `--results` and `--merge`
+//! spread the runs over cores or a cluster's job array (see `docs/cluster.md`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use reg_pipeline::data::Mnist;
+use reg_pipeline::experiments;
+use reg_pipeline::plot::check_chart_path;
+use reg_pipeline::study::{self, Report, RunResult, StudyArgs, StudyError, StudyRun, SweepGrid};
+use reg_pipeline::{PipelineError, TrainConfig};
+
+/// Train every point of a TOML grid over several seeds.
+#[derive(Debug, Parser)]
+#[command(name = "sweep", version, allow_negative_numbers = true)]
+struct Args {
+    /// The grid file (TOML: name, epochs, seeds, lr, l2, dropout, train_images).
+    #[arg(long, required_unless_present = "merge")]
+    grid: Option<PathBuf>,
+    /// Folder with the four MNIST files (.gz or raw); default $MNIST_DIR, else
+    /// the per-user cache folder (~/.cache/reg/mnist on Linux).
+    /// Missing files are downloaded there.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Write a chart of mean accuracy and loss per epoch (95 % band) to this file: SVG or PNG
+    /// by its extension (repeat the flag for both).
+    #[arg(long, value_name = "FILE.svg|FILE.png")]
+    plot: Vec<PathBuf>,
+    /// Only the table.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    study: StudyArgs,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), StudyError> {
+    for path in &args.plot {
+        // Fail before training, not after it, when the chart cannot be written.
+        check_chart_path(path)?;
+    }
+    if let Some(dir) = &args.study.merge {
+        return report(args, &study::merge(dir)?);
+    }
+    let grid_path = args.grid.as_ref().ok_or(PipelineError::InvalidSetting {
+        name: "grid",
+        value: "none".into(),
+        allowed: "a TOML grid file (required unless --merge)",
+    })?;
+    let grid = SweepGrid::load(grid_path)?;
+    // Check the grid before reading any data.
+    let inputs = TrainConfig::default().model.sizes[0];
+    let study = grid.study(inputs).map_err(|e| match e {
+        StudyError::InvalidGrid { reason, .. } => StudyError::InvalidGrid {
+            path: grid_path.clone(),
+            reason,
+        },
+        other => other,
+    })?;
+    let (mnist, _dir) = Mnist::find_and_load(args.data_dir.as_deref(), args.quiet)?;
+    let validation_size = TrainConfig::default().validation;
+    let (train, validation) = mnist.train.split_off_last(validation_size)?;
+    let train = match grid.train_images {
+        Some(n) => train.take_first(n),
+        None => train,
+    };
+    let work = |run: &StudyRun| {
+        experiments::run(
+            &run.variant,
+            run.config.clone(),
+            &train,
+            &validation,
+            &mnist.test,
+            &mut (),
+        )
+    };
+    match args.study.run(&study, args.quiet, &work)? {
+        Some(results) => report(args, &results),
+        None => Ok(()),
+    }
+}
+
+/// The table, and the chart with `--plot`.
+fn report(args: &Args, results: &[RunResult]) -> Result<(), StudyError> {
+    println!();
+    print!("{}", Report::new(results).markdown(true));
+    for path in &args.plot {
+        study::write_band_chart(path, &results[0].study, results)?;
+        if !args.quiet {
+            println!("\nchart written to {}", path.display());
+        }
+    }
+    Ok(())
+}
