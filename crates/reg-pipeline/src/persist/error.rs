@@ -16,7 +16,7 @@ pub enum CheckpointError {
         /// What the parser found.
         reason: String,
     },
-    /// The file is larger than [`MAX_FILE_BYTES`] or its header than [`MAX_HEADER_BYTES`].
+    /// The file is larger than [`MAX_FILE_BYTES`](super::tensor_file::MAX_FILE_BYTES) or its header than [`MAX_HEADER_BYTES`](super::tensor_file::MAX_HEADER_BYTES).
     #[error("{what} of {size} bytes exceeds the limit of {limit} bytes")]
     TooLarge {
         /// `"file"` or `"header"`.

@@ -1,6 +1,6 @@
 //! Safetensors files read and written defensively: size limits checked before anything is
 //! allocated, typed errors for every malformation, and a checksum over a checkpoint's bytes.
-//! Files are written through [`write_atomically`](super::atomic::write_atomically).
+//! Files are written through [`write_atomically`].
 //!
 //! Largest allocation a hostile file can cause when read through [`read_limited`] and
 //! [`parse`]: the file itself (at most [`MAX_FILE_BYTES`]) plus the parsed header. The header
