@@ -234,6 +234,65 @@ pub fn band_history_svg(
     banded_history_svg(title, &histories, &bands, keys)
 }
 
+/// The legend of a history chart: one entry per model (naming the earlier model whose curves
+/// it repeats, if any), then the two gray keys (dashed, solid).
+fn history_legend(
+    series: &[(&str, &[EpochMetrics])],
+    copies: &[Option<usize>],
+    [dashed_key, solid_key]: [&str; 2],
+) -> Legend {
+    let mut entries: Vec<LegendEntry> = series
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| LegendEntry {
+            text: match copies[i] {
+                Some(j) => format!("{name} (same curves as {})", series[j].0),
+                None => (*name).to_owned(),
+            },
+            style: Some(i),
+            dashed: false,
+        })
+        .collect();
+    entries.push(LegendEntry::gray(dashed_key, true));
+    entries.push(LegendEntry::gray(solid_key, false));
+    Legend::new(entries)
+}
+
+/// One model's curves per series: `values` gives (dashed, solid) of an epoch, `band` the
+/// shaded (low, high) of an epoch's band.
+fn history_curves(
+    series: &[(&str, &[EpochMetrics])],
+    bands: &[&[EpochBand]],
+    copies: &[Option<usize>],
+    values: &dyn Fn(&EpochMetrics) -> (f64, f64),
+    band: &dyn Fn(&EpochBand) -> (f64, f64),
+) -> Vec<Curves> {
+    series
+        .iter()
+        .enumerate()
+        .map(|(i, (_, history))| Curves {
+            style: i,
+            copy: copies[i].is_some(),
+            band: bands
+                .get(i)
+                .map(|b| {
+                    b.iter()
+                        .map(|e| (e.epoch as f64, band(e).0, band(e).1))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            dashed: history
+                .iter()
+                .map(|m| (m.epoch as f64, values(m).0))
+                .collect(),
+            solid: history
+                .iter()
+                .map(|m| (m.epoch as f64, values(m).1))
+                .collect(),
+        })
+        .collect()
+}
+
 /// [`history_svg`] with a (possibly empty) band per model and the texts of the two gray
 /// legend keys (dashed, solid).
 fn banded_history_svg(
@@ -251,21 +310,7 @@ fn banded_history_svg(
         });
     }
     let copies = copies_of_earlier(series);
-    let mut entries: Vec<LegendEntry> = series
-        .iter()
-        .enumerate()
-        .map(|(i, (name, _))| LegendEntry {
-            text: match copies[i] {
-                Some(j) => format!("{name} (same curves as {})", series[j].0),
-                None => (*name).to_owned(),
-            },
-            style: Some(i),
-            dashed: false,
-        })
-        .collect();
-    entries.push(LegendEntry::gray(dashed_key, true));
-    entries.push(LegendEntry::gray(solid_key, false));
-    let legend = Legend::new(entries);
+    let legend = history_legend(series, &copies, [dashed_key, solid_key]);
     const PANEL_WIDTH: u32 = 480;
     let size = (2 * PANEL_WIDTH + legend.width, legend.height.max(470));
     let x_ticks = ticks::integers(1, epochs.max(2), 10);
@@ -274,32 +319,8 @@ fn banded_history_svg(
     let accuracy_band = |b: &EpochBand| (100.0 * b.val_acc.0, 100.0 * b.val_acc.1);
     let loss_band = |b: &EpochBand| (b.val_loss.0.max(LOSS_FLOOR), b.val_loss.1.max(LOSS_FLOOR));
     let curves = |values: &dyn Fn(&EpochMetrics) -> (f64, f64),
-                  band: &dyn Fn(&EpochBand) -> (f64, f64)|
-     -> Vec<Curves> {
-        series
-            .iter()
-            .enumerate()
-            .map(|(i, (_, history))| Curves {
-                style: i,
-                copy: copies[i].is_some(),
-                band: bands
-                    .get(i)
-                    .map(|b| {
-                        b.iter()
-                            .map(|e| (e.epoch as f64, band(e).0, band(e).1))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                dashed: history
-                    .iter()
-                    .map(|m| (m.epoch as f64, values(m).0))
-                    .collect(),
-                solid: history
-                    .iter()
-                    .map(|m| (m.epoch as f64, values(m).1))
-                    .collect(),
-            })
-            .collect()
+                  band: &dyn Fn(&EpochBand) -> (f64, f64)| {
+        history_curves(series, bands, &copies, values, band)
     };
     draw_svg(size, title, |root| {
         let (panels, legend_area) = root.split_horizontally(2 * PANEL_WIDTH);

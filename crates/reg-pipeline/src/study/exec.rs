@@ -42,38 +42,8 @@ pub fn execute(
     work: &(dyn Fn(&StudyRun) -> Result<ExperimentRun, PipelineError> + Sync),
     on_result: &(dyn Fn(&RunResult, bool) + Sync),
 ) -> Result<Outcome, StudyError> {
-    if jobs == 0 {
-        return Err(PipelineError::InvalidSetting {
-            name: "jobs",
-            value: jobs.to_string(),
-            allowed: "at least 1",
-        }
-        .into());
-    }
-    if results.is_none() && !shard.is_whole() {
-        return Err(StudyError::ResultsFolderRequired {
-            shard: shard.to_string(),
-        });
-    }
-    if let Some(dir) = results {
-        std::fs::create_dir_all(dir).map_err(|e| PipelineError::io(dir, e))?;
-    }
-    let mut done: Vec<RunResult> = Vec::new();
-    let mut todo: Vec<&StudyRun> = Vec::new();
-    for index in shard.indices(study.runs.len()) {
-        let run = &study.runs[index];
-        match results
-            .map(|dir| store::finished(dir, study, run))
-            .transpose()?
-            .flatten()
-        {
-            Some(result) => {
-                on_result(&result, true);
-                done.push(result);
-            }
-            None => todo.push(run),
-        }
-    }
+    check_setup(shard, jobs, results)?;
+    let (mut done, todo) = split_finished(study, shard, results, on_result)?;
     let skipped = done.len();
     let ran = todo.len();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -90,18 +60,9 @@ pub fn execute(
     std::thread::scope(|scope| {
         for _ in 0..jobs.min(todo.len()) {
             scope.spawn(|| {
-                let pool = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+                let pool = match worker_pool(jobs, threads) {
                     Ok(pool) => pool,
-                    Err(e) => {
-                        return fail(
-                            PipelineError::InvalidSetting {
-                                name: "jobs",
-                                value: format!("{jobs} ({e})"),
-                                allowed: "a count the system can start threads for",
-                            }
-                            .into(),
-                        );
-                    }
+                    Err(e) => return fail(e),
                 };
                 while !failed.load(Ordering::SeqCst) {
                     let Some(run) = todo.get(next.fetch_add(1, Ordering::SeqCst)) else {
@@ -140,4 +101,67 @@ pub fn execute(
         skipped,
         complete: shard.is_whole(),
     })
+}
+
+/// Refuses a `jobs` of 0 and a shard of several without a results folder; creates the folder.
+fn check_setup(shard: Shard, jobs: usize, results: Option<&Path>) -> Result<(), StudyError> {
+    if jobs == 0 {
+        return Err(PipelineError::InvalidSetting {
+            name: "jobs",
+            value: jobs.to_string(),
+            allowed: "at least 1",
+        }
+        .into());
+    }
+    if results.is_none() && !shard.is_whole() {
+        return Err(StudyError::ResultsFolderRequired {
+            shard: shard.to_string(),
+        });
+    }
+    if let Some(dir) = results {
+        std::fs::create_dir_all(dir).map_err(|e| PipelineError::io(dir, e))?;
+    }
+    Ok(())
+}
+
+/// The runs of `shard` already finished in `results` (reported through `on_result`), and
+/// those still to run.
+fn split_finished<'a>(
+    study: &'a Study,
+    shard: Shard,
+    results: Option<&Path>,
+    on_result: &(dyn Fn(&RunResult, bool) + Sync),
+) -> Result<(Vec<RunResult>, Vec<&'a StudyRun>), StudyError> {
+    let mut done: Vec<RunResult> = Vec::new();
+    let mut todo: Vec<&StudyRun> = Vec::new();
+    for index in shard.indices(study.runs.len()) {
+        let run = &study.runs[index];
+        match results
+            .map(|dir| store::finished(dir, study, run))
+            .transpose()?
+            .flatten()
+        {
+            Some(result) => {
+                on_result(&result, true);
+                done.push(result);
+            }
+            None => todo.push(run),
+        }
+    }
+    Ok((done, todo))
+}
+
+/// A worker's own rayon pool of `threads` threads (one of `jobs` workers).
+fn worker_pool(jobs: usize, threads: usize) -> Result<rayon::ThreadPool, StudyError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| {
+            PipelineError::InvalidSetting {
+                name: "jobs",
+                value: format!("{jobs} ({e})"),
+                allowed: "a count the system can start threads for",
+            }
+            .into()
+        })
 }

@@ -135,16 +135,7 @@ impl SweepGrid {
         for &lr in &self.lr {
             for &l2 in &self.l2 {
                 for dropout in &self.dropout {
-                    let (probabilities, label) = match dropout {
-                        DropoutSetting::All(p) => (vec![*p; hidden_layers], format!("{p}")),
-                        DropoutSetting::PerLayer(ps) => (
-                            ps.clone(),
-                            ps.iter()
-                                .map(ToString::to_string)
-                                .collect::<Vec<_>>()
-                                .join("/"),
-                        ),
-                    };
+                    let (probabilities, label) = dropout.resolve(hidden_layers);
                     let mut config = TrainConfig {
                         lr,
                         l2,
@@ -168,6 +159,23 @@ impl SweepGrid {
             }
         }
         Ok(study)
+    }
+}
+
+impl DropoutSetting {
+    /// The probability of each of `hidden_layers` layers, and the setting as a variant name
+    /// shows it (`0.3`, or `0.3/0.2` per layer).
+    fn resolve(&self, hidden_layers: usize) -> (Vec<f64>, String) {
+        match self {
+            DropoutSetting::All(p) => (vec![*p; hidden_layers], format!("{p}")),
+            DropoutSetting::PerLayer(ps) => (
+                ps.clone(),
+                ps.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("/"),
+            ),
+        }
     }
 }
 

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{Study, StudyError, StudyRun};
-use crate::study::experiments::ExperimentRun;
 use crate::persist::atomic::write_atomically;
+use crate::study::experiments::ExperimentRun;
 use crate::{Evaluation, PipelineError, RunMetrics};
 
 /// What one finished run of a study wrote: which study and run it was, and what it measured.
