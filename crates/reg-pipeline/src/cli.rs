@@ -111,12 +111,13 @@ pub struct Args {
     /// L2 strength λ (≥ 0): penalty λ/(2m)·Σw² on weights.
     #[arg(long, default_value_t = 0.005, allow_hyphen_values = true)]
     pub l2: f64,
-    /// Dropout probability after each hidden layer, in [0, 1), comma-separated.
+    /// Dropout probability after the hidden layers, each in [0, 1): one per hidden layer
+    /// (comma-separated), or one for all of them.
     #[arg(
         long,
         value_delimiter = ',',
         default_value = "0.3,0.2",
-        value_name = "P1,P2",
+        value_name = "P|P1,P2",
         allow_hyphen_values = true
     )]
     pub dropout: Vec<f64>,
@@ -224,10 +225,21 @@ impl Args {
             seed: self.seed,
             validation: self.validation,
             model: crate::MlpConfig {
-                dropout: self.dropout.clone(),
+                dropout: self.dropout_per_layer(),
                 ..Default::default()
             },
             ..TrainConfig::default()
+        }
+    }
+
+    /// `--dropout` as one probability per hidden layer: a single value applies to every hidden
+    /// layer, as `nn.Dropout(p)` after each would in PyTorch; any other count is kept as given
+    /// (and refused by validation, naming the flag).
+    fn dropout_per_layer(&self) -> Vec<f64> {
+        let hidden_layers = crate::MlpConfig::default().sizes.len() - 2;
+        match self.dropout.as_slice() {
+            &[p] => vec![p; hidden_layers],
+            all => all.to_vec(),
         }
     }
 

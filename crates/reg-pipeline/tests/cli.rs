@@ -70,7 +70,7 @@ fn a_negative_count_is_told_what_is_expected() {
 fn help_shows_the_forms_the_flags_accept() {
     let help = Args::command().render_long_help().to_string();
     for shown in [
-        "--dropout <P1,P2>",
+        "--dropout <P|P1,P2>",
         "[default: 0.3,0.2]",
         "[default: min(3, epochs − 1)]",
         "--plot <FILE.svg|FILE.png>",
@@ -83,6 +83,39 @@ fn help_shows_the_forms_the_flags_accept() {
     assert_eq!(parse(&["--dropout", "0.5,0.1"]).dropout, [0.5, 0.1]);
     let version = Args::command().render_version().to_string();
     assert!(version.starts_with("pipeline "), "{version}");
+}
+
+#[test]
+fn one_dropout_probability_applies_to_every_hidden_layer() {
+    let config = parse(&["--dropout", "0.5"]).train_config();
+    assert_eq!(config.model.dropout, [0.5, 0.5]);
+    config.validate().unwrap();
+    assert_eq!(
+        parse(&["--dropout", "0.4,0.1"])
+            .train_config()
+            .model
+            .dropout,
+        [0.4, 0.1]
+    );
+    // A single value out of range is refused for its range, not for the count.
+    match parse(&["--dropout", "1.5"]).train_config().validate() {
+        Err(PipelineError::InvalidSetting {
+            name: "dropout",
+            allowed,
+            ..
+        }) => assert!(allowed.contains("[0, 1)"), "{allowed}"),
+        other => panic!("expected the dropout range error, got {other:?}"),
+    }
+    // Three values for two hidden layers is a count error naming the flag.
+    assert!(matches!(
+        parse(&["--dropout", "0.1,0.2,0.3"])
+            .train_config()
+            .validate(),
+        Err(PipelineError::InvalidSetting {
+            name: "dropout",
+            ..
+        })
+    ));
 }
 
 #[test]
