@@ -21,11 +21,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use reg_pipeline::data::Mnist;
-use reg_pipeline::experiments;
+use reg_pipeline::experiments::{self, Splits};
 use reg_pipeline::plot::check_chart_path;
 use reg_pipeline::study::{self, Report, RunResult, Study, StudyArgs, StudyError, StudyRun};
-use reg_pipeline::tensorboard::{TensorBoardObserver, run_folder_name};
-use reg_pipeline::{EpochMetrics, Observer, PipelineError, TrainConfig, Trainer};
+use reg_pipeline::{PipelineError, TrainConfig};
 
 /// The model the others are compared with, seed by seed.
 const REFERENCE: &str = "overfit (784-256-128-10, no regularization)";
@@ -116,25 +115,13 @@ fn run(args: &Args) -> Result<(), StudyError> {
         &seeds,
         |seed| experiments::overfitting_configs(train.image_len(), args.epochs, seed),
     );
+    let data = Splits {
+        train: &train,
+        validation: &validation,
+        test: &mnist.test,
+    };
     let work = |run: &StudyRun| {
-        let label = format!("{} seed {}", run.variant, run.seed);
-        let tensorboard = args
-            .tensorboard
-            .as_ref()
-            .map(|dir| TensorBoardObserver::create(&dir.join(run_folder_name(&label))))
-            .transpose()?;
-        let lines = EpochLines {
-            quiet: args.quiet,
-            label,
-        };
-        experiments::run(
-            &run.variant,
-            run.config.clone(),
-            &train,
-            &validation,
-            &mnist.test,
-            &mut (lines, tensorboard),
-        )
+        experiments::run_study_run(run, data, args.tensorboard.as_deref(), args.quiet)
     };
     match args.study.run(&study, args.quiet, &work)? {
         Some(results) => report(args, &results),
@@ -155,27 +142,4 @@ fn report(args: &Args, results: &[RunResult]) -> Result<(), StudyError> {
         }
     }
     Ok(())
-}
-
-/// One line per epoch, naming the run (runs may train side by side with `--jobs`).
-struct EpochLines {
-    quiet: bool,
-    label: String,
-}
-
-impl Observer for EpochLines {
-    fn on_epoch(&mut self, _trainer: &Trainer, m: &EpochMetrics) -> Result<(), PipelineError> {
-        if !self.quiet {
-            println!(
-                "  {} | epoch {:>3} | train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}%",
-                self.label,
-                m.epoch,
-                m.train_loss,
-                100.0 * m.train_acc,
-                m.val_loss,
-                100.0 * m.val_acc
-            );
-        }
-        Ok(())
-    }
 }

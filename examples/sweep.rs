@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use reg_pipeline::data::Mnist;
-use reg_pipeline::experiments;
+use reg_pipeline::experiments::{self, Splits};
 use reg_pipeline::plot::check_chart_path;
 use reg_pipeline::study::{self, Report, RunResult, StudyArgs, StudyError, StudyRun, SweepGrid};
 use reg_pipeline::{PipelineError, TrainConfig};
@@ -81,16 +81,12 @@ fn run(args: &Args) -> Result<(), StudyError> {
         Some(n) => train.take_first(n),
         None => train,
     };
-    let work = |run: &StudyRun| {
-        experiments::run(
-            &run.variant,
-            run.config.clone(),
-            &train,
-            &validation,
-            &mnist.test,
-            &mut (),
-        )
+    let data = Splits {
+        train: &train,
+        validation: &validation,
+        test: &mnist.test,
     };
+    let work = |run: &StudyRun| experiments::run_study_run(run, data, None, args.quiet);
     match args.study.run(&study, args.quiet, &work)? {
         Some(results) => report(args, &results),
         None => Ok(()),

@@ -5,12 +5,15 @@
 //! with like (the epoch's running Train-mode accuracy is lowered by dropout and by the weights
 //! still moving).
 
+use std::path::Path;
 use std::time::Instant;
 
 use crate::data::Dataset;
+use crate::study::StudyRun;
+use crate::tensorboard::{TensorBoardObserver, run_folder_name};
 use crate::{
-    Evaluation, MlpConfig, Observer, OptimizerKind, PipelineError, RunMetrics, ScheduleKind,
-    TrainConfig, Trainer, evaluate, fit,
+    EpochMetrics, Evaluation, MlpConfig, Observer, OptimizerKind, PipelineError, RunMetrics,
+    ScheduleKind, TrainConfig, Trainer, evaluate, fit,
 };
 
 /// One trained model of an experiment.
@@ -69,6 +72,69 @@ pub fn run(
         train_eval,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The data a study's runs train on: training, validation and test sets.
+#[derive(Debug, Clone, Copy)]
+pub struct Splits<'a> {
+    /// What the model is trained on.
+    pub train: &'a Dataset,
+    /// What early stopping watches.
+    pub validation: &'a Dataset,
+    /// What the kept weights are measured on at the end.
+    pub test: &'a Dataset,
+}
+
+/// One run of a study, as the study examples train it: [`run`] with a line per epoch naming
+/// the run (runs may train side by side with `--jobs`) unless `quiet`, and with `tensorboard`,
+/// the run's scalars in a folder of its own under it (`full_seed_0`, …).
+///
+/// # Errors
+/// The TensorBoard folder cannot be created, or whatever [`run`] returns.
+pub fn run_study_run(
+    study_run: &StudyRun,
+    data: Splits<'_>,
+    tensorboard: Option<&Path>,
+    quiet: bool,
+) -> Result<ExperimentRun, PipelineError> {
+    let label = format!("{} seed {}", study_run.variant, study_run.seed);
+    let tensorboard = tensorboard
+        .map(|dir| TensorBoardObserver::create(&dir.join(run_folder_name(&label))))
+        .transpose()?;
+    let lines = EpochLines { quiet, label };
+    run(
+        &study_run.variant,
+        study_run.config.clone(),
+        data.train,
+        data.validation,
+        data.test,
+        &mut (lines, tensorboard),
+    )
+}
+
+/// One line per epoch, naming the run.
+struct EpochLines {
+    quiet: bool,
+    label: String,
+}
+
+impl Observer for EpochLines {
+    fn on_epoch(&mut self, _trainer: &Trainer, m: &EpochMetrics) -> Result<(), PipelineError> {
+        if !self.quiet {
+            println!(
+                "  {} | epoch {:>3} | lr {:.6} | train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}% | {:.1}s",
+                self.label,
+                m.epoch,
+                m.lr,
+                m.train_loss,
+                100.0 * m.train_acc,
+                m.val_loss,
+                100.0 * m.val_acc,
+                m.seconds
+            );
+        }
+        Ok(())
+    }
 }
 
 /// A network with no regularization at all: no L2, no dropout, no BatchNorm, constant learning
