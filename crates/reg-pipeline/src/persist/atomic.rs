@@ -64,7 +64,12 @@ pub(crate) fn replace(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
         if tmp.is_file() {
             let _ = std::fs::remove_file(&tmp);
         }
-        return Err((tmp, e));
+        // Name the file the user asked for, not the temporary one, and say what survived.
+        let cause = std::io::Error::new(
+            e.kind(),
+            format!("could not be written ({e}); nothing was replaced"),
+        );
+        return Err((path.to_path_buf(), cause));
     }
     if let Err(e) = std::fs::rename(&tmp, path) {
         let _ = std::fs::remove_file(&tmp);
