@@ -1,14 +1,17 @@
 //! The matrix products of the training step and of evaluation.
 //!
-//! ndarray's `general_mat_mul` (the pure-Rust `matrixmultiply` crate, AVX2/FMA kernels chosen at
-//! run time) computes every product; with more than one rayon thread the output's columns are
-//! split into blocks of whole micro-kernel tiles, one per thread. Each output element is still
-//! summed over the whole inner dimension, in the same order, by the same kernel, so the result
-//! is bitwise the same for any thread count.
+//! Each product runs on the AVX-512 kernel (`nn::kernel`, chosen at run time) when it applies,
+//! else on ndarray's `general_mat_mul` (the pure-Rust `matrixmultiply` crate, AVX2/FMA kernels
+//! chosen at run time); with more than one rayon thread the output's columns are split into
+//! blocks of whole tiles, one per thread. Each output element is still summed over the whole
+//! inner dimension, in the same order, by the same kernel, so the result is bitwise the same
+//! for any thread count.
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 use reg_core::Scalar;
+
+use crate::nn::kernel;
 
 /// Column blocks are multiples of this many columns (the widest `matrixmultiply` kernel tile).
 const TILE: usize = 16;
@@ -64,7 +67,9 @@ fn split<F: Scalar>(
         if let Some((decay, w)) = init {
             c.zip_mut_with(&w, |c, &w| *c = w * decay);
         }
-        general_mat_mul(alpha, &a, &b, beta, &mut c);
+        if !kernel::try_gemm(alpha, &a, &b, beta, &mut c) {
+            general_mat_mul(alpha, &a, &b, beta, &mut c);
+        }
         return;
     }
     let n = b.ncols();
