@@ -52,13 +52,17 @@ fn detected() -> bool {
 }
 
 /// `c ← alpha · a · b + beta · c` on the AVX-512 kernel, when it applies: `F` is `f32`, the
-/// CPU has AVX-512F, `b`'s and `c`'s columns are contiguous, and no dimension is 0. Returns
-/// whether it computed the product (`false`: `c` is untouched, use the portable path).
+/// CPU has AVX-512F, `b`'s and `c`'s columns are contiguous, and no dimension is 0. With
+/// `init = Some((decay, w))` (`w` shaped like `c`, unit column stride), `c` is first taken to
+/// be `decay · w`, rounded as if written there (the weight gradient's coupled L2), without a
+/// separate pass. Returns whether it computed the product (`false`: `c` is untouched, use the
+/// portable path).
 pub(crate) fn try_gemm<F: Scalar>(
     alpha: F,
     a: &ArrayView2<'_, F>,
     b: &ArrayView2<'_, F>,
     beta: F,
+    init: Option<&(F, ArrayView2<'_, F>)>,
     c: &mut ArrayViewMut2<'_, F>,
 ) -> bool {
     let ((m, k), n) = (a.dim(), b.ncols());
@@ -70,6 +74,7 @@ pub(crate) fn try_gemm<F: Scalar>(
         && c.strides()[1] == 1
         && b.nrows() == k
         && c.dim() == (m, n)
+        && init.is_none_or(|(_, w)| w.dim() == (m, n) && w.strides()[1] == 1)
         && enabled();
     if !usable {
         return false;
@@ -84,6 +89,12 @@ pub(crate) fn try_gemm<F: Scalar>(
         b_row: b.strides()[0],
         c: c.as_mut_ptr().cast::<f32>(),
         c_row: c.strides()[0],
+        init: init.map(|(decay, w)| Init {
+            w: w.as_ptr().cast::<f32>(),
+            w_row: w.strides()[0],
+            #[allow(clippy::cast_possible_truncation)]
+            decay: Scalar::to_f64(*decay) as f32,
+        }),
         // F is f32 (checked above): the round trip through f64 is exact.
         #[allow(clippy::cast_possible_truncation)]
         alpha: alpha.to_f64() as f32,
@@ -107,6 +118,15 @@ struct Product {
     c_row: isize,
     alpha: f32,
     beta: f32,
+    /// Where `c`'s old value comes from instead of `c` itself.
+    init: Option<Init>,
+}
+
+/// `c`'s old value is `decay · w`.
+struct Init {
+    w: *const f32,
+    w_row: isize,
+    decay: f32,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -204,8 +224,8 @@ mod avx512 {
         let beta = _mm512_set1_ps(p.beta);
         for (r, acc) in acc.iter().enumerate() {
             #[allow(clippy::cast_possible_wrap)]
-            // SAFETY: row i+r of `c`, columns j..j+cols (masked), inside `c`, which nothing
-            // else accesses during the call.
+            // SAFETY: row i+r of `c` (and of `w`, shaped like it), columns j..j+cols
+            // (masked), inside them; nothing else accesses `c` during the call.
             unsafe {
                 let row = p.c.offset((i + r as isize) * p.c_row + j);
                 for (half, mask) in [(0, lo), (1, hi)] {
@@ -213,7 +233,14 @@ mod avx512 {
                     let mut v = _mm512_mul_ps(alpha, acc[half]);
                     // beta = 0 overwrites c without reading it (NaNs included).
                     if p.beta != 0.0 {
-                        let old: __m512 = _mm512_maskz_loadu_ps(mask, at);
+                        let old: __m512 = match &p.init {
+                            None => _mm512_maskz_loadu_ps(mask, at),
+                            Some(init) => {
+                                let w = init.w.offset((i + r as isize) * init.w_row + j);
+                                let w = _mm512_maskz_loadu_ps(mask, w.wrapping_add(16 * half));
+                                _mm512_mul_ps(w, _mm512_set1_ps(init.decay))
+                            }
+                        };
                         v = _mm512_add_ps(_mm512_mul_ps(beta, old), v);
                     }
                     _mm512_mask_storeu_ps(at, mask, v);
@@ -274,6 +301,7 @@ mod tests {
                         &a.view(),
                         &b.view(),
                         beta,
+                        None,
                         &mut fast.view_mut()
                     ));
                     let mut portable = c0.clone();
@@ -299,11 +327,25 @@ mod tests {
         }
         let (a, b) = (filled(9, 5, 1), filled(5, 33, 2));
         let mut c = Array2::from_elem((9, 33), f32::NAN);
-        assert!(try_gemm(1.0, &a.view(), &b.view(), 0.0, &mut c.view_mut()));
+        assert!(try_gemm(
+            1.0,
+            &a.view(),
+            &b.view(),
+            0.0,
+            None,
+            &mut c.view_mut()
+        ));
         assert!(c.iter().all(|v| v.is_finite()));
         // b with non-unit column stride, and f64: the portable path's.
         let bt = filled(33, 5, 2);
-        assert!(!try_gemm(1.0, &a.view(), &bt.t(), 0.0, &mut c.view_mut()));
+        assert!(!try_gemm(
+            1.0,
+            &a.view(),
+            &bt.t(),
+            0.0,
+            None,
+            &mut c.view_mut()
+        ));
         let a64 = a.mapv(f64::from);
         let mut c64 = Array2::<f64>::zeros((9, 33));
         let b64 = b.mapv(f64::from);
@@ -312,6 +354,7 @@ mod tests {
             &a64.view(),
             &b64.view(),
             0.0,
+            None,
             &mut c64.view_mut()
         ));
     }

@@ -64,10 +64,12 @@ fn split<F: Scalar>(
     parts: usize,
 ) {
     if parts <= 1 {
-        if let Some((decay, w)) = init {
-            c.zip_mut_with(&w, |c, &w| *c = w * decay);
-        }
-        if !kernel::try_gemm(alpha, &a, &b, beta, &mut c) {
+        // The kernel writes `decay · w` into `c` inside its own pass (same bits, one sweep
+        // less); the portable path writes it first.
+        if !kernel::try_gemm(alpha, &a, &b, beta, init.as_ref(), &mut c) {
+            if let Some((decay, w)) = init {
+                c.zip_mut_with(&w, |c, &w| *c = w * decay);
+            }
             general_mat_mul(alpha, &a, &b, beta, &mut c);
         }
         return;
