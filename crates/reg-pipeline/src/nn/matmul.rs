@@ -1,14 +1,17 @@
 //! The matrix products of the training step and of evaluation.
 //!
-//! ndarray's `general_mat_mul` (the pure-Rust `matrixmultiply` crate, AVX2/FMA kernels chosen at
-//! run time) computes every product; with more than one rayon thread the output's columns are
-//! split into blocks of whole micro-kernel tiles, one per thread. Each output element is still
-//! summed over the whole inner dimension, in the same order, by the same kernel, so the result
-//! is bitwise the same for any thread count.
+//! Each product runs on the AVX-512 kernel (`nn::kernel`, chosen at run time) when it applies,
+//! else on ndarray's `general_mat_mul` (the pure-Rust `matrixmultiply` crate, AVX2/FMA kernels
+//! chosen at run time); with more than one rayon thread the output's columns are split into
+//! blocks of whole tiles, one per thread. Each output element is still summed over the whole
+//! inner dimension, in the same order, by the same kernel, so the result is bitwise the same
+//! for any thread count.
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 use reg_core::Scalar;
+
+use crate::nn::kernel;
 
 /// Column blocks are multiples of this many columns (the widest `matrixmultiply` kernel tile).
 const TILE: usize = 16;
@@ -61,10 +64,14 @@ fn split<F: Scalar>(
     parts: usize,
 ) {
     if parts <= 1 {
-        if let Some((decay, w)) = init {
-            c.zip_mut_with(&w, |c, &w| *c = w * decay);
+        // The kernel writes `decay · w` into `c` inside its own pass (same bits, one sweep
+        // less); the portable path writes it first.
+        if !kernel::try_gemm(alpha, &a, &b, beta, init.as_ref(), &mut c) {
+            if let Some((decay, w)) = init {
+                c.zip_mut_with(&w, |c, &w| *c = w * decay);
+            }
+            general_mat_mul(alpha, &a, &b, beta, &mut c);
         }
-        general_mat_mul(alpha, &a, &b, beta, &mut c);
         return;
     }
     let n = b.ncols();

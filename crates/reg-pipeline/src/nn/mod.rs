@@ -3,6 +3,9 @@
 //! Nothing here reads files, knows about training runs or prints.
 
 pub(crate) mod fused;
+// The one module that allows `unsafe` (AVX-512 intrinsics): see its doc.
+#[allow(unsafe_code)]
+pub(crate) mod kernel;
 pub mod layout;
 pub(crate) mod linear;
 pub(crate) mod loss;
