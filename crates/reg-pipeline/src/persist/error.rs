@@ -38,8 +38,8 @@ pub enum CheckpointError {
         /// What is wrong.
         reason: String,
     },
-    /// Written by a newer (or unknown) format version.
-    #[error("checkpoint format version {found}; this build reads version {supported}")]
+    /// Written by an older or a newer format version than this build reads.
+    #[error("{}", version_message(*.found, *.supported))]
     UnsupportedVersion {
         /// Version in the file.
         found: u64,
@@ -118,5 +118,48 @@ impl CheckpointError {
             path: path.into(),
             source: self,
         }
+    }
+}
+
+/// What a user reads for a checkpoint of another format version, and what to do about it.
+fn version_message(found: u64, supported: u64) -> String {
+    if found < supported {
+        format!(
+            "written by an older reg (checkpoint format {found}; this build reads format \
+             {supported}, which adds a checksum): start a new run in another folder, or finish \
+             this one with the reg version that wrote it"
+        )
+    } else {
+        format!(
+            "written by a newer reg (checkpoint format {found}; this build reads format \
+             {supported}): update reg to resume it"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CheckpointError;
+
+    #[test]
+    fn another_format_version_says_older_or_newer_and_what_to_do() {
+        let older = CheckpointError::UnsupportedVersion {
+            found: 1,
+            supported: 2,
+        }
+        .to_string();
+        assert!(
+            older.contains("older reg") && older.contains("start a new run"),
+            "{older}"
+        );
+        let newer = CheckpointError::UnsupportedVersion {
+            found: 3,
+            supported: 2,
+        }
+        .to_string();
+        assert!(
+            newer.contains("newer reg") && newer.contains("update reg"),
+            "{newer}"
+        );
     }
 }
