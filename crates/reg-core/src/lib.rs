@@ -8,9 +8,11 @@ mod layer;
 mod param;
 mod scalar;
 mod sequential;
+mod simd;
 
 pub use error::{Error, Result, expect_shape, validate};
 pub use layer::{Layer, LayerExt, Mode, Optimizer, into_rank};
 pub use param::Param;
 pub use scalar::Scalar;
 pub use sequential::Sequential;
+pub use simd::vectorized;
