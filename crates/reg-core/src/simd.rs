@@ -1,5 +1,7 @@
 //! Element-wise loops compiled for the CPU they run on.
 
+use std::sync::OnceLock;
+
 /// Runs `f` compiled for the widest vector instructions this CPU has: AVX-512, else AVX2 with
 /// FMA, else the baseline (SSE2 on x86-64), chosen at run time (the `pulp` crate's dispatch;
 /// the `unsafe` that needs is pulp's, none of ours).
@@ -10,6 +12,9 @@
 /// IEEE operation (`+ − × ÷ √`) is correctly rounded in every lane width. Only the speed
 /// differs: the 16-lane divisions and square roots of AVX-512 make Adam's update about
 /// twice as fast as the baseline's 4 lanes.
+///
+/// `REG_SIMD=baseline` in the environment (read once per process) keeps every loop on the
+/// baseline, so the claim can be tested: CI runs the pinned-bits training test both ways.
 ///
 /// ```
 /// let x = [1.0f32, 4.0, 9.0];
@@ -23,5 +28,14 @@
 /// ```
 #[inline(always)]
 pub fn vectorized<R>(f: impl FnOnce() -> R) -> R {
-    pulp::Arch::new().dispatch(f)
+    arch().dispatch(f)
+}
+
+/// The instruction set chosen for this process.
+fn arch() -> pulp::Arch {
+    static ARCH: OnceLock<pulp::Arch> = OnceLock::new();
+    *ARCH.get_or_init(|| match std::env::var("REG_SIMD") {
+        Ok(v) if v == "baseline" => pulp::Arch::Scalar,
+        _ => pulp::Arch::new(),
+    })
 }

@@ -178,16 +178,24 @@ fn backward_params_needs_a_train_forward_of_the_same_shape() {
     model.backward_params(x.view(), grad.view(), 0.0).unwrap();
 }
 
-fn tiny_data(n: usize, salt: usize) -> Dataset {
-    let images = (0..n * 16).map(|i| ((i * 37 + salt) % 251) as u8).collect();
+/// `n` images of `side × side` pixels.
+fn tiny_data(n: usize, side: usize, salt: usize) -> Dataset {
+    let images = (0..n * side * side)
+        .map(|i| ((i * 37 + salt) % 251) as u8)
+        .collect();
     let labels = (0..n).map(|i| ((i * 7 + salt) % 10) as u8).collect();
-    Dataset::new(images, labels, 4, 4).unwrap()
+    Dataset::new(images, labels, side, side).unwrap()
 }
 
 fn trained_state() -> Vec<(String, Array2<f32>)> {
+    trained_state_on(4)
+}
+
+/// Three epochs of a small model on `side × side` images.
+fn trained_state_on(side: usize) -> Vec<(String, Array2<f32>)> {
     let config = TrainConfig {
         model: MlpConfig {
-            sizes: vec![16, 12, 8, 10],
+            sizes: vec![side * side, 12, 8, 10],
             ..MlpConfig::default()
         },
         epochs: 3,
@@ -198,7 +206,7 @@ fn trained_state() -> Vec<(String, Array2<f32>)> {
         ..TrainConfig::default()
     };
     let mut trainer = Trainer::new(config).unwrap();
-    let (train, validation) = (tiny_data(70, 0), tiny_data(20, 3));
+    let (train, validation) = (tiny_data(70, side, 0), tiny_data(20, side, 3));
     for _ in 0..3 {
         trainer
             .run_epoch(&train, &validation, &mut |_, _| {})
@@ -210,6 +218,45 @@ fn trained_state() -> Vec<(String, Array2<f32>)> {
 #[test]
 fn same_seed_gives_the_same_bits() {
     assert_eq!(trained_state(), trained_state());
+}
+
+/// FNV-1a over every value's bits, names included: a change in any bit of any tensor changes it.
+fn fingerprint(state: &[(String, Array2<f32>)]) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    let bytes = state.iter().flat_map(|(name, values)| {
+        let bits = values.iter().flat_map(|v| v.to_bits().to_le_bytes());
+        name.bytes().chain(bits).collect::<Vec<_>>()
+    });
+    for byte in bytes {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// The trained bits are pinned per matrix-product path, so a change of arithmetic anywhere is
+/// seen, and the element-wise loops' vector paths are shown to give the baseline's bits: CI
+/// runs this with `REG_SIMD=baseline` too (`reg_core::vectorized`), and with
+/// `REG_GEMM=portable` for the portable products' pin. Update a pin only for an intended
+/// change of arithmetic, and say so.
+#[test]
+fn trained_bits_are_pinned_on_each_matrix_product_path() {
+    let portable = std::env::var("REG_GEMM").is_ok_and(|v| v == "portable");
+    let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+    let fma = std::arch::is_x86_feature_detected!("fma");
+    // 18 × 18 = 324 inputs: the first product's inner dimension passes 256, where
+    // matrixmultiply starts a new block of its sum and the two paths part.
+    let bits = fingerprint(&trained_state_on(18));
+    let pinned = match (portable, avx512, fma) {
+        // The AVX-512 kernel.
+        (false, true, _) => 0x3de3_a255_09c2_c339,
+        // matrixmultiply's FMA kernels.
+        (true, _, true) | (false, false, true) => 0xffce_16fa_a9e9_1dc2,
+        _ => {
+            eprintln!("no pin for this CPU's matrix-product path ({bits:#018x}); skipped");
+            return;
+        }
+    };
+    assert_eq!(bits, pinned, "trained bits {bits:#018x}");
 }
 
 /// The model as a user would assemble it à la carte: a `Sequential` of the crates' own layers
