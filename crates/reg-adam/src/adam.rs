@@ -244,15 +244,18 @@ fn fused<F: Scalar>(
     match mom.v_max.as_mut().and_then(|v_max| v_max.as_slice_mut()) {
         None => update_slices(w, g, m, v, c, &decay),
         // Compiled for AVX-512 where the CPU has it (same bits; see `reg_core::vectorized`).
-        Some(v_max) => vectorized(|| {
-            let moments = m.iter_mut().zip(v.iter_mut()).zip(v_max.iter_mut());
-            for ((w, &g), ((m, v), v_max)) in w.iter_mut().zip(g).zip(moments) {
-                let g = decay(w, g);
-                c.update_moments(m, v, g);
-                *v_max = if *v > *v_max { *v } else { *v_max };
-                *w = c.apply(*w, *m, *v_max);
-            }
-        }),
+        Some(v_max) => vectorized(
+            #[inline(always)]
+            || {
+                let moments = m.iter_mut().zip(v.iter_mut()).zip(v_max.iter_mut());
+                for ((w, &g), ((m, v), v_max)) in w.iter_mut().zip(g).zip(moments) {
+                    let g = decay(w, g);
+                    c.update_moments(m, v, g);
+                    *v_max = if *v > *v_max { *v } else { *v_max };
+                    *w = c.apply(*w, *m, *v_max);
+                }
+            },
+        ),
     }
 }
 /// The Adam update over contiguous slices, split in chunks across rayon's current pool when it
@@ -268,13 +271,16 @@ fn update_slices<F: Scalar>(
 ) {
     let serial = |w: &mut [F], g: &[F], m: &mut [F], v: &mut [F]| {
         // AVX-512 where the CPU has it: about 2× the baseline (same bits).
-        vectorized(|| {
-            for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                let g = decay(w, g);
-                c.update_moments(m, v, g);
-                *w = c.apply(*w, *m, *v);
-            }
-        });
+        vectorized(
+            #[inline(always)]
+            || {
+                for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                    let g = decay(w, g);
+                    c.update_moments(m, v, g);
+                    *w = c.apply(*w, *m, *v);
+                }
+            },
+        );
     };
     if w.len() < 2 * CHUNK || rayon::current_num_threads() < 2 {
         serial(w, g, m, v);

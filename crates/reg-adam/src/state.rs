@@ -103,7 +103,12 @@ fn check_v_max<F: Scalar>(i: usize, v_max: &Array2<F>, v: &Array2<F>) -> Result<
 
 /// Whether every element is finite, as a non-short-circuiting fold that the compiler vectorizes.
 pub(crate) fn all_finite<F: Scalar>(a: &ndarray::ArrayRef2<F>) -> bool {
-    let finite = |s: &[F]| reg_core::vectorized(|| s.iter().fold(true, |ok, x| ok & x.is_finite()));
+    let finite = |s: &[F]| {
+        reg_core::vectorized(
+            #[inline(always)]
+            || s.iter().fold(true, |ok, x| ok & x.is_finite()),
+        )
+    };
     match a.as_slice_memory_order() {
         // Large arrays are checked in halves on two of rayon's threads, when there are two.
         Some(s) if s.len() >= 1 << 16 && rayon::current_num_threads() > 1 => {
@@ -124,11 +129,14 @@ pub(crate) fn coupled_gradient_finite<F: Scalar>(
     lambda: F,
 ) -> bool {
     let finite = |w: &[F], g: &[F]| {
-        reg_core::vectorized(|| {
-            g.iter()
-                .zip(w)
-                .fold(true, |ok, (&g, &w)| ok & (g + lambda * w).is_finite())
-        })
+        reg_core::vectorized(
+            #[inline(always)]
+            || {
+                g.iter()
+                    .zip(w)
+                    .fold(true, |ok, (&g, &w)| ok & (g + lambda * w).is_finite())
+            },
+        )
     };
     match (w.as_slice_memory_order(), g.as_slice_memory_order()) {
         (Some(w), Some(g)) if w.len() == g.len() => {

@@ -92,35 +92,38 @@ pub(crate) fn mean_and_squares<F: Scalar>(
     mean: &mut [F],
     squares: &mut [F],
 ) {
-    reg_core::vectorized(|| {
-        let m = F::from_f64(shape.count() as f64);
-        mean.fill(F::zero());
-        squares.fill(F::zero());
-        if shape.spatial == 1 {
-            for row in x.chunks_exact(shape.channels) {
-                mean.iter_mut().zip(row).for_each(|(sum, &x)| *sum += x);
-            }
-            mean.iter_mut().for_each(|sum| *sum /= m);
-            for row in x.chunks_exact(shape.channels) {
-                for ((sum, &x), &mu) in squares.iter_mut().zip(row).zip(mean.iter()) {
-                    *sum += (x - mu) * (x - mu);
+    reg_core::vectorized(
+        #[inline(always)]
+        || {
+            let m = F::from_f64(shape.count() as f64);
+            mean.fill(F::zero());
+            squares.fill(F::zero());
+            if shape.spatial == 1 {
+                for row in x.chunks_exact(shape.channels) {
+                    mean.iter_mut().zip(row).for_each(|(sum, &x)| *sum += x);
+                }
+                mean.iter_mut().for_each(|sum| *sum /= m);
+                for row in x.chunks_exact(shape.channels) {
+                    for ((sum, &x), &mu) in squares.iter_mut().zip(row).zip(mean.iter()) {
+                        *sum += (x - mu) * (x - mu);
+                    }
+                }
+            } else {
+                for sample in x.chunks_exact(shape.channels * shape.spatial) {
+                    for (sum, block) in mean.iter_mut().zip(sample.chunks_exact(shape.spatial)) {
+                        block.iter().for_each(|&x| *sum += x);
+                    }
+                }
+                mean.iter_mut().for_each(|sum| *sum /= m);
+                for sample in x.chunks_exact(shape.channels * shape.spatial) {
+                    let blocks = sample.chunks_exact(shape.spatial);
+                    for ((sum, block), &mu) in squares.iter_mut().zip(blocks).zip(mean.iter()) {
+                        block.iter().for_each(|&x| *sum += (x - mu) * (x - mu));
+                    }
                 }
             }
-        } else {
-            for sample in x.chunks_exact(shape.channels * shape.spatial) {
-                for (sum, block) in mean.iter_mut().zip(sample.chunks_exact(shape.spatial)) {
-                    block.iter().for_each(|&x| *sum += x);
-                }
-            }
-            mean.iter_mut().for_each(|sum| *sum /= m);
-            for sample in x.chunks_exact(shape.channels * shape.spatial) {
-                let blocks = sample.chunks_exact(shape.spatial);
-                for ((sum, block), &mu) in squares.iter_mut().zip(blocks).zip(mean.iter()) {
-                    block.iter().for_each(|&x| *sum += (x - mu) * (x - mu));
-                }
-            }
-        }
-    })
+        },
+    )
 }
 
 /// `z ← x̂ = (z − mean)·inv_std` and `out = epilogue(γ·x̂ + β, &mut aux)`, element by element.
@@ -132,38 +135,42 @@ pub(crate) fn normalize<F: Scalar>(
     stats: (&[F], &[F], &[F], &[F]),
     epilogue: impl Fn(F, &mut F) -> F,
 ) {
-    reg_core::vectorized(|| {
-        let (mean, inv_std, gamma, beta) = stats;
-        let per_sample = shape.channels * shape.spatial;
-        let samples = z
-            .chunks_exact_mut(per_sample)
-            .zip(out.chunks_exact_mut(per_sample))
-            .zip(aux.chunks_exact_mut(per_sample));
-        for ((z, out), aux) in samples {
-            if shape.spatial == 1 {
-                let features = z.iter_mut().zip(out.iter_mut()).zip(aux.iter_mut());
-                let stats = mean.iter().zip(inv_std).zip(gamma.iter().zip(beta));
-                for (((z, out), aux), ((&mu, &inv_std), (&g, &b))) in features.zip(stats) {
-                    let x_hat = (*z - mu) * inv_std;
-                    *z = x_hat;
-                    *out = epilogue(g * x_hat + b, aux);
-                }
-            } else {
-                let blocks = z
-                    .chunks_exact_mut(shape.spatial)
-                    .zip(out.chunks_exact_mut(shape.spatial))
-                    .zip(aux.chunks_exact_mut(shape.spatial));
-                let stats = mean.iter().zip(inv_std).zip(gamma.iter().zip(beta));
-                for (((z, out), aux), ((&mu, &inv_std), (&g, &b))) in blocks.zip(stats) {
-                    for ((z, out), aux) in z.iter_mut().zip(out.iter_mut()).zip(aux.iter_mut()) {
+    reg_core::vectorized(
+        #[inline(always)]
+        || {
+            let (mean, inv_std, gamma, beta) = stats;
+            let per_sample = shape.channels * shape.spatial;
+            let samples = z
+                .chunks_exact_mut(per_sample)
+                .zip(out.chunks_exact_mut(per_sample))
+                .zip(aux.chunks_exact_mut(per_sample));
+            for ((z, out), aux) in samples {
+                if shape.spatial == 1 {
+                    let features = z.iter_mut().zip(out.iter_mut()).zip(aux.iter_mut());
+                    let stats = mean.iter().zip(inv_std).zip(gamma.iter().zip(beta));
+                    for (((z, out), aux), ((&mu, &inv_std), (&g, &b))) in features.zip(stats) {
                         let x_hat = (*z - mu) * inv_std;
                         *z = x_hat;
                         *out = epilogue(g * x_hat + b, aux);
                     }
+                } else {
+                    let blocks = z
+                        .chunks_exact_mut(shape.spatial)
+                        .zip(out.chunks_exact_mut(shape.spatial))
+                        .zip(aux.chunks_exact_mut(shape.spatial));
+                    let stats = mean.iter().zip(inv_std).zip(gamma.iter().zip(beta));
+                    for (((z, out), aux), ((&mu, &inv_std), (&g, &b))) in blocks.zip(stats) {
+                        for ((z, out), aux) in z.iter_mut().zip(out.iter_mut()).zip(aux.iter_mut())
+                        {
+                            let x_hat = (*z - mu) * inv_std;
+                            *z = x_hat;
+                            *out = epilogue(g * x_hat + b, aux);
+                        }
+                    }
                 }
             }
-        }
-    })
+        },
+    )
 }
 
 /// `sum_a[c] = Σ dy·x̂`, `sum_b[c] = Σ dy` over channel `c`.
@@ -174,35 +181,38 @@ pub(crate) fn grad_sums<F: Scalar>(
     sum_a: &mut [F],
     sum_b: &mut [F],
 ) {
-    reg_core::vectorized(|| {
-        sum_a.fill(F::zero());
-        sum_b.fill(F::zero());
-        let per_sample = shape.channels * shape.spatial;
-        for (dy, x_hat) in dy
-            .chunks_exact(per_sample)
-            .zip(x_hat.chunks_exact(per_sample))
-        {
-            if shape.spatial == 1 {
-                // Channels innermost and contiguous, so the loop vectorizes across channels; the
-                // sums see the same values in the same order as in the general loop below.
-                let sums = sum_a.iter_mut().zip(sum_b.iter_mut());
-                for ((dg, db), (&dy, &x_hat)) in sums.zip(dy.iter().zip(x_hat)) {
-                    *dg += dy * x_hat;
-                    *db += dy;
+    reg_core::vectorized(
+        #[inline(always)]
+        || {
+            sum_a.fill(F::zero());
+            sum_b.fill(F::zero());
+            let per_sample = shape.channels * shape.spatial;
+            for (dy, x_hat) in dy
+                .chunks_exact(per_sample)
+                .zip(x_hat.chunks_exact(per_sample))
+            {
+                if shape.spatial == 1 {
+                    // Channels innermost and contiguous, so the loop vectorizes across channels; the
+                    // sums see the same values in the same order as in the general loop below.
+                    let sums = sum_a.iter_mut().zip(sum_b.iter_mut());
+                    for ((dg, db), (&dy, &x_hat)) in sums.zip(dy.iter().zip(x_hat)) {
+                        *dg += dy * x_hat;
+                        *db += dy;
+                    }
+                    continue;
                 }
-                continue;
-            }
-            let blocks = dy
-                .chunks_exact(shape.spatial)
-                .zip(x_hat.chunks_exact(shape.spatial));
-            for ((dg, db), (dy, x_hat)) in sum_a.iter_mut().zip(sum_b.iter_mut()).zip(blocks) {
-                for (&dy, &x_hat) in dy.iter().zip(x_hat) {
-                    *dg += dy * x_hat;
-                    *db += dy;
+                let blocks = dy
+                    .chunks_exact(shape.spatial)
+                    .zip(x_hat.chunks_exact(shape.spatial));
+                for ((dg, db), (dy, x_hat)) in sum_a.iter_mut().zip(sum_b.iter_mut()).zip(blocks) {
+                    for (&dy, &x_hat) in dy.iter().zip(x_hat) {
+                        *dg += dy * x_hat;
+                        *db += dy;
+                    }
                 }
             }
-        }
-    })
+        },
+    )
 }
 
 /// Train: `dx = scale·(m·dy − Σdy − x̂·Σ(dy·x̂))` in place over `dy`, with `scale[c] =
@@ -214,47 +224,54 @@ pub(crate) fn input_grad_train<F: Scalar>(
     scale: &[F],
     sums: (&[F], &[F]),
 ) {
-    reg_core::vectorized(|| {
-        let (sum_a, sum_b) = sums;
-        let m = F::from_f64(shape.count() as f64);
-        let per_sample = shape.channels * shape.spatial;
-        for (dy, x_hat) in dy
-            .chunks_exact_mut(per_sample)
-            .zip(x_hat.chunks_exact(per_sample))
-        {
-            if shape.spatial == 1 {
-                let stats = scale.iter().zip(sum_a).zip(sum_b);
-                for ((dx, &x_hat), ((&scale, &dg), &db)) in dy.iter_mut().zip(x_hat).zip(stats) {
-                    *dx = scale * (m * *dx - db - x_hat * dg);
-                }
-            } else {
-                let blocks = dy
-                    .chunks_exact_mut(shape.spatial)
-                    .zip(x_hat.chunks_exact(shape.spatial));
-                let stats = scale.iter().zip(sum_a).zip(sum_b);
-                for ((dx, x_hat), ((&scale, &dg), &db)) in blocks.zip(stats) {
-                    for (dx, &x_hat) in dx.iter_mut().zip(x_hat) {
+    reg_core::vectorized(
+        #[inline(always)]
+        || {
+            let (sum_a, sum_b) = sums;
+            let m = F::from_f64(shape.count() as f64);
+            let per_sample = shape.channels * shape.spatial;
+            for (dy, x_hat) in dy
+                .chunks_exact_mut(per_sample)
+                .zip(x_hat.chunks_exact(per_sample))
+            {
+                if shape.spatial == 1 {
+                    let stats = scale.iter().zip(sum_a).zip(sum_b);
+                    for ((dx, &x_hat), ((&scale, &dg), &db)) in dy.iter_mut().zip(x_hat).zip(stats)
+                    {
                         *dx = scale * (m * *dx - db - x_hat * dg);
+                    }
+                } else {
+                    let blocks = dy
+                        .chunks_exact_mut(shape.spatial)
+                        .zip(x_hat.chunks_exact(shape.spatial));
+                    let stats = scale.iter().zip(sum_a).zip(sum_b);
+                    for ((dx, x_hat), ((&scale, &dg), &db)) in blocks.zip(stats) {
+                        for (dx, &x_hat) in dx.iter_mut().zip(x_hat) {
+                            *dx = scale * (m * *dx - db - x_hat * dg);
+                        }
                     }
                 }
             }
-        }
-    })
+        },
+    )
 }
 
 /// Eval: the statistics are constants, so the layer is affine: `dx = dy·gain[c]`,
 /// `gain[c] = γ·inv_std`.
 pub(crate) fn input_grad_eval<F: Scalar>(dy: &mut [F], shape: BatchShape, gain: &[F]) {
-    reg_core::vectorized(|| {
-        let per_sample = shape.channels * shape.spatial;
-        for dy in dy.chunks_exact_mut(per_sample) {
-            if shape.spatial == 1 {
-                dy.iter_mut().zip(gain).for_each(|(dx, &g)| *dx *= g);
-                continue;
+    reg_core::vectorized(
+        #[inline(always)]
+        || {
+            let per_sample = shape.channels * shape.spatial;
+            for dy in dy.chunks_exact_mut(per_sample) {
+                if shape.spatial == 1 {
+                    dy.iter_mut().zip(gain).for_each(|(dx, &g)| *dx *= g);
+                    continue;
+                }
+                for (dx, &g) in dy.chunks_exact_mut(shape.spatial).zip(gain) {
+                    dx.iter_mut().for_each(|dx| *dx *= g);
+                }
             }
-            for (dx, &g) in dy.chunks_exact_mut(shape.spatial).zip(gain) {
-                dx.iter_mut().for_each(|dx| *dx *= g);
-            }
-        }
-    })
+        },
+    )
 }

@@ -7,7 +7,9 @@ use std::sync::OnceLock;
 /// the `unsafe` that needs is pulp's, none of ours).
 ///
 /// Only code inlined into `f` is recompiled, so a loop to speed up belongs in the closure
-/// itself, built from `#[inline]` parts. Every path computes the same bits: Rust never
+/// itself, built from `#[inline]` parts, and the closure is marked `#[inline(always)]` (a
+/// closure called from pulp's three paths is otherwise left out of line, compiled for the
+/// baseline). Every path computes the same bits: Rust never
 /// reorders floating-point sums nor contracts `a·b + c` into a fused multiply-add, and each
 /// IEEE operation (`+ − × ÷ √`) is correctly rounded in every lane width. Only the speed
 /// differs: the 16-lane divisions and square roots of AVX-512 make Adam's update about
@@ -19,7 +21,7 @@ use std::sync::OnceLock;
 /// ```
 /// let x = [1.0f32, 4.0, 9.0];
 /// let mut y = [0.0f32; 3];
-/// reg_core::vectorized(|| {
+/// reg_core::vectorized(#[inline(always)] || {
 ///     for (y, &x) in y.iter_mut().zip(&x) {
 ///         *y = x.sqrt() / 2.0;
 ///     }

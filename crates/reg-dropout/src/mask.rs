@@ -25,41 +25,44 @@ pub fn fill_factors<F: Scalar>(
     scale: F,
     factors: &mut [F],
 ) {
-    reg_core::vectorized(|| {
-        let zero = F::zero();
-        // `chunk < threshold` ⇔ `chunk ≤ threshold − 1`, which fits a u32 (threshold ≤ 2³²);
-        // threshold 0 (keep_prob < 2⁻³³) keeps nothing.
-        let Some(max_kept) = threshold.checked_sub(1).map(|t| t as u32) else {
-            factors.fill(zero);
-            // Draw as many numbers as a kept mask would, so the generator's position depends only
-            // on how many decisions were made.
-            (0..factors.len().div_ceil(2)).for_each(|_| {
-                rng.next_u64();
-            });
-            return;
-        };
-        // Draw a block of chunks, then turn them into factors in a separate loop: that loop is
-        // branch-free and vectorized (compare + blend). Deciding inside the drawing loop made
-        // LLVM branch on the random decision, mispredicted ~min(p, 1 − p) of the time (5× slower).
-        let mut chunks = [0u32; 64];
-        // A local copy keeps the generator's state in registers (no store per draw).
-        let mut local = rng.clone();
-        for block in factors.chunks_mut(chunks.len()) {
-            let drawn = &mut chunks[..block.len()];
-            let mut pairs = drawn.chunks_exact_mut(2);
-            for pair in &mut pairs {
-                let r = local.next_u64();
-                pair[0] = r as u32;
-                pair[1] = (r >> 32) as u32;
+    reg_core::vectorized(
+        #[inline(always)]
+        || {
+            let zero = F::zero();
+            // `chunk < threshold` ⇔ `chunk ≤ threshold − 1`, which fits a u32 (threshold ≤ 2³²);
+            // threshold 0 (keep_prob < 2⁻³³) keeps nothing.
+            let Some(max_kept) = threshold.checked_sub(1).map(|t| t as u32) else {
+                factors.fill(zero);
+                // Draw as many numbers as a kept mask would, so the generator's position depends only
+                // on how many decisions were made.
+                (0..factors.len().div_ceil(2)).for_each(|_| {
+                    rng.next_u64();
+                });
+                return;
+            };
+            // Draw a block of chunks, then turn them into factors in a separate loop: that loop is
+            // branch-free and vectorized (compare + blend). Deciding inside the drawing loop made
+            // LLVM branch on the random decision, mispredicted ~min(p, 1 − p) of the time (5× slower).
+            let mut chunks = [0u32; 64];
+            // A local copy keeps the generator's state in registers (no store per draw).
+            let mut local = rng.clone();
+            for block in factors.chunks_mut(chunks.len()) {
+                let drawn = &mut chunks[..block.len()];
+                let mut pairs = drawn.chunks_exact_mut(2);
+                for pair in &mut pairs {
+                    let r = local.next_u64();
+                    pair[0] = r as u32;
+                    pair[1] = (r >> 32) as u32;
+                }
+                if let [last] = pairs.into_remainder() {
+                    // An odd last chunk takes the low bits and discards the high ones.
+                    *last = local.next_u64() as u32;
+                }
+                for (factor, &chunk) in block.iter_mut().zip(drawn.iter()) {
+                    *factor = if chunk <= max_kept { scale } else { zero };
+                }
             }
-            if let [last] = pairs.into_remainder() {
-                // An odd last chunk takes the low bits and discards the high ones.
-                *last = local.next_u64() as u32;
-            }
-            for (factor, &chunk) in block.iter_mut().zip(drawn.iter()) {
-                *factor = if chunk <= max_kept { scale } else { zero };
-            }
-        }
-        *rng = local;
-    })
+            *rng = local;
+        },
+    )
 }

@@ -249,14 +249,17 @@ impl Dataset {
         }
         if image_len > 0 {
             // One division per pixel: 16 lanes at a time on AVX-512 (the same bits).
-            reg_core::vectorized(|| {
-                for (&i, x_row) in indices.iter().zip(x.chunks_exact_mut(image_len)) {
-                    let pixels = self.image(i).unwrap_or_default();
-                    for (dst, &p) in x_row.iter_mut().zip(pixels) {
-                        *dst = f32::from(p) / 255.0;
+            reg_core::vectorized(
+                #[inline(always)]
+                || {
+                    for (&i, x_row) in indices.iter().zip(x.chunks_exact_mut(image_len)) {
+                        let pixels = self.image(i).unwrap_or_default();
+                        for (dst, &p) in x_row.iter_mut().zip(pixels) {
+                            *dst = f32::from(p) / 255.0;
+                        }
                     }
-                }
-            });
+                },
+            );
         }
         Ok(())
     }

@@ -82,11 +82,14 @@ pub(crate) fn block_forward<F: Scalar>(
             bn.statistics(z, shape, mode, &mut buf.stats)?;
             bn.normalize_in_place(z, out, gate, shape, &buf.stats, epilogue)?;
         }
-        None => reg_core::vectorized(|| {
-            for ((&y, gate), out) in z.iter().zip(gate.iter_mut()).zip(out.iter_mut()) {
-                *out = epilogue(y, gate);
-            }
-        }),
+        None => reg_core::vectorized(
+            #[inline(always)]
+            || {
+                for ((&y, gate), out) in z.iter().zip(gate.iter_mut()).zip(out.iter_mut()) {
+                    *out = epilogue(y, gate);
+                }
+            },
+        ),
     }
     Ok(())
 }
@@ -118,12 +121,15 @@ pub(crate) fn block_backward<F: Scalar>(
     let zero = F::zero();
     // Dropout then ReLU backward: dy = grad_out · gate (a select, so a dropped or gated
     // element is exactly 0 even where grad_out is not finite).
-    reg_core::vectorized(|| {
-        Zip::from(&mut buf.grad_z)
-            .and(&grad_out)
-            .and(&buf.gate)
-            .for_each(|dy, &d, &gate| *dy = if gate != zero { d * gate } else { zero });
-    });
+    reg_core::vectorized(
+        #[inline(always)]
+        || {
+            Zip::from(&mut buf.grad_z)
+                .and(&grad_out)
+                .and(&buf.gate)
+                .for_each(|dy, &d, &gate| *dy = if gate != zero { d * gate } else { zero });
+        },
+    );
     if let Some(bn) = block.batch_norm.as_mut() {
         batch_norm_backward(bn, buf)?;
     }
