@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use reg::schedule::{Schedule, warmup_cosine};
+use reg::schedule::{Schedule, WarmupCosineConfig};
 
 /// Print the tutorial's warmup + cosine learning-rate table (linear warmup over 5 epochs to
 /// 0.001, cosine annealing to epoch 100) and optionally chart it.
@@ -36,7 +36,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    let schedule = warmup_cosine(0.001, 5, 100)?;
+    let schedule = WarmupCosineConfig::new(0.001, 5, 100).build()?;
     if !args.quiet {
         println!("Warmup + Cosine Schedule:");
         for e in [0, 2, 5, 10, 50, 90, 99] {

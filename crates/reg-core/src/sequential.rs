@@ -43,6 +43,7 @@ impl<F: Scalar> std::fmt::Debug for Sequential<F> {
 
 impl<F: Scalar> Sequential<F> {
     /// No layers: the identity.
+    #[must_use]
     pub fn new() -> Self {
         Self { layers: Vec::new() }
     }

@@ -171,7 +171,9 @@ fn ablation_chart() -> String {
 
 fn schedule_chart() -> String {
     use reg_schedule::Schedule;
-    let schedule = reg_schedule::warmup_cosine(0.001, 5, 100).expect("valid schedule");
+    let schedule = reg_schedule::WarmupCosineConfig::new(0.001, 5, 100)
+        .build()
+        .expect("valid schedule");
     let curve: Vec<(f64, f64)> = (0..100).map(|e| (e as f64, schedule.lr(e))).collect();
     plot::curve_svg(
         "Linear warmup (5 epochs) + cosine annealing, peak lr 0.001",

@@ -2,8 +2,54 @@ use std::f64::consts::PI;
 
 use crate::{Result, Schedule, as_f64, check_rate, check_steps};
 
+/// Settings of [`CosineAnnealing`]; defaults are PyTorch `CosineAnnealingLR`'s.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CosineAnnealingConfig {
+    /// Rate at step 0. Required; finite, `>= 0`.
+    pub max_lr: f64,
+    /// Steps from `max_lr` down to `min_lr` (PyTorch's `T_max`). Required; `>= 1`.
+    pub period: usize,
+    /// Rate from step `period` on (PyTorch's `eta_min`). Default 0; finite, `>= 0`, `<= max_lr`.
+    pub min_lr: f64,
+}
+
+impl CosineAnnealingConfig {
+    /// Cosine annealing from `max_lr` to `min_lr` = 0 over `period` steps.
+    #[must_use]
+    pub fn new(max_lr: f64, period: usize) -> Self {
+        Self {
+            max_lr,
+            period,
+            min_lr: 0.0,
+        }
+    }
+
+    /// Sets [`Self::min_lr`].
+    #[must_use]
+    pub fn with_min_lr(self, min_lr: f64) -> Self {
+        Self { min_lr, ..self }
+    }
+
+    /// Validates the settings and builds the schedule.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidHyperParameter`] naming `max_lr` or `min_lr` unless it is finite
+    /// and `>= 0`, `min_lr` if it is above `max_lr`, `period` unless it is `>= 1`.
+    pub fn build(self) -> Result<CosineAnnealing> {
+        let max_lr = check_rate("max_lr", self.max_lr)?;
+        let min_lr = check_rate("min_lr", self.min_lr)?;
+        reg_core::validate("min_lr", min_lr, "<= max_lr", |m| m <= max_lr)?;
+        Ok(CosineAnnealing {
+            max_lr,
+            min_lr,
+            period: check_steps("period", self.period)?,
+        })
+    }
+}
+
 /// Half a cosine from `max_lr` down to `min_lr` over `period` steps, then held at `min_lr`
-/// (PyTorch `CosineAnnealingLR`, the tutorial's `cosine_annealing`).
+/// (PyTorch `CosineAnnealingLR`, the tutorial's `cosine_annealing`). Built by
+/// [`CosineAnnealingConfig`].
 ///
 /// `lr(step) = min_lr + (max_lr − min_lr) · ½ · (1 + cos(π · step / period))` for
 /// `step <= period`, and `min_lr` after: `max_lr` at step 0, the midpoint at `period / 2`,
@@ -16,22 +62,6 @@ pub struct CosineAnnealing {
 }
 
 impl CosineAnnealing {
-    /// Cosine annealing from `max_lr` to `min_lr` over `period` steps.
-    ///
-    /// # Errors
-    /// [`crate::Error::InvalidHyperParameter`] unless both rates are finite and `>= 0`,
-    /// `min_lr <= max_lr` and `period >= 1`.
-    pub fn new(max_lr: f64, min_lr: f64, period: usize) -> Result<Self> {
-        let max_lr = check_rate("max_lr", max_lr)?;
-        let min_lr = check_rate("min_lr", min_lr)?;
-        reg_core::validate("min_lr", min_lr, "<= max_lr", |m| m <= max_lr)?;
-        Ok(Self {
-            max_lr,
-            min_lr,
-            period: check_steps("period", period)?,
-        })
-    }
-
     /// The rate at step 0.
     pub fn max_lr(&self) -> f64 {
         self.max_lr

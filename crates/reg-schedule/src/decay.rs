@@ -1,21 +1,34 @@
 use crate::{Result, Schedule, as_f64, check_rate, check_steps};
 
-/// The same rate at every step: `lr(step) = lr`.
+/// Settings of [`Constant`]; [`ConstantConfig::build`] validates them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConstantConfig {
+    /// The rate at every step. Required; finite, `>= 0`.
+    pub lr: f64,
+}
+
+impl ConstantConfig {
+    /// The same rate `lr` at every step.
+    #[must_use]
+    pub fn new(lr: f64) -> Self {
+        Self { lr }
+    }
+
+    /// Validates the setting and builds the schedule.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidHyperParameter`] naming `lr` unless it is finite and `>= 0`.
+    pub fn build(self) -> Result<Constant> {
+        Ok(Constant {
+            lr: check_rate("lr", self.lr)?,
+        })
+    }
+}
+
+/// The same rate at every step: `lr(step) = lr`. Built by [`ConstantConfig`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Constant {
     lr: f64,
-}
-
-impl Constant {
-    /// A constant rate.
-    ///
-    /// # Errors
-    /// [`crate::Error::InvalidHyperParameter`] unless `lr` is finite and `>= 0`.
-    pub fn new(lr: f64) -> Result<Self> {
-        Ok(Self {
-            lr: check_rate("lr", lr)?,
-        })
-    }
 }
 
 impl Schedule for Constant {
@@ -29,7 +42,50 @@ fn check_gamma(gamma: f64) -> Result<f64> {
     reg_core::validate("gamma", gamma, "(0, 1]", |g| g > 0.0 && g <= 1.0)
 }
 
+/// Settings of [`StepDecay`]; defaults are PyTorch `StepLR`'s.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepDecayConfig {
+    /// Rate of steps `0 .. step_size`. Required; finite, `>= 0`.
+    pub initial_lr: f64,
+    /// Steps between two multiplications by `gamma`. Required; `>= 1`.
+    pub step_size: usize,
+    /// Factor applied every `step_size` steps. Default 0.1 (PyTorch's); in `(0, 1]`.
+    pub gamma: f64,
+}
+
+impl StepDecayConfig {
+    /// Step decay from `initial_lr`, multiplying by `gamma` = 0.1 every `step_size` steps.
+    #[must_use]
+    pub fn new(initial_lr: f64, step_size: usize) -> Self {
+        Self {
+            initial_lr,
+            step_size,
+            gamma: 0.1,
+        }
+    }
+
+    /// Sets [`Self::gamma`].
+    #[must_use]
+    pub fn with_gamma(self, gamma: f64) -> Self {
+        Self { gamma, ..self }
+    }
+
+    /// Validates the settings and builds the schedule.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidHyperParameter`] naming `initial_lr` unless it is finite and
+    /// `>= 0`, `gamma` unless it is in `(0, 1]`, `step_size` unless it is `>= 1`.
+    pub fn build(self) -> Result<StepDecay> {
+        Ok(StepDecay {
+            initial_lr: check_rate("initial_lr", self.initial_lr)?,
+            gamma: check_gamma(self.gamma)?,
+            step_size: check_steps("step_size", self.step_size)?,
+        })
+    }
+}
+
 /// Multiply by `γ` every `step_size` steps (PyTorch `StepLR`, the tutorial's `step_decay`).
+/// Built by [`StepDecayConfig`].
 ///
 /// `lr(step) = initial_lr · γ^⌊step / step_size⌋`: `initial_lr` for steps `0 ..
 /// step_size`, `initial_lr · γ` from `step_size` on, `initial_lr · γ²` from `2·step_size`, …
@@ -40,28 +96,43 @@ pub struct StepDecay {
     step_size: usize,
 }
 
-impl StepDecay {
-    /// Step decay from `initial_lr`, multiplying by `gamma` every `step_size` steps.
-    ///
-    /// # Errors
-    /// [`crate::Error::InvalidHyperParameter`] unless `initial_lr` is finite and `>= 0`,
-    /// `gamma` is in `(0, 1]` and `step_size >= 1`.
-    pub fn new(initial_lr: f64, gamma: f64, step_size: usize) -> Result<Self> {
-        Ok(Self {
-            initial_lr: check_rate("initial_lr", initial_lr)?,
-            gamma: check_gamma(gamma)?,
-            step_size: check_steps("step_size", step_size)?,
-        })
-    }
-}
-
 impl Schedule for StepDecay {
     fn lr(&self, step: usize) -> f64 {
         self.initial_lr * self.gamma.powf(as_f64(step / self.step_size))
     }
 }
 
-/// Multiply by `γ` every step (PyTorch `ExponentialLR`, the tutorial's `exp_decay`).
+/// Settings of [`ExponentialDecay`]; like PyTorch `ExponentialLR`, no default.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExponentialDecayConfig {
+    /// Rate at step 0. Required; finite, `>= 0`.
+    pub initial_lr: f64,
+    /// Factor applied every step. Required; in `(0, 1]`.
+    pub gamma: f64,
+}
+
+impl ExponentialDecayConfig {
+    /// Exponential decay from `initial_lr` with ratio `gamma` per step.
+    #[must_use]
+    pub fn new(initial_lr: f64, gamma: f64) -> Self {
+        Self { initial_lr, gamma }
+    }
+
+    /// Validates the settings and builds the schedule.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidHyperParameter`] naming `initial_lr` unless it is finite and
+    /// `>= 0`, `gamma` unless it is in `(0, 1]`.
+    pub fn build(self) -> Result<ExponentialDecay> {
+        Ok(ExponentialDecay {
+            initial_lr: check_rate("initial_lr", self.initial_lr)?,
+            gamma: check_gamma(self.gamma)?,
+        })
+    }
+}
+
+/// Multiply by `γ` every step (PyTorch `ExponentialLR`, the tutorial's `exp_decay`). Built by
+/// [`ExponentialDecayConfig`].
 ///
 /// `lr(step) = initial_lr · γ^step`: `initial_lr` at step 0, `initial_lr · γ` at step 1; it
 /// reaches `0.0` by underflow, never below.
@@ -69,20 +140,6 @@ impl Schedule for StepDecay {
 pub struct ExponentialDecay {
     initial_lr: f64,
     gamma: f64,
-}
-
-impl ExponentialDecay {
-    /// Exponential decay from `initial_lr` with ratio `gamma` per step.
-    ///
-    /// # Errors
-    /// [`crate::Error::InvalidHyperParameter`] unless `initial_lr` is finite and `>= 0` and
-    /// `gamma` is in `(0, 1]`.
-    pub fn new(initial_lr: f64, gamma: f64) -> Result<Self> {
-        Ok(Self {
-            initial_lr: check_rate("initial_lr", initial_lr)?,
-            gamma: check_gamma(gamma)?,
-        })
-    }
 }
 
 impl Schedule for ExponentialDecay {

@@ -8,14 +8,16 @@ mod join;
 mod plateau;
 mod warmup;
 
-pub use cosine::CosineAnnealing;
-pub use decay::{Constant, ExponentialDecay, StepDecay};
-pub use join::{Join, warmup_cosine};
+pub use cosine::{CosineAnnealing, CosineAnnealingConfig};
+pub use decay::{
+    Constant, ConstantConfig, ExponentialDecay, ExponentialDecayConfig, StepDecay, StepDecayConfig,
+};
+pub use join::{Join, WarmupCosine, WarmupCosineConfig};
 pub use plateau::{
     PlateauMode, PlateauState, ReduceOnPlateau, ReduceOnPlateauConfig, ThresholdMode,
 };
 pub use reg_core::{Error, Result};
-pub use warmup::LinearWarmup;
+pub use warmup::{LinearWarmup, LinearWarmupConfig};
 
 /// A learning rate as a pure function of the step.
 ///

@@ -151,7 +151,7 @@ impl ReduceOnPlateauConfig {
 }
 
 /// Everything [`ReduceOnPlateau`] remembers between epochs; save it with a checkpoint and
-/// restore with [`ReduceOnPlateau::from_state`].
+/// restore with [`ReduceOnPlateau::load_state`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PlateauState {
     /// The current rate.
@@ -229,13 +229,15 @@ impl ReduceOnPlateau {
         self.state
     }
 
-    /// Rebuilds a schedule from its settings and a saved [`PlateauState`].
+    /// Replaces the state by `state`, e.g. from [`Self::state`] of a schedule built from the
+    /// same config; observations after it continue as the saved schedule's would have.
     ///
     /// # Errors
-    /// [`Error::InvalidHyperParameter`] if a setting or the saved `lr` is out of range;
-    /// [`Error::StateMismatch`] if `best` is not finite or a counter exceeds its setting.
-    pub fn from_state(config: ReduceOnPlateauConfig, state: PlateauState) -> Result<Self> {
-        config.validate()?;
+    /// [`Error::InvalidHyperParameter`] if the saved `lr` is not finite and `>= 0`;
+    /// [`Error::StateMismatch`] if `best` is not finite or a counter exceeds its setting. On
+    /// error the current state is kept.
+    pub fn load_state(&mut self, state: PlateauState) -> Result<()> {
+        let config = &self.config;
         check_rate("lr", state.lr)?;
         if state.best.is_some_and(|b| !b.is_finite()) {
             return Err(Error::StateMismatch(format!(
@@ -249,7 +251,8 @@ impl ReduceOnPlateau {
                 state.num_bad_epochs, state.cooldown_counter, config.patience, config.cooldown
             )));
         }
-        Ok(Self { config, state })
+        self.state = state;
+        Ok(())
     }
 }
 

@@ -4,8 +4,8 @@
 
 use proptest::prelude::*;
 use reg_schedule::{
-    CosineAnnealing, ExponentialDecay, LinearWarmup, ReduceOnPlateauConfig, Schedule, StepDecay,
-    warmup_cosine,
+    CosineAnnealingConfig, ExponentialDecayConfig, LinearWarmupConfig, ReduceOnPlateauConfig,
+    Schedule, StepDecayConfig, WarmupCosineConfig,
 };
 
 fn rate() -> impl Strategy<Value = f64> {
@@ -25,8 +25,8 @@ proptest! {
     fn step_and_exponential_decay_stay_in_zero_to_initial(
         initial in rate(), g in gamma(), size in 1usize..50, step in 0usize..10_000,
     ) {
-        let s = StepDecay::new(initial, g, size).unwrap();
-        let e = ExponentialDecay::new(initial, g).unwrap();
+        let s = StepDecayConfig::new(initial, size).with_gamma(g).build().unwrap();
+        let e = ExponentialDecayConfig::new(initial, g).build().unwrap();
         prop_assert!(within(s.lr(step), 0.0, initial));
         prop_assert!(within(e.lr(step), 0.0, initial));
         prop_assert!(s.lr(step + 1) <= s.lr(step));
@@ -38,14 +38,14 @@ proptest! {
         a in rate(), b in rate(), period in 1usize..5_000, step in 0usize..10_000,
     ) {
         let (min, max) = (a.min(b), a.max(b));
-        let c = CosineAnnealing::new(max, min, period).unwrap();
+        let c = CosineAnnealingConfig::new(max, period).with_min_lr(min).build().unwrap();
         prop_assert!(within(c.lr(step), min, max));
         prop_assert!(c.lr(step + 1) <= c.lr(step), "step {}: {} then {}", step, c.lr(step), c.lr(step + 1));
     }
 
     #[test]
     fn cosine_is_non_increasing_over_its_whole_period(max in rate(), period in 1usize..400) {
-        let c = CosineAnnealing::new(max, 0.0, period).unwrap();
+        let c = CosineAnnealingConfig::new(max, period).build().unwrap();
         for step in 0..=period {
             prop_assert!(c.lr(step + 1) <= c.lr(step));
         }
@@ -55,7 +55,7 @@ proptest! {
     fn linear_stays_between_its_ends(
         start in rate(), end in rate(), steps in 0usize..1_000, step in 0usize..2_000,
     ) {
-        let w = LinearWarmup::new(start, end, steps).unwrap();
+        let w = LinearWarmupConfig::new(start, end, steps).build().unwrap();
         prop_assert!(within(w.lr(step), start.min(end), start.max(end)));
     }
 
@@ -63,8 +63,8 @@ proptest! {
     fn warmup_rises_monotonically(
         a in rate(), b in rate(), steps in 0usize..300, peak in rate(), warmup in 1usize..300,
     ) {
-        let w = LinearWarmup::new(a.min(b), a.max(b), steps).unwrap();
-        let z = LinearWarmup::to_peak(peak, warmup).unwrap();
+        let w = LinearWarmupConfig::new(a.min(b), a.max(b), steps).build().unwrap();
+        let z = LinearWarmupConfig::to_peak(peak, warmup).build().unwrap();
         for step in 0..=steps.max(warmup) {
             prop_assert!(w.lr(step + 1) >= w.lr(step));
             prop_assert!(z.lr(step + 1) >= z.lr(step));
@@ -76,7 +76,7 @@ proptest! {
     fn warmup_cosine_is_continuous_at_the_boundary_and_bounded(
         peak in rate(), warmup in 0usize..200, extra in 1usize..500, step in 0usize..1_000,
     ) {
-        let s = warmup_cosine(peak, warmup, warmup + extra).unwrap();
+        let s = WarmupCosineConfig::new(peak, warmup, warmup + extra).build().unwrap();
         prop_assert!(within(s.lr(step), 0.0, peak));
         // Both sides of the join give exactly the peak: no jump, no dip.
         prop_assert_eq!(s.lr(warmup), peak);

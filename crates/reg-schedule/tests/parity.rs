@@ -14,17 +14,19 @@
 #![allow(clippy::unwrap_used)] // in tests a panic is the failure report
 
 use reg_schedule::{
-    CosineAnnealing, ExponentialDecay, LinearWarmup, PlateauMode, ReduceOnPlateauConfig, Schedule,
-    StepDecay, warmup_cosine,
+    CosineAnnealingConfig, ExponentialDecayConfig, LinearWarmupConfig, PlateauMode,
+    ReduceOnPlateauConfig, Schedule, StepDecayConfig, ThresholdMode, WarmupCosineConfig,
 };
 use serde_json::Value;
 
 const REL_TOL: f64 = 1e-12;
 
+fn fixture() -> Value {
+    serde_json::from_str(include_str!("data/schedules.json")).expect("fixture is valid JSON")
+}
+
 fn cases() -> Vec<Value> {
-    let text = include_str!("data/schedules.json");
-    let json: Value = serde_json::from_str(text).expect("fixture is valid JSON");
-    json["cases"].as_array().expect("cases array").clone()
+    fixture()["cases"].as_array().expect("cases array").clone()
 }
 
 fn f(case: &Value, key: &str) -> f64 {
@@ -69,28 +71,34 @@ fn compare(schedule: &dyn Schedule, case: &Value, key: &str) -> f64 {
 fn schedule_for(case: &Value) -> Box<dyn Schedule> {
     match case["kind"].as_str().expect("kind") {
         "step_decay" => Box::new(
-            StepDecay::new(
-                f(case, "initial_lr"),
-                f(case, "gamma"),
-                u(case, "step_size"),
-            )
-            .unwrap(),
+            StepDecayConfig::new(f(case, "initial_lr"), u(case, "step_size"))
+                .with_gamma(f(case, "gamma"))
+                .build()
+                .unwrap(),
         ),
-        "exponential_decay" => {
-            Box::new(ExponentialDecay::new(f(case, "initial_lr"), f(case, "gamma")).unwrap())
-        }
+        "exponential_decay" => Box::new(
+            ExponentialDecayConfig::new(f(case, "initial_lr"), f(case, "gamma"))
+                .build()
+                .unwrap(),
+        ),
         "cosine" => Box::new(
-            CosineAnnealing::new(f(case, "max_lr"), f(case, "min_lr"), u(case, "period")).unwrap(),
+            CosineAnnealingConfig::new(f(case, "max_lr"), u(case, "period"))
+                .with_min_lr(f(case, "min_lr"))
+                .build()
+                .unwrap(),
         ),
         "linear" => Box::new(
-            LinearWarmup::new(f(case, "start_lr"), f(case, "end_lr"), u(case, "steps")).unwrap(),
+            LinearWarmupConfig::new(f(case, "start_lr"), f(case, "end_lr"), u(case, "steps"))
+                .build()
+                .unwrap(),
         ),
         "warmup_cosine" => Box::new(
-            warmup_cosine(
+            WarmupCosineConfig::new(
                 f(case, "peak_lr"),
                 u(case, "warmup_steps"),
                 u(case, "total_steps"),
             )
+            .build()
             .unwrap(),
         ),
         other => panic!("no pure schedule for {other}"),
@@ -169,4 +177,29 @@ fn reduce_on_plateau_matches_torch_exactly() {
     }
     assert_eq!(n, 3);
     eprintln!("plateau: {n} cases, bit-identical to torch");
+}
+
+/// The defaults torch's signatures declare, as `make_fixtures.py` read them.
+#[test]
+fn config_defaults_are_torchs() {
+    let defaults = &fixture()["torch_defaults"];
+    let step_lr = &defaults["StepLR"];
+    assert_eq!(StepDecayConfig::new(1.0, 1).gamma, f(step_lr, "gamma"));
+    let cosine_lr = &defaults["CosineAnnealingLR"];
+    assert_eq!(
+        CosineAnnealingConfig::new(1.0, 1).min_lr,
+        f(cosine_lr, "eta_min")
+    );
+    let plateau_lr = &defaults["ReduceLROnPlateau"];
+    let plateau = ReduceOnPlateauConfig::new(1.0);
+    assert_eq!(plateau_lr["mode"], "min");
+    assert_eq!(plateau.mode, PlateauMode::Min);
+    assert_eq!(plateau_lr["threshold_mode"], "rel");
+    assert_eq!(plateau.threshold_mode, ThresholdMode::Rel);
+    assert_eq!(plateau.factor, f(plateau_lr, "factor"));
+    assert_eq!(plateau.patience, u(plateau_lr, "patience"));
+    assert_eq!(plateau.threshold, f(plateau_lr, "threshold"));
+    assert_eq!(plateau.cooldown, u(plateau_lr, "cooldown"));
+    assert_eq!(plateau.min_lr, f(plateau_lr, "min_lr"));
+    assert_eq!(plateau.eps, f(plateau_lr, "eps"));
 }

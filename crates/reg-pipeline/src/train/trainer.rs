@@ -565,12 +565,11 @@ fn evaluate_here(model: &mut Mlp<f32>, data: &Dataset) -> Result<Evaluation, Pip
 
 fn build_schedule(config: &TrainConfig) -> Result<Box<dyn Schedule + Send + Sync>, PipelineError> {
     Ok(match config.schedule {
-        ScheduleKind::WarmupCosine => Box::new(reg_schedule::warmup_cosine(
-            config.lr,
-            config.warmup,
-            config.epochs,
-        )?),
-        ScheduleKind::Constant => Box::new(reg_schedule::Constant::new(config.lr)?),
+        ScheduleKind::WarmupCosine => Box::new(
+            reg_schedule::WarmupCosineConfig::new(config.lr, config.warmup, config.epochs)
+                .build()?,
+        ),
+        ScheduleKind::Constant => Box::new(reg_schedule::ConstantConfig::new(config.lr).build()?),
     })
 }
 

@@ -4,8 +4,11 @@ Run with:  /work/venv-torch/bin/python crates/reg-schedule/tests/data/make_fixtu
 Writes schedules.json next to this file. Every case steps a real torch scheduler on a dummy
 float64 SGD optimizer and records the learning rate in force during each epoch (for
 ReduceLROnPlateau: the lr after each `step(metric)`). The settings and the metric sequences are
-written into the JSON, so the Rust test builds its schedules from the file alone.
+written into the JSON, so the Rust test builds its schedules from the file alone. The defaults
+of the schedulers' optional arguments are written too (`torch_defaults`), read from their
+signatures, for the test that the configs' defaults are PyTorch's.
 """
+import inspect
 import json
 import math
 import pathlib
@@ -118,6 +121,20 @@ for s in plateau_settings:
         after.append(opt.param_groups[0]["lr"])
     cases.append(dict(kind="plateau", **s, lrs=after))
 
+
+def defaults(scheduler, *names):
+    parameters = inspect.signature(scheduler).parameters
+    return {name: parameters[name].default for name in names}
+
+
+torch_defaults = dict(
+    StepLR=defaults(StepLR, "gamma"),
+    CosineAnnealingLR=defaults(CosineAnnealingLR, "eta_min"),
+    ReduceLROnPlateau=defaults(ReduceLROnPlateau, "mode", "factor", "patience", "threshold",
+                               "threshold_mode", "cooldown", "min_lr", "eps"),
+)
+
 out = pathlib.Path(__file__).with_name("schedules.json")
-out.write_text(json.dumps(dict(torch_version=torch.__version__, cases=cases), indent=1) + "\n")
+out.write_text(json.dumps(dict(torch_version=torch.__version__, torch_defaults=torch_defaults,
+                               cases=cases), indent=1) + "\n")
 print(f"wrote {out} ({len(cases)} cases)")
