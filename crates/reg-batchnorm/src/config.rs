@@ -64,13 +64,6 @@ impl BatchNormConfig {
         self
     }
 
-    /// The old name of [`BatchNormConfig::with_running_variance`].
-    #[must_use]
-    #[deprecated(note = "use `with_running_variance`, named like `running_variance()`")]
-    pub fn with_running_var(self, running_variance: RunningVariance) -> Self {
-        self.with_running_variance(running_variance)
-    }
-
     /// Number of features; no default (required by [`BatchNormConfig::new`]), at least 1.
     pub fn num_features(&self) -> usize {
         self.num_features

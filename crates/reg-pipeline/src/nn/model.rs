@@ -52,7 +52,7 @@ pub struct BatchNormSettings {
     pub momentum: f64,
     /// Whether the running variance is updated with the unbiased batch variance (PyTorch's
     /// convention, the default) or the biased one (the tutorial's NumPy sketch)
-    /// ([`BatchNormConfig::with_running_var`]).
+    /// ([`BatchNormConfig::with_running_variance`]).
     #[serde(with = "running_variance")]
     pub running_variance: RunningVariance,
 }
