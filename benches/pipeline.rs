@@ -1,9 +1,11 @@
 //! The production model (784-256-128-10, BatchNorm, dropout 0.3/0.2, Adam, L2) end to end:
 //! one whole training step on a batch of 64 (forward, loss, backward, L2, Adam), and the
 //! evaluation of 10,000 images, each on 1 and 2 threads; the same step assembled à la carte from
-//! the crates' public layers (a `Sequential` of Linear → BatchNorm → ReLU → Dropout, L2, Adam)
+//! the crates' public layers (a `Sequential` of Linear → BatchNorm → ReLU → Dropout; Adam with
+//! L2 as its coupled decay)
 //! against the pipeline's own, in the same run; plus the three largest matrix products of a
-//! step, as ndarray computes them. Synthetic MNIST-shaped data (no files needed).
+//! step, as ndarray computes them. Real MNIST images when the files are there, else
+//! synthetic MNIST-shaped ones (the bench says which).
 //!
 //! `cargo bench --bench pipeline`
 
@@ -12,7 +14,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::{Array2, ArrayView2};
-use reg::adam::{Adam, AdamConfig, Optimizer};
+use reg::adam::{Adam, AdamConfig, Optimizer, WeightDecay};
 use reg::core::{Layer, LayerExt, Mode, Sequential};
 use reg::l2::L2;
 use reg::pipeline::data::Dataset;
@@ -26,8 +28,39 @@ fn pseudo_random(i: usize, salt: u64) -> u64 {
     x ^ (x >> 32)
 }
 
-/// `n` 28×28 images whose pixels are 0 three times in four (like MNIST's background).
+/// `n` images: real MNIST training images (from `salt · n` on) when the files are in
+/// `MNIST_DIR` or `../shared/data/mnist`, since the first layer's products skip the all-zero
+/// steps of MNIST's blank borders and background; else synthetic ones (see `synthetic`).
 fn images(n: usize, salt: u64) -> Dataset {
+    static MNIST: std::sync::OnceLock<Option<Dataset>> = std::sync::OnceLock::new();
+    let real = MNIST.get_or_init(|| {
+        let dir = std::env::var_os("MNIST_DIR").map_or_else(
+            || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist"),
+            std::path::PathBuf::from,
+        );
+        let train = reg::pipeline::data::Mnist::load(&dir).ok().map(|m| m.train);
+        eprintln!(
+            "bench data: {}",
+            if train.is_some() {
+                "real MNIST"
+            } else {
+                "synthetic (no MNIST found)"
+            }
+        );
+        train
+    });
+    let start = salt as usize * n;
+    match real {
+        Some(train) if start + n <= train.len() => train
+            .subset(start..start + n)
+            .expect("a range inside the set"),
+        _ => synthetic(n, salt),
+    }
+}
+
+/// `n` 28×28 images whose pixels are 0 three times in four (like MNIST's background, but
+/// scattered: few steps of the first layer's products are all zero over 8 images).
+fn synthetic(n: usize, salt: u64) -> Dataset {
     let pixels = (0..n * 784)
         .map(|i| {
             let r = pseudo_random(i, salt);
@@ -108,16 +141,15 @@ fn a_la_carte(model: &Mlp<f32>) -> Sequential<f32> {
 fn user_step(
     net: &mut Sequential<f32>,
     adam: &mut Adam<f32>,
-    l2: &L2,
     x: ArrayView2<'_, f32>,
     y: &[u8],
 ) -> f64 {
     let logits = net.forward(x, Mode::Train).expect("forward");
     let (loss, grad) = softmax_cross_entropy(logits.view(), y).expect("loss");
     net.backward_params_only_nd(grad.view()).expect("backward");
-    let mut params = net.params_mut();
-    l2.add_gradient(&mut params, x.nrows()).expect("l2");
-    adam.step(&mut params, 1e-3).expect("adam");
+    // L2 rides in Adam's coupled decay (λ/m, the same bits as `L2::add_gradient`, tested in
+    // `fast_paths`): one pass over the weights instead of two.
+    adam.step(&mut net.params_mut(), 1e-3).expect("adam");
     loss
 }
 
@@ -135,8 +167,12 @@ fn a_la_carte_step(c: &mut Criterion) {
         let config = TrainConfig::default();
         let mut trainer = Trainer::new(config.clone()).expect("default config");
         let mut net = a_la_carte(&trainer.model);
-        let mut adam = AdamConfig::new().build::<f32>().expect("adam");
         let l2 = L2::new(config.l2).expect("l2");
+        let decay = WeightDecay::Coupled(l2.weight_decay(64).expect("batch of 64"));
+        let mut adam = AdamConfig::new()
+            .with_weight_decay(decay)
+            .build::<f32>()
+            .expect("adam");
         let mut group = c.benchmark_group(format!("step_a_la_carte_vs_pipeline/threads={threads}"));
         let mut next = 0;
         group.bench_function("pipeline", |b| {
@@ -153,7 +189,7 @@ fn a_la_carte_step(c: &mut Criterion) {
                 let rows = next * 64..(next + 1) * 64;
                 next = (next + 1) % BATCHES;
                 let batch = x.slice_axis(ndarray::Axis(0), ndarray::Slice::from(rows.clone()));
-                pool.install(|| black_box(user_step(&mut net, &mut adam, &l2, batch, &y[rows])))
+                pool.install(|| black_box(user_step(&mut net, &mut adam, batch, &y[rows])))
             })
         });
         group.finish();
@@ -161,7 +197,7 @@ fn a_la_carte_step(c: &mut Criterion) {
 }
 
 fn evaluation(c: &mut Criterion) {
-    let test = images(10_000, 7);
+    let test = images(10_000, 1);
     for threads in [1, 2] {
         let pool = pool(threads);
         let mut trainer = Trainer::new(TrainConfig::default()).expect("default config");

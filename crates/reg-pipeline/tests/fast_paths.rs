@@ -279,37 +279,48 @@ fn a_la_carte(model: &Mlp<f32>) -> reg_core::Sequential<f32> {
 
 #[test]
 fn a_sequential_of_the_crates_layers_trains_to_the_pipelines_bits() {
-    use reg_adam::AdamConfig;
+    use reg_adam::{AdamConfig, WeightDecay};
     use reg_core::Optimizer;
-    for model in [config(), config_with(false, vec![0.0, 0.0])] {
-        let config = TrainConfig {
-            model,
-            ..TrainConfig::default()
-        };
-        let mut trainer = Trainer::new(config.clone()).unwrap();
-        let mut net = a_la_carte(&trainer.model);
-        let mut adam = AdamConfig::new().build::<f32>().unwrap();
-        let l2 = L2::new(config.l2).unwrap();
-        for step in 0..3 {
-            let x = batch(16, 12).mapv(|v| v + step as f32 * 0.1);
-            let labels: Vec<u8> = (0..16).map(|i| ((i + step) % 3) as u8).collect();
-            let (pipeline_loss, _) = trainer.train_step(x.view(), &labels, 1e-2).unwrap();
+    // L2 as its own pass, or as Adam's coupled decay with λ/m: the same bits either way.
+    for coupled in [false, true] {
+        for model in [config(), config_with(false, vec![0.0, 0.0])] {
+            let config = TrainConfig {
+                model,
+                ..TrainConfig::default()
+            };
+            let mut trainer = Trainer::new(config.clone()).unwrap();
+            let mut net = a_la_carte(&trainer.model);
+            let l2 = L2::new(config.l2).unwrap();
+            let decay = WeightDecay::Coupled(l2.weight_decay(16).unwrap());
+            let adam_config = if coupled {
+                AdamConfig::new().with_weight_decay(decay)
+            } else {
+                AdamConfig::new()
+            };
+            let mut adam = adam_config.build::<f32>().unwrap();
+            for step in 0..3 {
+                let x = batch(16, 12).mapv(|v| v + step as f32 * 0.1);
+                let labels: Vec<u8> = (0..16).map(|i| ((i + step) % 3) as u8).collect();
+                let (pipeline_loss, _) = trainer.train_step(x.view(), &labels, 1e-2).unwrap();
 
-            let logits = net.forward(x.view(), Mode::Train).unwrap();
-            let (loss, grad) = softmax_cross_entropy(logits.view(), &labels).unwrap();
-            net.backward_params_only_nd(grad.view()).unwrap();
-            let mut params = net.params_mut();
-            l2.add_gradient(&mut params, 16).unwrap();
-            adam.step(&mut params, 1e-2).unwrap();
-            assert_eq!(loss, pipeline_loss, "step {step}");
+                let logits = net.forward(x.view(), Mode::Train).unwrap();
+                let (loss, grad) = softmax_cross_entropy(logits.view(), &labels).unwrap();
+                net.backward_params_only_nd(grad.view()).unwrap();
+                let mut params = net.params_mut();
+                if !coupled {
+                    l2.add_gradient(&mut params, 16).unwrap();
+                }
+                adam.step(&mut params, 1e-2).unwrap();
+                assert_eq!(loss, pipeline_loss, "step {step}");
+            }
+            let ours: Vec<_> = net.params().iter().map(|p| p.value().to_owned()).collect();
+            let pipeline: Vec<_> = trainer
+                .model
+                .params()
+                .iter()
+                .map(|p| p.value().to_owned())
+                .collect();
+            assert_eq!(ours, pipeline, "coupled {coupled}: {:?}", config.model);
         }
-        let ours: Vec<_> = net.params().iter().map(|p| p.value().to_owned()).collect();
-        let pipeline: Vec<_> = trainer
-            .model
-            .params()
-            .iter()
-            .map(|p| p.value().to_owned())
-            .collect();
-        assert_eq!(ours, pipeline, "{:?}", config.model);
     }
 }
