@@ -153,8 +153,11 @@ fn user_step(
     loss
 }
 
-/// The à la carte step and the pipeline's, alternating in one run so that both see the same
-/// machine load.
+/// Steps of each kind in the alternating measurement printed before the criterion group.
+const ALTERNATING_STEPS: usize = 1500;
+
+/// The à la carte step and the pipeline's: alternating step by step (medians printed), then each
+/// under criterion.
 fn a_la_carte_step(c: &mut Criterion) {
     let data = images(BATCHES * 64, 1);
     let mut x = vec![0.0f32; BATCHES * 64 * 784];
@@ -173,6 +176,35 @@ fn a_la_carte_step(c: &mut Criterion) {
             .with_weight_decay(decay)
             .build::<f32>()
             .expect("adam");
+        // Criterion times the two one after the other; steps alternating one by one see the
+        // same machine load, so their ratio is the steadier figure on a shared machine.
+        let mut times = (Vec::new(), Vec::new());
+        for i in 0..ALTERNATING_STEPS {
+            let rows = (i % BATCHES) * 64..(i % BATCHES + 1) * 64;
+            let batch = x.slice_axis(ndarray::Axis(0), ndarray::Slice::from(rows.clone()));
+            let start = std::time::Instant::now();
+            pool.install(|| {
+                black_box(
+                    trainer
+                        .train_step(batch, &y[rows.clone()], 1e-3)
+                        .expect("step"),
+                )
+            });
+            times.0.push(start.elapsed());
+            let start = std::time::Instant::now();
+            pool.install(|| black_box(user_step(&mut net, &mut adam, batch, &y[rows])));
+            times.1.push(start.elapsed());
+        }
+        let median = |t: &mut Vec<Duration>| {
+            t.sort();
+            t[t.len() / 2]
+        };
+        let (pipeline, a_la_carte) = (median(&mut times.0), median(&mut times.1));
+        eprintln!(
+            "alternating {ALTERNATING_STEPS} steps each, threads={threads}: pipeline {pipeline:?}, \
+             à la carte {a_la_carte:?}, ratio {:.3}",
+            a_la_carte.as_secs_f64() / pipeline.as_secs_f64()
+        );
         let mut group = c.benchmark_group(format!("step_a_la_carte_vs_pipeline/threads={threads}"));
         let mut next = 0;
         group.bench_function("pipeline", |b| {
