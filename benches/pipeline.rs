@@ -2,17 +2,17 @@
 //! one whole training step on a batch of 64 (forward, loss, backward, L2, Adam), and the
 //! evaluation of 10,000 images, each on 1 and 2 threads; the same step assembled à la carte from
 //! the crates' public layers (a `Sequential` of Linear → BatchNorm → ReLU → Dropout; Adam with
-//! L2 as its coupled decay)
-//! against the pipeline's own, in the same run; plus the three largest matrix products of a
-//! step, as ndarray computes them. Real MNIST images when the files are there, else
-//! synthetic MNIST-shaped ones (the bench says which).
+//! L2 as its coupled decay) against the pipeline's own, in the same run; the first layer's
+//! forward on the pipeline's kernel (in GFLOP/s; `RAYON_NUM_THREADS=1` for one core); and the
+//! three largest matrix products of a step as ndarray computes them. Real MNIST images when the
+//! files are there, else synthetic MNIST-shaped ones (the bench says which).
 //!
 //! `cargo bench --bench pipeline`
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::{Array2, ArrayView2};
 use reg::adam::{Adam, AdamConfig, Optimizer, WeightDecay};
 use reg::core::{Layer, LayerExt, Mode, Sequential};
@@ -248,6 +248,31 @@ fn filled(rows: usize, cols: usize, salt: u64) -> Array2<f32> {
 }
 
 /// ndarray's single-threaded product (matrixmultiply) on a step's three largest shapes.
+/// The first layer's forward through the pipeline's `Linear` (the AVX-512 kernel where the CPU
+/// has it, plus the bias), on a dense input and on an MNIST batch (whose all-zero steps the
+/// kernel leaves out). The throughput is in multiply-adds × 2 of the full product, so criterion's
+/// "Gelem/s" reads as dense-equivalent GFLOP/s.
+fn first_layer_forward(c: &mut Criterion) {
+    let trainer = Trainer::new(TrainConfig::default()).expect("default config");
+    let mut linear = trainer.model.hidden()[0].linear.clone();
+    let data = images(64, 1);
+    let mut mnist = vec![0.0f32; 64 * 784];
+    let mut labels = vec![0u8; 64];
+    let indices: Vec<usize> = (0..64).collect();
+    data.fill_batch(&indices, &mut mnist, &mut labels)
+        .expect("batch");
+    let mnist = Array2::from_shape_vec((64, 784), mnist).expect("shape");
+    let dense = filled(64, 784, 1);
+    let mut group = c.benchmark_group("pipeline/first_layer_forward_64x784x256");
+    group.throughput(Throughput::Elements(2 * 64 * 784 * 256));
+    for (name, x) in [("dense_input", &dense), ("mnist_batch", &mnist)] {
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(linear.forward(x.view(), Mode::Eval).expect("forward")))
+        });
+    }
+    group.finish();
+}
+
 fn matrix_products(c: &mut Criterion) {
     let x = filled(64, 784, 1);
     let w1 = filled(784, 256, 2);
@@ -271,6 +296,6 @@ criterion_group! {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(20);
-    targets = training_step, a_la_carte_step, evaluation, matrix_products
+    targets = training_step, a_la_carte_step, evaluation, first_layer_forward, matrix_products
 }
 criterion_main!(benches);
