@@ -397,13 +397,17 @@ pub fn run_interruptible(args: &Args, handle_ctrl_c: bool) -> Result<RunMetrics,
         tensorboard: tensorboard.as_mut(),
         checkpointer: checkpointer.as_mut(),
     };
-    let fitted = fit(
-        &mut trainer,
-        &data.train,
-        &data.validation,
-        &data.test,
-        &mut observers,
-    );
+    // The whole run on one of the pool's threads: a step handed to the pool from outside
+    // would wake a worker and put this thread to sleep, twice per step.
+    let fitted = crate::on_pool(|| {
+        fit(
+            &mut trainer,
+            &data.train,
+            &data.validation,
+            &data.test,
+            &mut observers,
+        )
+    });
     let metrics = match fitted {
         Ok(metrics) => metrics,
         Err(e @ PipelineError::Interrupted { .. }) => {
