@@ -88,13 +88,32 @@ fn pool(threads: usize) -> rayon::ThreadPool {
 /// gradients would shrink towards subnormal numbers, which are slow).
 const BATCHES: usize = 32;
 
+/// `BATCHES` batches of 64 images, filled once as the trainer fills them.
+struct Batches {
+    x: Vec<f32>,
+    y: Vec<u8>,
+}
+
+impl Batches {
+    fn new() -> Self {
+        let data = images(BATCHES * 64, 1);
+        let mut x = vec![0.0f32; BATCHES * 64 * 784];
+        let mut y = vec![0u8; BATCHES * 64];
+        let indices: Vec<usize> = (0..BATCHES * 64).collect();
+        data.fill_batch(&indices, &mut x, &mut y).expect("batch");
+        Self { x, y }
+    }
+
+    /// Batch `i`, cycling through the `BATCHES`.
+    fn get(&self, i: usize) -> (ArrayView2<'_, f32>, &[u8]) {
+        let rows = (i % BATCHES) * 64..(i % BATCHES + 1) * 64;
+        let x = ArrayView2::from_shape((64, 784), &self.x[rows.start * 784..rows.end * 784]);
+        (x.expect("shape"), &self.y[rows])
+    }
+}
+
 fn training_step(c: &mut Criterion) {
-    let data = images(BATCHES * 64, 1);
-    let mut x = vec![0.0f32; BATCHES * 64 * 784];
-    let mut y = vec![0u8; BATCHES * 64];
-    let indices: Vec<usize> = (0..BATCHES * 64).collect();
-    data.fill_batch(&indices, &mut x, &mut y).expect("batch");
-    let x = ArrayView2::from_shape((BATCHES * 64, 784), &x[..]).expect("shape");
+    let batches = Batches::new();
     for threads in [1, 2] {
         let pool = pool(threads);
         let mut trainer = Trainer::new(TrainConfig::default()).expect("default config");
@@ -103,12 +122,9 @@ fn training_step(c: &mut Criterion) {
             &format!("pipeline/train_step_batch64/threads={threads}"),
             |b| {
                 b.iter(|| {
-                    let rows = next * 64..(next + 1) * 64;
-                    next = (next + 1) % BATCHES;
-                    let batch = x.slice_axis(ndarray::Axis(0), ndarray::Slice::from(rows.clone()));
-                    pool.install(|| {
-                        black_box(trainer.train_step(batch, &y[rows], 1e-3).expect("step"))
-                    })
+                    let (x, y) = batches.get(next);
+                    next += 1;
+                    pool.install(|| black_box(trainer.train_step(x, y, 1e-3).expect("step")))
                 })
             },
         );
@@ -159,12 +175,7 @@ const ALTERNATING_STEPS: usize = 1500;
 /// The à la carte step and the pipeline's: alternating step by step (medians printed), then each
 /// under criterion.
 fn a_la_carte_step(c: &mut Criterion) {
-    let data = images(BATCHES * 64, 1);
-    let mut x = vec![0.0f32; BATCHES * 64 * 784];
-    let mut y = vec![0u8; BATCHES * 64];
-    let indices: Vec<usize> = (0..BATCHES * 64).collect();
-    data.fill_batch(&indices, &mut x, &mut y).expect("batch");
-    let x = ArrayView2::from_shape((BATCHES * 64, 784), &x[..]).expect("shape");
+    let batches = Batches::new();
     for threads in [1, 2] {
         let pool = pool(threads);
         let config = TrainConfig::default();
@@ -180,19 +191,12 @@ fn a_la_carte_step(c: &mut Criterion) {
         // same machine load, so their ratio is the steadier figure on a shared machine.
         let mut times = (Vec::new(), Vec::new());
         for i in 0..ALTERNATING_STEPS {
-            let rows = (i % BATCHES) * 64..(i % BATCHES + 1) * 64;
-            let batch = x.slice_axis(ndarray::Axis(0), ndarray::Slice::from(rows.clone()));
+            let (x, y) = batches.get(i);
             let start = std::time::Instant::now();
-            pool.install(|| {
-                black_box(
-                    trainer
-                        .train_step(batch, &y[rows.clone()], 1e-3)
-                        .expect("step"),
-                )
-            });
+            pool.install(|| black_box(trainer.train_step(x, y, 1e-3).expect("step")));
             times.0.push(start.elapsed());
             let start = std::time::Instant::now();
-            pool.install(|| black_box(user_step(&mut net, &mut adam, batch, &y[rows])));
+            pool.install(|| black_box(user_step(&mut net, &mut adam, x, y)));
             times.1.push(start.elapsed());
         }
         let median = |t: &mut Vec<Duration>| {
@@ -209,19 +213,17 @@ fn a_la_carte_step(c: &mut Criterion) {
         let mut next = 0;
         group.bench_function("pipeline", |b| {
             b.iter(|| {
-                let rows = next * 64..(next + 1) * 64;
-                next = (next + 1) % BATCHES;
-                let batch = x.slice_axis(ndarray::Axis(0), ndarray::Slice::from(rows.clone()));
-                pool.install(|| black_box(trainer.train_step(batch, &y[rows], 1e-3).expect("step")))
+                let (x, y) = batches.get(next);
+                next += 1;
+                pool.install(|| black_box(trainer.train_step(x, y, 1e-3).expect("step")))
             })
         });
         let mut next = 0;
         group.bench_function("a_la_carte", |b| {
             b.iter(|| {
-                let rows = next * 64..(next + 1) * 64;
-                next = (next + 1) % BATCHES;
-                let batch = x.slice_axis(ndarray::Axis(0), ndarray::Slice::from(rows.clone()));
-                pool.install(|| black_box(user_step(&mut net, &mut adam, batch, &y[rows])))
+                let (x, y) = batches.get(next);
+                next += 1;
+                pool.install(|| black_box(user_step(&mut net, &mut adam, x, y)))
             })
         });
         group.finish();
@@ -255,13 +257,8 @@ fn filled(rows: usize, cols: usize, salt: u64) -> Array2<f32> {
 fn first_layer_forward(c: &mut Criterion) {
     let trainer = Trainer::new(TrainConfig::default()).expect("default config");
     let mut linear = trainer.model.hidden()[0].linear.clone();
-    let data = images(64, 1);
-    let mut mnist = vec![0.0f32; 64 * 784];
-    let mut labels = vec![0u8; 64];
-    let indices: Vec<usize> = (0..64).collect();
-    data.fill_batch(&indices, &mut mnist, &mut labels)
-        .expect("batch");
-    let mnist = Array2::from_shape_vec((64, 784), mnist).expect("shape");
+    let batches = Batches::new();
+    let mnist = batches.get(0).0.to_owned();
     let dense = filled(64, 784, 1);
     let mut group = c.benchmark_group("pipeline/first_layer_forward_64x784x256");
     group.throughput(Throughput::Elements(2 * 64 * 784 * 256));
