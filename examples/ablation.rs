@@ -27,11 +27,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use reg_pipeline::data::Mnist;
-use reg_pipeline::experiments::{self, Splits};
+use reg_pipeline::PipelineError;
+use reg_pipeline::experiments::{self, StudyData};
 use reg_pipeline::plot::check_chart_path;
 use reg_pipeline::study::{self, Report, RunResult, Study, StudyArgs, StudyError, StudyRun};
-use reg_pipeline::{PipelineError, TrainConfig};
 
 /// Turn off each regularization technique in turn and compare with the full model.
 #[derive(Debug, Parser)]
@@ -89,16 +88,9 @@ fn run(args: &Args) -> Result<(), StudyError> {
         return report(args, &study::merge(dir)?);
     }
     let study = ablation_study(args)?;
-    let (mnist, _dir) = Mnist::find_and_load(args.data_dir.as_deref(), args.quiet)?;
-    let validation_size = TrainConfig::default().validation;
-    let (train, validation) = mnist.train.split_off_last(validation_size)?;
-    let data = Splits {
-        train: &train,
-        validation: &validation,
-        test: &mnist.test,
-    };
+    let data = StudyData::load(args.data_dir.as_deref(), args.quiet, None)?;
     let work = |run: &StudyRun| {
-        experiments::run_study_run(run, data, args.tensorboard.as_deref(), args.quiet)
+        experiments::run_study_run(run, data.splits(), args.tensorboard.as_deref(), args.quiet)
     };
     match args.study.run(&study, args.quiet, &work)? {
         Some(results) => report(args, &results),

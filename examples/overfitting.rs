@@ -20,11 +20,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use reg_pipeline::data::Mnist;
-use reg_pipeline::experiments::{self, Splits};
+use reg_pipeline::PipelineError;
+use reg_pipeline::experiments::{self, StudyData};
 use reg_pipeline::plot::check_chart_path;
 use reg_pipeline::study::{self, Report, RunResult, Study, StudyArgs, StudyError, StudyRun};
-use reg_pipeline::{PipelineError, TrainConfig};
 
 /// The model the others are compared with, seed by seed.
 const REFERENCE: &str = "overfit (784-256-128-10, no regularization)";
@@ -100,10 +99,12 @@ fn run(args: &Args) -> Result<(), StudyError> {
         }
         .into());
     }
-    let (mnist, _dir) = Mnist::find_and_load(args.data_dir.as_deref(), args.quiet)?;
-    let validation_size = TrainConfig::default().validation;
-    let (train, validation) = mnist.train.split_off_last(validation_size)?;
-    let train = train.take_first(args.train_images);
+    let data = StudyData::load(
+        args.data_dir.as_deref(),
+        args.quiet,
+        Some(args.train_images),
+    )?;
+    let (train, validation_size) = (&data.train, data.validation.len());
     let seeds: Vec<u64> = (args.seed..).take(args.seeds).collect();
     let study = Study::over_seeds(
         format!("overfitting, {} epochs", args.epochs),
@@ -115,13 +116,8 @@ fn run(args: &Args) -> Result<(), StudyError> {
         &seeds,
         |seed| experiments::overfitting_configs(train.image_len(), args.epochs, seed),
     );
-    let data = Splits {
-        train: &train,
-        validation: &validation,
-        test: &mnist.test,
-    };
     let work = |run: &StudyRun| {
-        experiments::run_study_run(run, data, args.tensorboard.as_deref(), args.quiet)
+        experiments::run_study_run(run, data.splits(), args.tensorboard.as_deref(), args.quiet)
     };
     match args.study.run(&study, args.quiet, &work)? {
         Some(results) => report(args, &results),

@@ -11,8 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use reg_pipeline::data::Mnist;
-use reg_pipeline::experiments::{self, Splits};
+use reg_pipeline::experiments::{self, StudyData};
 use reg_pipeline::plot::check_chart_path;
 use reg_pipeline::study::{self, Report, RunResult, StudyArgs, StudyError, StudyRun, SweepGrid};
 use reg_pipeline::{PipelineError, TrainConfig};
@@ -74,19 +73,8 @@ fn run(args: &Args) -> Result<(), StudyError> {
         },
         other => other,
     })?;
-    let (mnist, _dir) = Mnist::find_and_load(args.data_dir.as_deref(), args.quiet)?;
-    let validation_size = TrainConfig::default().validation;
-    let (train, validation) = mnist.train.split_off_last(validation_size)?;
-    let train = match grid.train_images {
-        Some(n) => train.take_first(n),
-        None => train,
-    };
-    let data = Splits {
-        train: &train,
-        validation: &validation,
-        test: &mnist.test,
-    };
-    let work = |run: &StudyRun| experiments::run_study_run(run, data, None, args.quiet);
+    let data = StudyData::load(args.data_dir.as_deref(), args.quiet, grid.train_images)?;
+    let work = |run: &StudyRun| experiments::run_study_run(run, data.splits(), None, args.quiet);
     match args.study.run(&study, args.quiet, &work)? {
         Some(results) => report(args, &results),
         None => Ok(()),

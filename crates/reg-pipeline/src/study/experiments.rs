@@ -85,6 +85,55 @@ pub struct Splits<'a> {
     pub test: &'a Dataset,
 }
 
+/// The data of a study over MNIST, owned: the training images (all, or the first
+/// `train_images`), the last `TrainConfig::default().validation` of them held out for
+/// validation, and the 10,000 test images. [`StudyData::splits`] lends them to
+/// [`run_study_run`].
+#[derive(Debug, Clone)]
+pub struct StudyData {
+    /// What the model is trained on.
+    pub train: Dataset,
+    /// What early stopping watches.
+    pub validation: Dataset,
+    /// What the kept weights are measured on at the end.
+    pub test: Dataset,
+}
+
+impl StudyData {
+    /// Finds (downloading if needed, as [`crate::data::Mnist::find_and_load`]) and splits MNIST.
+    ///
+    /// # Errors
+    /// As [`crate::data::Mnist::find_and_load`] and [`Dataset::split_off_last`].
+    #[cfg(feature = "download")]
+    pub fn load(
+        data_dir: Option<&Path>,
+        quiet: bool,
+        train_images: Option<usize>,
+    ) -> Result<Self, crate::data::DataError> {
+        let (mnist, _dir) = crate::data::Mnist::find_and_load(data_dir, quiet)?;
+        let validation_size = TrainConfig::default().validation;
+        let (train, validation) = mnist.train.split_off_last(validation_size)?;
+        let train = match train_images {
+            Some(n) => train.take_first(n),
+            None => train,
+        };
+        Ok(Self {
+            train,
+            validation,
+            test: mnist.test,
+        })
+    }
+
+    /// The three sets, borrowed.
+    pub fn splits(&self) -> Splits<'_> {
+        Splits {
+            train: &self.train,
+            validation: &self.validation,
+            test: &self.test,
+        }
+    }
+}
+
 /// One run of a study, as the study examples train it: [`run`] with a line per epoch naming
 /// the run (runs may train side by side with `--jobs`) unless `quiet`, and with `tensorboard`,
 /// the run's scalars in a folder of its own under it (`full_seed_0`, …).
