@@ -75,6 +75,23 @@ fn small_study() -> Study {
 }
 
 fn execute(shard: Shard, jobs: usize, dir: Option<&Path>, hang: bool) -> study::Outcome {
+    let on_result = |result: &RunResult, skipped: bool| {
+        println!("worker: run {} skipped={skipped}", result.index);
+        if hang && !skipped {
+            println!("{HANGING}");
+            std::thread::sleep(std::time::Duration::from_secs(600));
+        }
+    };
+    try_execute(shard, jobs, dir, &on_result).expect("study runs")
+}
+
+/// `small_study` over `splits`, shard `shard` with `jobs` at once, results in `dir`.
+fn try_execute(
+    shard: Shard,
+    jobs: usize,
+    dir: Option<&Path>,
+    on_result: &(dyn Fn(&RunResult, bool) + Sync),
+) -> Result<study::Outcome, StudyError> {
     let (train, validation, test) = splits();
     let work = |run: &study::StudyRun| {
         experiments::run(
@@ -86,14 +103,7 @@ fn execute(shard: Shard, jobs: usize, dir: Option<&Path>, hang: bool) -> study::
             &mut (),
         )
     };
-    let on_result = |result: &RunResult, skipped: bool| {
-        println!("worker: run {} skipped={skipped}", result.index);
-        if hang && !skipped {
-            println!("{HANGING}");
-            std::thread::sleep(std::time::Duration::from_secs(600));
-        }
-    };
-    study::execute(&small_study(), shard, jobs, dir, &work, &on_result).expect("study runs")
+    study::execute(&small_study(), shard, jobs, dir, &work, on_result)
 }
 
 /// The shard process: does nothing unless started by `sharded_study_merges_to_the_single_process_report`.
@@ -227,25 +237,7 @@ fn merge_refuses_results_of_another_study_definition() {
     ));
 
     // A shard restarted on that folder refuses to treat the foreign file as finished.
-    let (train, validation, test) = splits();
-    let work = |run: &study::StudyRun| {
-        experiments::run(
-            &run.variant,
-            run.config.clone(),
-            &train,
-            &validation,
-            &test,
-            &mut (),
-        )
-    };
-    let result = study::execute(
-        &small_study(),
-        Shard::new(1, 9).expect("valid"),
-        1,
-        Some(dir),
-        &work,
-        &|_, _| {},
-    );
+    let result = try_execute(Shard::new(1, 9).expect("valid"), 1, Some(dir), &|_, _| {});
     assert!(matches!(result, Err(StudyError::MixedDefinitions { .. })));
 }
 
@@ -256,25 +248,7 @@ fn merge_of_an_empty_folder_and_a_shard_without_folder_fail_clearly() {
         study::merge(dir.path()),
         Err(StudyError::NoResults { .. })
     ));
-    let (train, validation, test) = splits();
-    let work = |run: &study::StudyRun| {
-        experiments::run(
-            &run.variant,
-            run.config.clone(),
-            &train,
-            &validation,
-            &test,
-            &mut (),
-        )
-    };
-    let result = study::execute(
-        &small_study(),
-        Shard::new(0, 3).expect("valid"),
-        1,
-        None,
-        &work,
-        &|_, _| {},
-    );
+    let result = try_execute(Shard::new(0, 3).expect("valid"), 1, None, &|_, _| {});
     assert!(matches!(
         result,
         Err(StudyError::ResultsFolderRequired { .. })
