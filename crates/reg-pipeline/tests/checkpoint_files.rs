@@ -16,6 +16,7 @@ use reg_pipeline::checkpoint::{
     Checkpointer, METADATA_KEY, checkpoint_bytes, checkpoint_file_name, list_checkpoints,
     load_checkpoint, save_checkpoint, trainer_from_bytes,
 };
+use reg_pipeline::data::Dataset;
 use reg_pipeline::export::{
     CONFIG_KEY, export_bytes, export_safetensors, import_bytes, import_safetensors,
 };
@@ -45,11 +46,7 @@ fn config() -> TrainConfig {
 }
 
 /// A trainer after two epochs, and its data.
-fn trained() -> (
-    Trainer,
-    reg_pipeline::data::Dataset,
-    reg_pipeline::data::Dataset,
-) {
+fn trained() -> (Trainer, Dataset, Dataset) {
     let (train, val) = (
         checkpoint_support::dataset(100, 1),
         checkpoint_support::dataset(20, 2),
@@ -380,11 +377,7 @@ fn sgd_with_momentum_checkpoints_its_velocity() {
 #[test]
 fn newest_two_checkpoints_are_kept() {
     let dir = tempfile::tempdir().unwrap();
-    let (train, val, test) = (
-        checkpoint_support::dataset(100, 1),
-        checkpoint_support::dataset(20, 2),
-        checkpoint_support::dataset(20, 3),
-    );
+    let (train, val, test) = three_sets();
     let mut trainer = Trainer::new(TrainConfig {
         patience: None,
         ..config()
@@ -423,28 +416,44 @@ fn failed_write_leaves_the_previous_checkpoint_untouched() {
     assert_eq!(load_checkpoint(&first, &config()).unwrap().epochs_done(), 2);
 }
 
-#[test]
-fn divergence_names_the_last_checkpoint_which_resumes() {
-    let dir = tempfile::tempdir().unwrap();
-    let (train, val, test) = (
+/// The training, validation and test sets of the checkpoint tests that run `fit`.
+fn three_sets() -> (Dataset, Dataset, Dataset) {
+    (
         checkpoint_support::dataset(100, 1),
         checkpoint_support::dataset(20, 2),
         checkpoint_support::dataset(20, 3),
-    );
+    )
+}
+
+/// One epoch trained and checkpointed in a fresh folder, then `break_it` applied and `fit`
+/// continued: its error (annotated with the last checkpoint), the folder, and the training and
+/// validation sets to resume on.
+fn divergence_after_one_checkpoint(
+    break_it: impl FnOnce(&mut Trainer),
+) -> (PipelineError, tempfile::TempDir, (Dataset, Dataset)) {
+    let dir = tempfile::tempdir().unwrap();
+    let (train, val, test) = three_sets();
     let mut trainer = Trainer::new(config()).unwrap();
     let mut observer = Checkpointer::new(dir.path(), 2, None);
     trainer.run_epoch(&train, &val, &mut |_, _| {}).unwrap();
     observer
         .on_epoch(&trainer, &trainer.history[0].clone())
         .unwrap();
-    // Overflow: every weight of the output layer at f32::MAX makes the logits infinite.
-    for p in trainer.model.params_mut() {
-        if p.name() == "4.weight" {
-            p.value_mut().fill(f32::MAX);
-        }
-    }
+    break_it(&mut trainer);
     let error = fit(&mut trainer, &train, &val, &test, &mut observer).unwrap_err();
-    let error = observer.annotate(error);
+    (observer.annotate(error), dir, (train, val))
+}
+
+#[test]
+fn divergence_names_the_last_checkpoint_which_resumes() {
+    let (error, dir, (train, val)) = divergence_after_one_checkpoint(|trainer| {
+        // Overflow: every weight of the output layer at f32::MAX makes the logits infinite.
+        for p in trainer.model.params_mut() {
+            if p.name() == "4.weight" {
+                p.value_mut().fill(f32::MAX);
+            }
+        }
+    });
     let PipelineError::Diverged {
         epoch: 2,
         last_checkpoint: Some(path),
@@ -708,28 +717,16 @@ fn negative_running_variance_is_refused_in_checkpoints_and_exports() {
 /// at the step it happens, naming the last checkpoint, which loads and resumes.
 #[test]
 fn running_variance_overflow_is_divergence_and_the_last_checkpoint_resumes() {
-    let dir = tempfile::tempdir().unwrap();
-    let (train, val, test) = (
-        checkpoint_support::dataset(100, 1),
-        checkpoint_support::dataset(20, 2),
-        checkpoint_support::dataset(20, 3),
-    );
-    let mut trainer = Trainer::new(config()).unwrap();
-    let mut observer = Checkpointer::new(dir.path(), 2, None);
-    trainer.run_epoch(&train, &val, &mut |_, _| {}).unwrap();
-    observer
-        .on_epoch(&trainer, &trainer.history[0].clone())
-        .unwrap();
-    // The loss stays finite (Train mode uses batch statistics), so only the state shows it.
-    // (`load_state` refuses infinity: set the buffer directly, as an overflow would.)
-    let bn = trainer.model.hidden_mut()[0].batch_norm.as_mut().unwrap();
-    for (name, mut buffer) in bn.buffers_mut() {
-        if name == "running_var" {
-            buffer.fill(f32::INFINITY);
+    let (error, dir, (train, val)) = divergence_after_one_checkpoint(|trainer| {
+        // The loss stays finite (Train mode uses batch statistics), so only the state shows
+        // it. (`load_state` refuses infinity: set the buffer directly, as an overflow would.)
+        let bn = trainer.model.hidden_mut()[0].batch_norm.as_mut().unwrap();
+        for (name, mut buffer) in bn.buffers_mut() {
+            if name == "running_var" {
+                buffer.fill(f32::INFINITY);
+            }
         }
-    }
-    let error = fit(&mut trainer, &train, &val, &test, &mut observer).unwrap_err();
-    let error = observer.annotate(error);
+    });
     let message = error.to_string();
     let PipelineError::Diverged {
         epoch: 2,
