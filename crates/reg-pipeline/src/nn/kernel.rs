@@ -365,15 +365,9 @@ mod avx512 {
 #[cfg(all(test, not(miri)))]
 mod tests {
     use super::*;
+    use crate::nn::matmul::tests::{filled, operands};
     use ndarray::Array2;
     use ndarray::linalg::general_mat_mul;
-
-    fn filled(rows: usize, cols: usize, salt: u32) -> Array2<f32> {
-        Array2::from_shape_fn((rows, cols), |(i, j)| {
-            let h = (i as u32 * 7919 + j as u32 * 104_729 + salt).wrapping_mul(2_654_435_761);
-            (h >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        })
-    }
 
     /// The kernel against `matrixmultiply` (not bitwise: the inner sums are grouped
     /// differently) and against an f64 reference, on production shapes and edge sizes, with
@@ -399,13 +393,7 @@ mod tests {
         }
         for (m, k, n) in dims {
             for transposed in [false, true] {
-                let a = if transposed {
-                    filled(k, m, 1).reversed_axes()
-                } else {
-                    filled(m, k, 1)
-                };
-                let b = filled(k, n, 2);
-                let c0 = filled(m, n, 3);
+                let (a, b, c0) = operands((m, k, n), transposed);
                 for (alpha, beta) in [(1.0, 0.0), (0.5, 0.25), (1.0, 1.0)] {
                     let mut fast = c0.clone();
                     assert!(try_gemm(

@@ -104,15 +104,30 @@ fn split<F: Scalar>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use ndarray::Array2;
 
-    fn filled(rows: usize, cols: usize, salt: u32) -> Array2<f32> {
+    /// Deterministic values in [−0.5, 0.5) (the kernel's tests use them too).
+    pub(crate) fn filled(rows: usize, cols: usize, salt: u32) -> Array2<f32> {
         Array2::from_shape_fn((rows, cols), |(i, j)| {
             let h = (i as u32 * 7919 + j as u32 * 104_729 + salt).wrapping_mul(2_654_435_761);
             (h >> 8) as f32 / (1u32 << 24) as f32 - 0.5
         })
+    }
+
+    /// A product's operands `a` (m×k, or stored k×m and transposed), `b` (k×n) and a starting
+    /// `c` (m×n).
+    pub(crate) fn operands(
+        (m, k, n): (usize, usize, usize),
+        transposed: bool,
+    ) -> (Array2<f32>, Array2<f32>, Array2<f32>) {
+        let a = if transposed {
+            filled(k, m, 1).reversed_axes()
+        } else {
+            filled(m, k, 1)
+        };
+        (a, filled(k, n, 2), filled(m, n, 3))
     }
 
     fn pool(threads: usize) -> rayon::ThreadPool {
@@ -138,13 +153,7 @@ mod tests {
             (64, 256, 128, false),
             (37, 300, 90, false),
         ] {
-            let a = if transposed {
-                filled(k, m, 1).reversed_axes()
-            } else {
-                filled(m, k, 1)
-            };
-            let b = filled(k, n, 2);
-            let c0 = filled(m, n, 3);
+            let (a, b, c0) = operands((m, k, n), transposed);
             let one = product(1, &a, &b, &c0);
             for threads in [2, 3] {
                 assert_eq!(
