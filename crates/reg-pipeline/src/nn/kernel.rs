@@ -73,12 +73,11 @@ pub(crate) fn try_gemm<F: Scalar>(
     init: Option<&(F, ArrayView2<'_, F>)>,
     c: &mut ArrayViewMut2<'_, F>,
 ) -> bool {
-    let skip_zeros = u32::try_from(a.ncols()).is_ok() && mostly_zero(a);
-    try_gemm_skipping(alpha, a, b, beta, init, c, skip_zeros)
+    try_gemm_skipping(alpha, a, b, beta, init, c, None)
 }
 
-/// [`try_gemm`], leaving out all-zero steps of full row tiles or not as `skip_zeros` says
-/// (only with `k < 2³²`).
+/// [`try_gemm`], leaving out all-zero steps of full row tiles when `skip_zeros` says so, or
+/// (`None`) when `a` is [`mostly_zero`]; only ever with `k < 2³²`.
 fn try_gemm_skipping<F: Scalar>(
     alpha: F,
     a: &ArrayView2<'_, F>,
@@ -86,7 +85,7 @@ fn try_gemm_skipping<F: Scalar>(
     beta: F,
     init: Option<&(F, ArrayView2<'_, F>)>,
     c: &mut ArrayViewMut2<'_, F>,
-    skip_zeros: bool,
+    skip_zeros: Option<bool>,
 ) -> bool {
     let ((m, k), n) = (a.dim(), b.ncols());
     let usable = TypeId::of::<F>() == TypeId::of::<f32>()
@@ -123,7 +122,8 @@ fn try_gemm_skipping<F: Scalar>(
         alpha: alpha.to_f64() as f32,
         #[allow(clippy::cast_possible_truncation)]
         beta: beta.to_f64() as f32,
-        skip_zeros: skip_zeros && u32::try_from(k).is_ok(),
+        // Counted only here, once the kernel is known to run: the portable path never pays.
+        skip_zeros: u32::try_from(k).is_ok() && skip_zeros.unwrap_or_else(|| mostly_zero(a)),
     };
     run(&product);
     true
@@ -459,7 +459,7 @@ mod tests {
                         beta,
                         init.as_ref(),
                         &mut c.view_mut(),
-                        skip
+                        Some(skip)
                     ));
                     c
                 };
