@@ -108,14 +108,27 @@ fn thread_pool_that_cannot_start_is_an_error_not_a_panic() {
         return;
     }
     // `ulimit -u 1`: this user may run no further process or thread. Root is exempt from the
-    // limit, so as root the binary runs as `nobody`. It fails on the threads before it reads
-    // any data.
+    // limit, so as root the binary runs as `nobody`, from a copy in a folder `nobody` may enter
+    // (the checkout may sit in a private one, such as `mktemp -d` makes). It fails on the
+    // threads before it reads any data.
+    let runnable = tempfile::tempdir().unwrap();
+    let program = if is_root() {
+        use std::os::unix::fs::PermissionsExt;
+        let copy = runnable.path().join("reg-train");
+        std::fs::copy(bin(), &copy).unwrap();
+        let open = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(runnable.path(), open.clone()).unwrap();
+        std::fs::set_permissions(&copy, open).unwrap();
+        copy
+    } else {
+        PathBuf::from(bin())
+    };
     for threads in [["--threads", "2"].as_slice(), &[]] {
         let mut cmd = Command::new("bash");
         cmd.arg("-c")
             .arg("ulimit -u 1 && exec \"$@\"")
             .arg("bash")
-            .arg(bin())
+            .arg(&program)
             .args([
                 "--epochs",
                 "2",
