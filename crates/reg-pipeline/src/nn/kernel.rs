@@ -63,8 +63,9 @@ fn detected() -> bool {
 /// CPU has AVX-512F, `b`'s and `c`'s columns are contiguous, and no dimension is 0. With
 /// `init = Some((decay, w))` (`w` shaped like `c`, unit column stride), `c` is first taken to
 /// be `decay · w`, rounded as if written there (the weight gradient's coupled L2), without a
-/// separate pass. Returns whether it computed the product (`false`: `c` is untouched, use the
-/// portable path).
+/// separate pass. `active`, from [`zero_steps`] of this `a`, lets full row tiles leave out
+/// their all-zero steps. Returns whether it computed the product (`false`: `c` is untouched,
+/// use the portable path).
 pub(crate) fn try_gemm<F: Scalar>(
     alpha: F,
     a: &ArrayView2<'_, F>,
@@ -72,20 +73,7 @@ pub(crate) fn try_gemm<F: Scalar>(
     beta: F,
     init: Option<&(F, ArrayView2<'_, F>)>,
     c: &mut ArrayViewMut2<'_, F>,
-) -> bool {
-    try_gemm_skipping(alpha, a, b, beta, init, c, None)
-}
-
-/// [`try_gemm`], leaving out all-zero steps of full row tiles when `skip_zeros` says so, or
-/// (`None`) when `a` is [`mostly_zero`]; only ever with `k < 2³²`.
-fn try_gemm_skipping<F: Scalar>(
-    alpha: F,
-    a: &ArrayView2<'_, F>,
-    b: &ArrayView2<'_, F>,
-    beta: F,
-    init: Option<&(F, ArrayView2<'_, F>)>,
-    c: &mut ArrayViewMut2<'_, F>,
-    skip_zeros: Option<bool>,
+    active: Option<&ActiveSteps>,
 ) -> bool {
     let ((m, k), n) = (a.dim(), b.ncols());
     let usable = TypeId::of::<F>() == TypeId::of::<f32>()
@@ -97,6 +85,7 @@ fn try_gemm_skipping<F: Scalar>(
         && b.nrows() == k
         && c.dim() == (m, n)
         && init.is_none_or(|(_, w)| w.dim() == (m, n) && w.strides()[1] == 1)
+        && active.is_none_or(|s| s.fits(m, k))
         && enabled();
     if !usable {
         return false;
@@ -122,11 +111,105 @@ fn try_gemm_skipping<F: Scalar>(
         alpha: alpha.to_f64() as f32,
         #[allow(clippy::cast_possible_truncation)]
         beta: beta.to_f64() as f32,
-        // Counted only here, once the kernel is known to run: the portable path never pays.
-        skip_zeros: u32::try_from(k).is_ok() && skip_zeros.unwrap_or_else(|| mostly_zero(a)),
+        active,
     };
     run(&product);
     true
+}
+
+/// The steps of the inner dimension that each full tile of [`MR`] rows of a product's left
+/// operand needs: those where one of its rows has a value other than ±0, in order. A step
+/// whose `MR` values are all ±0 adds ±0 to every accumulator, which leaves it as it was (a
+/// zero accumulator stays +0), so leaving those steps out gives the same bits.
+///
+/// Found once per product, before its columns are split over threads: every column block
+/// shares it.
+pub(crate) struct ActiveSteps {
+    /// Tile `t`'s steps are `steps[t·k .. t·k + counts[t]]`.
+    steps: Vec<u32>,
+    counts: Vec<usize>,
+    /// The left operand's shape.
+    m: usize,
+    k: usize,
+}
+
+impl ActiveSteps {
+    fn tile(&self, t: usize) -> Option<&[u32]> {
+        let count = *self.counts.get(t)?;
+        Some(&self.steps[t * self.k..t * self.k + count])
+    }
+
+    fn fits(&self, m: usize, k: usize) -> bool {
+        (self.m, self.k) == (m, k)
+    }
+}
+
+/// The [`ActiveSteps`] of `a` when the kernel will run on it and leaving out steps pays:
+/// when `skip` says so, or (`None`) when `a` is [`mostly_zero`]. The kernel must apply
+/// (`f32`, AVX-512) and `k < 2³²`. Row tiles are shared out over rayon's pool.
+pub(crate) fn zero_steps<F: Scalar>(a: &ArrayView2<'_, F>, skip: Option<bool>) -> Option<ActiveSteps> {
+    let (m, k) = a.dim();
+    let applies = TypeId::of::<F>() == TypeId::of::<f32>()
+        && u32::try_from(k).is_ok()
+        && m >= MR
+        && enabled();
+    // Zeros are counted only once the kernel is known to run: the portable path never pays.
+    if !applies || !skip.unwrap_or_else(|| mostly_zero(a)) {
+        return None;
+    }
+    // The two layouts training has: the batch `x` (rows contiguous) and `xᵀ` (columns
+    // contiguous). Any other runs the full chain.
+    let (by_rows, by_columns) = (a.to_slice(), a.view().reversed_axes().to_slice());
+    if by_rows.is_none() && by_columns.is_none() {
+        return None;
+    }
+    let mut steps = vec![0u32; m / MR * k];
+    let mut counts = vec![0; m / MR];
+    let zero = F::zero();
+    // One tile's steps, without branching on the data (the pattern of zeros is data: a
+    // branch on it mispredicts). `!=` counts −0 as zero and NaN as a value.
+    let tile = |any: &mut Vec<bool>, (t, (steps, count)): (usize, (&mut [u32], &mut usize))| {
+        any.clear();
+        any.resize(k, false);
+        if let Some(values) = by_rows {
+            for row in values[t * MR * k..(t + 1) * MR * k].chunks_exact(k) {
+                for (any, &v) in any.iter_mut().zip(row) {
+                    *any |= v != zero;
+                }
+            }
+        } else if let Some(values) = by_columns {
+            // Step q's MR values are contiguous: row q of `aᵀ`, columns t·MR..(t+1)·MR.
+            for (any, column) in any.iter_mut().zip(values.chunks_exact(m)) {
+                let column = &column[t * MR..(t + 1) * MR];
+                *any = column.iter().fold(false, |any, &v| any | (v != zero));
+            }
+        }
+        for (q, &any) in (0u32..).zip(any.iter()) {
+            steps[*count] = q;
+            *count += usize::from(any);
+        }
+    };
+    if rayon::current_num_threads() > 1 {
+        use rayon::prelude::*;
+        steps
+            .par_chunks_mut(k)
+            .zip(counts.par_iter_mut())
+            .enumerate()
+            .for_each_init(Vec::new, tile);
+    } else {
+        let mut any = Vec::new();
+        steps
+            .chunks_mut(k)
+            .zip(counts.iter_mut())
+            .enumerate()
+            .for_each(|t| tile(&mut any, t));
+    }
+    Some(ActiveSteps {
+        steps,
+        counts,
+        m,
+        k,
+    })
 }
 
 /// Whether at least 3/4 of `a` is ±0, where skipping steps of all-zero values pays.
@@ -149,7 +232,7 @@ fn mostly_zero<F: Scalar>(a: &ArrayView2<'_, F>) -> bool {
 }
 
 /// A product's dimensions, pointers and strides (in elements), checked by [`try_gemm`].
-struct Product {
+struct Product<'a> {
     m: usize,
     k: usize,
     n: usize,
@@ -163,9 +246,8 @@ struct Product {
     beta: f32,
     /// Where `c`'s old value comes from instead of `c` itself.
     init: Option<Init>,
-    /// Whether full row tiles leave out the steps where their `a` values are all zero (see
-    /// [`mostly_zero`]).
-    skip_zeros: bool,
+    /// The steps each full row tile needs, when it leaves out all-zero ones.
+    active: Option<&'a ActiveSteps>,
 }
 
 /// `c`'s old value is `decay · w`.
@@ -212,15 +294,14 @@ mod avx512 {
     /// stride) and `c` (m×n, unit column stride, not aliased) arrays.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn gemm(p: &Product) {
-        // SAFETY: the caller's contract.
-        let active = p.skip_zeros.then(|| unsafe { active_steps(p) });
         for j in (0..p.n).step_by(NR) {
             let cols = (p.n - j).min(NR);
             for i in (0..p.m).step_by(MR) {
                 let rows = (p.m - i).min(MR);
-                let steps = active.as_ref().and_then(|a| a.tile(i / MR));
+                let steps = p.active.and_then(|a| a.tile(i / MR));
                 // SAFETY: the tile's rows i..i+rows and columns j..j+cols are inside `c`
-                // (m×n), every step in `steps` is below k, and the caller's contract covers
+                // (m×n), every step in `steps` is below k (`try_gemm` checked that the
+                // active steps were found for an m×k `a`), and the caller's contract covers
                 // the rest.
                 unsafe {
                     match rows {
@@ -236,59 +317,6 @@ mod avx512 {
                 }
             }
         }
-    }
-
-    /// The steps of the inner dimension that each full tile of `MR` rows needs: those where
-    /// one of its rows has a nonzero `a` value, in order. A step whose `MR` values are all ±0
-    /// adds ±0 to every accumulator, which leaves it as it was (a zero accumulator stays +0),
-    /// so leaving those steps out gives the same bits.
-    struct ActiveSteps {
-        /// Tile `t`'s steps are `steps[t·k .. t·k + counts[t]]`.
-        steps: Vec<u32>,
-        counts: Vec<usize>,
-        k: usize,
-    }
-
-    impl ActiveSteps {
-        fn tile(&self, t: usize) -> Option<&[u32]> {
-            let count = *self.counts.get(t)?;
-            Some(&self.steps[t * self.k..t * self.k + count])
-        }
-    }
-
-    /// [`ActiveSteps`] of `p`'s full row tiles, found without branching on the data (the
-    /// pattern of zeros is data: a branch on it mispredicts).
-    ///
-    /// # Safety
-    /// As [`gemm`].
-    unsafe fn active_steps(p: &Product) -> ActiveSteps {
-        let (tiles, k) = (p.m / MR, p.k);
-        let (rs_a, cs_a) = p.a_strides;
-        let mut steps = vec![0u32; tiles * k];
-        let mut counts = vec![0; tiles];
-        let mut any = vec![0u32; k];
-        for (t, count) in counts.iter_mut().enumerate() {
-            any.fill(0);
-            for r in 0..MR {
-                #[allow(clippy::cast_possible_wrap)]
-                let row = ((t * MR + r) as isize) * rs_a;
-                for (q, any) in (0..).zip(any.iter_mut()) {
-                    // SAFETY: a[t·MR + r, q] with t·MR + r < m and q < k is inside `a`. The
-                    // sign bit is shifted out, so −0 counts as zero.
-                    *any |= unsafe { (*p.a.offset(row + q * cs_a)).to_bits() } << 1;
-                }
-            }
-            let tile_steps = &mut steps[t * k..(t + 1) * k];
-            for (q, &any) in any.iter().enumerate() {
-                // k < 2³² (`try_gemm` sets `skip_zeros` only then).
-                #[allow(clippy::cast_possible_truncation)]
-                {
-                    tile_steps[*count] = q as u32;
-                }
-                *count += usize::from(any != 0);
-            }
-        }
-        ActiveSteps { steps, counts, k }
     }
 
     /// One `R`×`cols` tile of `c` at row `i`, column `j`.
@@ -402,7 +430,8 @@ mod tests {
                         &b.view(),
                         beta,
                         None,
-                        &mut fast.view_mut()
+                        &mut fast.view_mut(),
+                        None
                     ));
                     let mut portable = c0.clone();
                     general_mat_mul(alpha, &a, &b, beta, &mut portable);
@@ -452,14 +481,16 @@ mod tests {
                 let init = decay.map(|d| (d, w0.view()));
                 let run = |skip: bool| {
                     let mut c = c0.clone();
-                    assert!(try_gemm_skipping(
+                    let active = zero_steps(&a, Some(skip));
+                    assert_eq!(active.is_some(), skip);
+                    assert!(try_gemm(
                         alpha,
                         &a,
                         &b,
                         beta,
                         init.as_ref(),
                         &mut c.view_mut(),
-                        Some(skip)
+                        active.as_ref()
                     ));
                     c
                 };
@@ -487,7 +518,8 @@ mod tests {
             &b.view(),
             0.0,
             None,
-            &mut c.view_mut()
+            &mut c.view_mut(),
+            None
         ));
         assert!(c.iter().all(|v| v.is_finite()));
         // b with non-unit column stride, and f64: the portable path's.
@@ -498,7 +530,8 @@ mod tests {
             &bt.t(),
             0.0,
             None,
-            &mut c.view_mut()
+            &mut c.view_mut(),
+            None
         ));
         let a64 = a.mapv(f64::from);
         let mut c64 = Array2::<f64>::zeros((9, 33));
@@ -509,7 +542,8 @@ mod tests {
             &b64.view(),
             0.0,
             None,
-            &mut c64.view_mut()
+            &mut c64.view_mut(),
+            None
         ));
     }
 }

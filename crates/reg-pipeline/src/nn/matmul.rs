@@ -30,7 +30,8 @@ pub(crate) fn gemm<F: Scalar>(
     beta: F,
     c: ArrayViewMut2<'_, F>,
 ) {
-    split(alpha, a, b, beta, c, None, parts(&a, &b));
+    let active = kernel::zero_steps(&a, None);
+    split(alpha, a, b, beta, c, None, active.as_ref(), parts(&a, &b));
 }
 
 /// `c ← a · b + decay · w` (`w` shaped like `c`): the weight gradient with coupled L2, the
@@ -43,7 +44,9 @@ pub(crate) fn gemm_plus_scaled<F: Scalar>(
     c: ArrayViewMut2<'_, F>,
 ) {
     let parts = parts(&a, &b);
-    split(F::one(), a, b, F::one(), c, Some((decay, w)), parts);
+    let active = kernel::zero_steps(&a, None);
+    let init = Some((decay, w));
+    split(F::one(), a, b, F::one(), c, init, active.as_ref(), parts);
 }
 
 fn parts<F: Scalar>(a: &ArrayView2<'_, F>, b: &ArrayView2<'_, F>) -> usize {
@@ -61,12 +64,13 @@ fn split<F: Scalar>(
     beta: F,
     mut c: ArrayViewMut2<'_, F>,
     init: Option<(F, ArrayView2<'_, F>)>,
+    active: Option<&kernel::ActiveSteps>,
     parts: usize,
 ) {
     if parts <= 1 {
         // The kernel writes `decay · w` into `c` inside its own pass (same bits, one sweep
         // less); the portable path writes it first.
-        if !kernel::try_gemm(alpha, &a, &b, beta, init.as_ref(), &mut c) {
+        if !kernel::try_gemm(alpha, &a, &b, beta, init.as_ref(), &mut c, active) {
             if let Some((decay, w)) = init {
                 c.zip_mut_with(&w, |c, &w| *c = w * decay);
             }
@@ -88,7 +92,7 @@ fn split<F: Scalar>(
         None => (None, None),
     };
     rayon::join(
-        || split(alpha, a, b_left, beta, c_left, init_left, left_parts),
+        || split(alpha, a, b_left, beta, c_left, init_left, active, left_parts),
         || {
             split(
                 alpha,
@@ -97,6 +101,7 @@ fn split<F: Scalar>(
                 beta,
                 c_right,
                 init_right,
+                active,
                 parts - left_parts,
             )
         },
