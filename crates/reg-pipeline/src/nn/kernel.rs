@@ -171,23 +171,32 @@ pub(crate) fn zero_steps<F: Scalar>(a: &ArrayView2<'_, F>, skip: Option<bool>) -
     let tile = |any: &mut Vec<bool>, (t, (steps, count)): (usize, (&mut [u32], &mut usize))| {
         any.clear();
         any.resize(k, false);
-        if let Some(values) = by_rows {
-            for row in values[t * MR * k..(t + 1) * MR * k].chunks_exact(k) {
-                for (any, &v) in any.iter_mut().zip(row) {
-                    *any |= v != zero;
+        // Compiled for AVX-512 where the CPU has it.
+        reg_core::vectorized(
+            #[inline(always)]
+            || {
+            if let Some(values) = by_rows {
+                for row in values[t * MR * k..(t + 1) * MR * k].chunks_exact(k) {
+                    for (any, &v) in any.iter_mut().zip(row) {
+                        *any |= v != zero;
+                    }
+                }
+            } else if let Some(values) = by_columns {
+                // Step q's MR values are contiguous: row q of `aᵀ`, columns t·MR..(t+1)·MR.
+                for (any, column) in any.iter_mut().zip(values.chunks_exact(m)) {
+                    let column = &column[t * MR..(t + 1) * MR];
+                    *any = column.iter().fold(false, |any, &v| any | (v != zero));
                 }
             }
-        } else if let Some(values) = by_columns {
-            // Step q's MR values are contiguous: row q of `aᵀ`, columns t·MR..(t+1)·MR.
-            for (any, column) in any.iter_mut().zip(values.chunks_exact(m)) {
-                let column = &column[t * MR..(t + 1) * MR];
-                *any = column.iter().fold(false, |any, &v| any | (v != zero));
-            }
-        }
+            },
+        );
+        // A local count: through `count` itself, each step would wait for the last store.
+        let mut n = 0;
         for (q, &any) in (0u32..).zip(any.iter()) {
-            steps[*count] = q;
-            *count += usize::from(any);
+            steps[n] = q;
+            n += usize::from(any);
         }
+        *count = n;
     };
     if rayon::current_num_threads() > 1 {
         use rayon::prelude::*;
