@@ -12,7 +12,7 @@
 //! the mask and ReLU's gate one pass backward, and nothing is allocated once the buffers have
 //! their shapes.
 
-use ndarray::{Array2, ArrayView2, Zip};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use reg_batchnorm::{BatchNorm, BatchShape, ChannelStats};
 use reg_core::{Mode, Result, Scalar};
 
@@ -39,7 +39,7 @@ pub(crate) struct BlockBuffers<F: Scalar> {
 /// on entry and the backward factor (`factor` where `r > 0`, else 0) on exit. The epilogue of
 /// BatchNorm's normalisation, and the whole sweep without BatchNorm.
 #[inline(always)]
-fn relu_dropout<F: Scalar>(dropout: bool) -> impl Fn(F, &mut F) -> F {
+fn relu_dropout<F: Scalar>(dropout: bool) -> impl Fn(F, &mut F) -> F + Send + Sync {
     move |y, gate| {
         let zero = F::zero();
         let r = if y > zero { y } else { zero };
@@ -50,6 +50,10 @@ fn relu_dropout<F: Scalar>(dropout: bool) -> impl Fn(F, &mut F) -> F {
 }
 
 /// Forward through `block` from `x` into `buf.out`.
+///
+/// With more than one rayon thread, the dropout factors are drawn while BatchNorm's
+/// statistics are summed (two independent passes), and the normalisation sweep runs in two
+/// halves of rows: element-wise, so the bits do not depend on it.
 pub(crate) fn block_forward<F: Scalar>(
     block: &mut HiddenBlock<F>,
     buf: &mut BlockBuffers<F>,
@@ -67,31 +71,75 @@ pub(crate) fn block_forward<F: Scalar>(
     ) else {
         return Err(not_contiguous());
     };
-    // Dropout factors first (into `gate`), so the sweep below reads them.
-    let dropout = match &mut block.dropout {
-        Some(dropout) if dropout.is_active(mode) => {
+    let parallel = in_halves(rows, n);
+    // Dropout factors (into `gate`), which the sweep below reads.
+    let dropout = block
+        .dropout
+        .as_mut()
+        .filter(|dropout| dropout.is_active(mode));
+    let drawn = dropout.is_some();
+    let draw = move || {
+        if let Some(dropout) = dropout {
             dropout.fill_factors(gate);
-            true
         }
-        _ => false,
+        gate
     };
-    let epilogue = relu_dropout(dropout);
-    match block.batch_norm.as_mut() {
-        Some(bn) => {
-            let shape = batch_shape(rows, n);
-            bn.statistics(z, shape, mode, &mut buf.stats)?;
-            bn.normalize_in_place(z, out, gate, shape, &buf.stats, epilogue)?;
-        }
-        None => reg_core::vectorized(
+    let shape = batch_shape(rows, n);
+    let Some(bn) = block.batch_norm.as_mut() else {
+        let gate = draw();
+        let epilogue = relu_dropout(drawn);
+        reg_core::vectorized(
             #[inline(always)]
             || {
                 for ((&y, gate), out) in z.iter().zip(gate.iter_mut()).zip(out.iter_mut()) {
                     *out = epilogue(y, gate);
                 }
             },
-        ),
+        );
+        return Ok(());
+    };
+    let stats = &mut buf.stats;
+    let (gate, summed) = if parallel {
+        rayon::join(draw, || bn.statistics(z, shape, mode, stats))
+    } else {
+        (draw(), bn.statistics(z, shape, mode, stats))
+    };
+    summed?;
+    normalize(bn, &buf.stats, (z, out, gate), n, drawn, parallel)
+}
+
+/// BatchNorm's normalisation of `z` with ReLU and the dropout factors in `gate` as its
+/// epilogue, over `features` columns; in two halves of rows on two threads when `halves`.
+fn normalize<F: Scalar>(
+    bn: &BatchNorm<F>,
+    stats: &ChannelStats<F>,
+    (z, out, gate): (&mut [F], &mut [F], &mut [F]),
+    features: usize,
+    dropout: bool,
+    halves: bool,
+) -> Result<()> {
+    let sweep = |z: &mut [F], out: &mut [F], gate: &mut [F]| {
+        let shape = batch_shape(z.len() / features, features);
+        bn.normalize_in_place(z, out, gate, shape, stats, relu_dropout(dropout))
+    };
+    if !halves {
+        return sweep(z, out, gate);
     }
-    Ok(())
+    let at = z.len() / features / 2 * features;
+    let (z_top, z_bottom) = z.split_at_mut(at);
+    let (out_top, out_bottom) = out.split_at_mut(at);
+    let (gate_top, gate_bottom) = gate.split_at_mut(at);
+    let (top, bottom) = rayon::join(
+        || sweep(z_top, out_top, gate_top),
+        || sweep(z_bottom, out_bottom, gate_bottom),
+    );
+    top.and(bottom)
+}
+
+/// Whether a block's sequential passes over `rows × features` values are worth two threads:
+/// a few thousand values each side, against a microsecond or two to hand one half over.
+fn in_halves(rows: usize, features: usize) -> bool {
+    rows >= 2 && rows * features >= 1 << 13 && rayon::current_num_threads() > 1
 }
 
 fn batch_shape(rows: usize, features: usize) -> BatchShape {
@@ -121,15 +169,29 @@ pub(crate) fn block_backward<F: Scalar>(
     let zero = F::zero();
     // Dropout then ReLU backward: dy = grad_out · gate (a select, so a dropped or gated
     // element is exactly 0 even where grad_out is not finite).
-    reg_core::vectorized(
-        #[inline(always)]
-        || {
-            Zip::from(&mut buf.grad_z)
-                .and(&grad_out)
-                .and(&buf.gate)
-                .for_each(|dy, &d, &gate| *dy = if gate != zero { d * gate } else { zero });
-        },
-    );
+    let gated = |dy: ArrayViewMut2<'_, F>, d: ArrayView2<'_, F>, gate: ArrayView2<'_, F>| {
+        reg_core::vectorized(
+            #[inline(always)]
+            || {
+                Zip::from(dy)
+                    .and(d)
+                    .and(gate)
+                    .for_each(|dy, &d, &gate| *dy = if gate != zero { d * gate } else { zero });
+            },
+        );
+    };
+    if in_halves(rows, n) {
+        let at = rows / 2;
+        let (dy_top, dy_bottom) = buf.grad_z.view_mut().split_at(Axis(0), at);
+        let (d_top, d_bottom) = grad_out.split_at(Axis(0), at);
+        let (gate_top, gate_bottom) = buf.gate.view().split_at(Axis(0), at);
+        rayon::join(
+            || gated(dy_top, d_top, gate_top),
+            || gated(dy_bottom, d_bottom, gate_bottom),
+        );
+    } else {
+        gated(buf.grad_z.view_mut(), grad_out, buf.gate.view());
+    }
     if let Some(bn) = block.batch_norm.as_mut() {
         batch_norm_backward(bn, buf)?;
     }

@@ -147,7 +147,10 @@ impl ActiveSteps {
 /// The [`ActiveSteps`] of `a` when the kernel will run on it and leaving out steps pays:
 /// when `skip` says so, or (`None`) when `a` is [`mostly_zero`]. The kernel must apply
 /// (`f32`, AVX-512) and `k < 2³²`. Row tiles are shared out over rayon's pool.
-pub(crate) fn zero_steps<F: Scalar>(a: &ArrayView2<'_, F>, skip: Option<bool>) -> Option<ActiveSteps> {
+pub(crate) fn zero_steps<F: Scalar>(
+    a: &ArrayView2<'_, F>,
+    skip: Option<bool>,
+) -> Option<ActiveSteps> {
     let (m, k) = a.dim();
     let applies = TypeId::of::<F>() == TypeId::of::<f32>()
         && u32::try_from(k).is_ok()
@@ -165,38 +168,14 @@ pub(crate) fn zero_steps<F: Scalar>(a: &ArrayView2<'_, F>, skip: Option<bool>) -
     }
     let mut steps = vec![0u32; m / MR * k];
     let mut counts = vec![0; m / MR];
-    let zero = F::zero();
-    // One tile's steps, without branching on the data (the pattern of zeros is data: a
-    // branch on it mispredicts). `!=` counts −0 as zero and NaN as a value.
+    let layout = Layout {
+        by_rows,
+        by_columns,
+        m,
+        k,
+    };
     let tile = |any: &mut Vec<bool>, (t, (steps, count)): (usize, (&mut [u32], &mut usize))| {
-        any.clear();
-        any.resize(k, false);
-        // Compiled for AVX-512 where the CPU has it.
-        reg_core::vectorized(
-            #[inline(always)]
-            || {
-            if let Some(values) = by_rows {
-                for row in values[t * MR * k..(t + 1) * MR * k].chunks_exact(k) {
-                    for (any, &v) in any.iter_mut().zip(row) {
-                        *any |= v != zero;
-                    }
-                }
-            } else if let Some(values) = by_columns {
-                // Step q's MR values are contiguous: row q of `aᵀ`, columns t·MR..(t+1)·MR.
-                for (any, column) in any.iter_mut().zip(values.chunks_exact(m)) {
-                    let column = &column[t * MR..(t + 1) * MR];
-                    *any = column.iter().fold(false, |any, &v| any | (v != zero));
-                }
-            }
-            },
-        );
-        // A local count: through `count` itself, each step would wait for the last store.
-        let mut n = 0;
-        for (q, &any) in (0u32..).zip(any.iter()) {
-            steps[n] = q;
-            n += usize::from(any);
-        }
-        *count = n;
+        *count = layout.tile_steps(t, any, steps);
     };
     if rayon::current_num_threads() > 1 {
         use rayon::prelude::*;
@@ -219,6 +198,55 @@ pub(crate) fn zero_steps<F: Scalar>(a: &ArrayView2<'_, F>, skip: Option<bool>) -
         m,
         k,
     })
+}
+
+/// A left operand's values in one of the layouts [`zero_steps`] reads.
+#[derive(Clone, Copy)]
+struct Layout<'a, F> {
+    /// Row-major (`a` is the batch `x`).
+    by_rows: Option<&'a [F]>,
+    /// Column-major (`a` is `xᵀ`), when not row-major.
+    by_columns: Option<&'a [F]>,
+    m: usize,
+    k: usize,
+}
+
+impl<F: Scalar> Layout<'_, F> {
+    /// Writes tile `t`'s active steps to the front of `steps` (`k` long) and returns how many
+    /// there are, without branching on the data (the pattern of zeros is data: a branch on it
+    /// mispredicts). `!=` counts −0 as zero and NaN as a value. `any` is scratch.
+    fn tile_steps(self, t: usize, any: &mut Vec<bool>, steps: &mut [u32]) -> usize {
+        let Self { m, k, .. } = self;
+        let zero = F::zero();
+        any.clear();
+        any.resize(k, false);
+        // Compiled for AVX-512 where the CPU has it.
+        reg_core::vectorized(
+            #[inline(always)]
+            || {
+                if let Some(values) = self.by_rows {
+                    for row in values[t * MR * k..(t + 1) * MR * k].chunks_exact(k) {
+                        for (any, &v) in any.iter_mut().zip(row) {
+                            *any |= v != zero;
+                        }
+                    }
+                } else if let Some(values) = self.by_columns {
+                    // Step q's MR values are contiguous: row q of `aᵀ`, columns t·MR..(t+1)·MR.
+                    for (any, column) in any.iter_mut().zip(values.chunks_exact(m)) {
+                        let column = &column[t * MR..(t + 1) * MR];
+                        *any = column.iter().fold(false, |any, &v| any | (v != zero));
+                    }
+                }
+            },
+        );
+        // A local count: through a `&mut` count, each step would wait for the last store.
+        let mut count = 0;
+        for (q, &any) in (0u32..).zip(any.iter()) {
+            steps[count] = q;
+            count += usize::from(any);
+        }
+        count
+    }
 }
 
 /// Whether at least 3/4 of `a` is ±0, where skipping steps of all-zero values pays.

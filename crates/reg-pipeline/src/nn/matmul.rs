@@ -30,8 +30,13 @@ pub(crate) fn gemm<F: Scalar>(
     beta: F,
     c: ArrayViewMut2<'_, F>,
 ) {
+    let parts = parts(&a, &b);
     let active = kernel::zero_steps(&a, None);
-    split(alpha, a, b, beta, c, None, active.as_ref(), parts(&a, &b));
+    let a = Left {
+        a,
+        active: active.as_ref(),
+    };
+    split(alpha, a, b, beta, c, None, parts);
 }
 
 /// `c ← a · b + decay · w` (`w` shaped like `c`): the weight gradient with coupled L2, the
@@ -45,8 +50,11 @@ pub(crate) fn gemm_plus_scaled<F: Scalar>(
 ) {
     let parts = parts(&a, &b);
     let active = kernel::zero_steps(&a, None);
-    let init = Some((decay, w));
-    split(F::one(), a, b, F::one(), c, init, active.as_ref(), parts);
+    let a = Left {
+        a,
+        active: active.as_ref(),
+    };
+    split(F::one(), a, b, F::one(), c, Some((decay, w)), parts);
 }
 
 fn parts<F: Scalar>(a: &ArrayView2<'_, F>, b: &ArrayView2<'_, F>) -> usize {
@@ -57,17 +65,25 @@ fn parts<F: Scalar>(a: &ArrayView2<'_, F>, b: &ArrayView2<'_, F>) -> usize {
         .min((m * k * n / MIN_SPLIT_WORK).max(1))
 }
 
+/// A product's left operand, which every column block shares, with the steps its row tiles
+/// need (found once, before the split).
+#[derive(Clone, Copy)]
+struct Left<'a, 's, F> {
+    a: ArrayView2<'a, F>,
+    active: Option<&'s kernel::ActiveSteps>,
+}
+
 fn split<F: Scalar>(
     alpha: F,
-    a: ArrayView2<'_, F>,
+    left: Left<'_, '_, F>,
     b: ArrayView2<'_, F>,
     beta: F,
     mut c: ArrayViewMut2<'_, F>,
     init: Option<(F, ArrayView2<'_, F>)>,
-    active: Option<&kernel::ActiveSteps>,
     parts: usize,
 ) {
     if parts <= 1 {
+        let Left { a, active } = left;
         // The kernel writes `decay · w` into `c` inside its own pass (same bits, one sweep
         // less); the portable path writes it first.
         if !kernel::try_gemm(alpha, &a, &b, beta, init.as_ref(), &mut c, active) {
@@ -91,20 +107,10 @@ fn split<F: Scalar>(
         }
         None => (None, None),
     };
+    let right_parts = parts - left_parts;
     rayon::join(
-        || split(alpha, a, b_left, beta, c_left, init_left, active, left_parts),
-        || {
-            split(
-                alpha,
-                a,
-                b_right,
-                beta,
-                c_right,
-                init_right,
-                active,
-                parts - left_parts,
-            )
-        },
+        || split(alpha, left, b_left, beta, c_left, init_left, left_parts),
+        || split(alpha, left, b_right, beta, c_right, init_right, right_parts),
     );
 }
 

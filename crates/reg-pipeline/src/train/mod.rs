@@ -3,6 +3,7 @@
 //! and `persist` do).
 
 pub(crate) mod early_stopping;
+mod loader;
 pub(crate) mod metrics;
 pub(crate) mod state;
 pub(crate) mod threads;

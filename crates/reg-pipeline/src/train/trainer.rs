@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::Dataset;
 use crate::nn::random::{Generator, shuffle};
 use crate::train::early_stopping::EarlyStopping;
+use crate::train::loader::{Loader, StopOnDrop};
 use crate::{Mlp, MlpConfig, PipelineError, Sgd, count_correct, softmax_cross_entropy};
 
 /// Which optimizer trains the model.
@@ -154,7 +155,7 @@ impl AnyOptimizer {
 }
 
 /// [`Dataset::fill_batch`], in two halves on two threads when rayon's pool has them.
-fn fill_batch(
+pub(super) fn fill_batch(
     data: &Dataset,
     indices: &[usize],
     x: &mut [f32],
@@ -174,49 +175,6 @@ fn fill_batch(
     );
     left?;
     Ok(right?)
-}
-
-/// Keeps the pool's other threads awake for the steps of an epoch, until dropped.
-///
-/// A step alternates split matrix products with sequential passes (BatchNorm, the loss, the
-/// dropout masks). Left alone, rayon's idle threads spin for some microseconds, then sleep, and
-/// each product must wake one again: a futex call, and on a virtual machine an interrupt
-/// between cores, several times per step. Each other thread instead runs a task that waits by
-/// calling [`rayon::yield_now`], which still runs its half of every product as soon as it is
-/// split (the same work on the same columns: the bits do not change). On this project's
-/// 2-core machine that took a 2-thread epoch from about 0.42 s to 0.37 s. It costs the
-/// waiting thread's core for the epoch, as an OpenMP runtime's spin-wait does.
-struct KeepAwake {
-    stop: Arc<AtomicBool>,
-}
-
-impl KeepAwake {
-    fn start() -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let owner = rayon::current_thread_index();
-        for _ in 1..rayon::current_num_threads() {
-            let stop = Arc::clone(&stop);
-            rayon::spawn(move || {
-                // On the thread that runs the epoch (inside a product's wait for its other
-                // half), waiting here would never end: the stop comes from this thread.
-                if owner.is_some() && rayon::current_thread_index() == owner {
-                    return;
-                }
-                while !stop.load(Ordering::Acquire) {
-                    if rayon::yield_now() != Some(rayon::Yield::Executed) {
-                        std::hint::spin_loop();
-                    }
-                }
-            });
-        }
-        Self { stop }
-    }
-}
-
-impl Drop for KeepAwake {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-    }
 }
 
 /// How a training step failed, before the epoch and step are known.
@@ -424,18 +382,18 @@ impl Trainer {
             std::mem::take(&mut self.batch_x),
             std::mem::take(&mut self.batch_y),
         );
-        let _awake = KeepAwake::start();
-        let result = (|| -> Result<(), PipelineError> {
+        let order = std::mem::take(&mut self.order);
+        let loader = Loader::new(train, &order, &batches);
+        let owner = rayon::current_thread_index();
+        // In place: the loop runs on this thread (`on_batch` need not be `Send`).
+        let result = rayon::in_place_scope(|scope| {
+            let _stop = StopOnDrop(&loader);
+            for _ in 1..rayon::current_num_threads() {
+                scope.spawn(|_| loader.wait_and_fill(owner));
+            }
             for (step, range) in batches.iter().enumerate() {
                 let rows = range.len();
-                batch_x.resize(rows * features, 0.0);
-                batch_y.resize(rows, 0);
-                fill_batch(
-                    train,
-                    &self.order[range.clone()],
-                    &mut batch_x,
-                    &mut batch_y,
-                )?;
+                loader.take(step, &mut batch_x, &mut batch_y)?;
                 let x = ArrayView2::from_shape((rows, features), &batch_x[..])
                     .map_err(|e| reg_core::Error::StateMismatch(e.to_string()))?;
                 let (loss, hits) = on_pool(|| self.step(x, &batch_y, lr))
@@ -458,7 +416,9 @@ impl Trainer {
                 }
             }
             Ok(())
-        })();
+        });
+        drop(loader);
+        self.order = order;
         (self.batch_x, self.batch_y) = (batch_x, batch_y);
         result?;
         Ok((

@@ -1,0 +1,246 @@
+//! An epoch's batches, the next one filled ahead by the pool's waiting threads.
+//!
+//! A step alternates split matrix products with sequential passes (BatchNorm, the loss, the
+//! dropout masks). Left alone, rayon's idle threads spin for some microseconds, then sleep,
+//! and each product must wake one again: a futex call, and on a virtual machine an interrupt
+//! between cores, several times per step. So for the epoch each other thread of the pool runs
+//! a task that waits by calling [`rayon::yield_now`], which still runs its half of every
+//! product as soon as it is split (the same work on the same columns: the bits do not
+//! change), and that in between fills the next batch a few rows at a time. The thread that
+//! trains then finds its next batch (mostly) ready: filling it is taken off the step's path.
+//! It costs the waiting threads' cores for the epoch, as an OpenMP runtime's spin-wait does.
+
+use std::ops::Range;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::PipelineError;
+use crate::data::Dataset;
+
+/// Rows a waiting thread fills at a time: about a microsecond of work, so that a product
+/// split meanwhile waits no longer than that for it.
+const ROWS_PER_PIECE: usize = 2;
+
+/// The batches of an epoch, in order, and the next one being filled.
+pub(crate) struct Loader<'a> {
+    data: &'a Dataset,
+    /// The epoch's shuffled indices; batch `s` is `order[batches[s]]`.
+    order: &'a [usize],
+    batches: &'a [Range<usize>],
+    next: Mutex<Next>,
+    stop: AtomicBool,
+}
+
+/// The batch filled ahead.
+#[derive(Default)]
+struct Next {
+    /// Its position in the epoch.
+    step: usize,
+    x: Vec<f32>,
+    y: Vec<u8>,
+    /// Rows filled so far, from the first.
+    filled: usize,
+    /// A piece could not be filled: the training thread fills the batch itself, and reports.
+    failed: bool,
+}
+
+impl<'a> Loader<'a> {
+    pub(crate) fn new(data: &'a Dataset, order: &'a [usize], batches: &'a [Range<usize>]) -> Self {
+        Self {
+            data,
+            order,
+            batches,
+            // No batch until the first `take` hands one over.
+            next: Mutex::new(Next {
+                step: usize::MAX,
+                ..Next::default()
+            }),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    fn indices(&self, step: usize) -> &'a [usize] {
+        self.batches
+            .get(step)
+            .map_or(&[], |range| &self.order[range.clone()])
+    }
+
+    /// Puts batch `step` in `x` and `y` (resized to it): takes what the waiting threads filled
+    /// of it and fills the rest, then hands them batch `step + 1`.
+    ///
+    /// # Errors
+    /// What [`Dataset::fill_batch`] returns for this batch.
+    pub(crate) fn take(
+        &self,
+        step: usize,
+        x: &mut Vec<f32>,
+        y: &mut Vec<u8>,
+    ) -> Result<(), PipelineError> {
+        let features = self.data.image_len();
+        let indices = self.indices(step);
+        // A poisoned lock only means a waiting thread panicked mid-piece; `filled` counts
+        // finished pieces, so what it holds is still right.
+        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        let ahead = if next.step == step && !next.failed {
+            next.filled
+        } else {
+            0
+        };
+        if ahead > 0 {
+            std::mem::swap(x, &mut next.x);
+            std::mem::swap(y, &mut next.y);
+        }
+        x.resize(indices.len() * features, 0.0);
+        y.resize(indices.len(), 0);
+        let result = super::trainer::fill_batch(
+            self.data,
+            &indices[ahead..],
+            &mut x[ahead * features..],
+            &mut y[ahead..],
+        );
+        // Batch `step + 1` for the waiting threads, in the buffers this one no longer needs.
+        let following = self.indices(step + 1).len();
+        next.step = step + 1;
+        next.filled = 0;
+        next.failed = false;
+        next.x.resize(following * features, 0.0);
+        next.y.resize(following, 0);
+        result
+    }
+
+    /// Fills a piece of the next batch, unless another thread is at it or it is full. Returns
+    /// whether it did.
+    fn fill_piece(&self) -> bool {
+        let Ok(mut next) = self.next.try_lock() else {
+            return false;
+        };
+        let indices = self.indices(next.step);
+        let start = next.filled;
+        if next.failed || start >= indices.len() {
+            return false;
+        }
+        let end = (start + ROWS_PER_PIECE).min(indices.len());
+        let features = self.data.image_len();
+        let Next { x, y, .. } = &mut *next;
+        // Sized by `take` when it hands the batch over; before that, there is nothing to fill.
+        let (Some(x), Some(y)) = (
+            x.get_mut(start * features..end * features),
+            y.get_mut(start..end),
+        ) else {
+            return false;
+        };
+        let filled = self.data.fill_batch(&indices[start..end], x, y);
+        match filled {
+            Ok(()) => next.filled = end,
+            Err(_) => next.failed = true,
+        }
+        true
+    }
+
+    /// What each other thread of the pool runs for the epoch (see the module): until
+    /// [`Loader::stop`], runs the pool's work as it comes and fills the next batch between.
+    /// Returns at once on `owner`, the thread that trains (it would wait for itself).
+    pub(crate) fn wait_and_fill(&self, owner: Option<usize>) {
+        if owner.is_some() && rayon::current_thread_index() == owner {
+            return;
+        }
+        while !self.stop.load(Ordering::Acquire) {
+            if rayon::yield_now() != Some(rayon::Yield::Executed) && !self.fill_piece() {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    /// Ends [`Loader::wait_and_fill`] on every thread.
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+/// Calls [`Loader::stop`] when dropped, so that a panic in the epoch does not leave the
+/// waiting threads (and the scope that waits for them) running forever.
+pub(crate) struct StopOnDrop<'l, 'a>(pub(crate) &'l Loader<'a>);
+
+impl Drop for StopOnDrop<'_, '_> {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 50 images of 3×4 pixels with distinct values, labels `i % 10`.
+    fn data() -> Dataset {
+        let images = (0..50 * 12).map(|i| (i * 7 % 251) as u8).collect();
+        let labels = (0..50).map(|i| (i % 10) as u8).collect();
+        Dataset::new(images, labels, 3, 4).unwrap()
+    }
+
+    /// Every batch taken, on one thread or with waiting threads filling ahead (and sometimes
+    /// finishing, sometimes not, before it is taken), is the batch `Dataset::fill_batch` gives.
+    #[test]
+    fn batches_filled_ahead_are_the_batches() {
+        let data = data();
+        let order: Vec<usize> = (0..50).rev().collect();
+        let batches: Vec<Range<usize>> = (0..50).step_by(8).map(|s| s..(s + 8).min(50)).collect();
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let loader = Loader::new(&data, &order, &batches);
+                let owner = rayon::current_thread_index();
+                rayon::in_place_scope(|scope| {
+                    let _stop = StopOnDrop(&loader);
+                    for _ in 1..threads {
+                        scope.spawn(|_| loader.wait_and_fill(owner));
+                    }
+                    let (mut x, mut y) = (Vec::new(), Vec::new());
+                    for (step, range) in batches.iter().enumerate() {
+                        // Time for the waiting threads on every other step, the first
+                        // included (before any batch was handed over).
+                        if step % 2 == 0 {
+                            std::thread::sleep(std::time::Duration::from_millis(2));
+                        }
+                        loader.take(step, &mut x, &mut y).unwrap();
+                        let indices = &order[range.clone()];
+                        let mut expected_x = vec![0.0; indices.len() * 12];
+                        let mut expected_y = vec![0; indices.len()];
+                        data.fill_batch(indices, &mut expected_x, &mut expected_y)
+                            .unwrap();
+                        assert_eq!(x, expected_x, "step {step} on {threads} threads");
+                        assert_eq!(y, expected_y, "step {step} on {threads} threads");
+                    }
+                });
+            });
+        }
+    }
+
+    /// A panic in the epoch stops the waiting threads: the scope ends instead of waiting for
+    /// them forever.
+    #[test]
+    fn a_panic_in_the_epoch_does_not_leave_the_waiting_threads_running() {
+        let data = data();
+        let order: Vec<usize> = (0..50).collect();
+        let batches = vec![0..25, 25..50];
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pool.install(|| {
+                let loader = Loader::new(&data, &order, &batches);
+                let owner = rayon::current_thread_index();
+                rayon::in_place_scope(|scope| {
+                    let _stop = StopOnDrop(&loader);
+                    scope.spawn(|_| loader.wait_and_fill(owner));
+                    panic!("a step failed");
+                })
+            })
+        }));
+        assert!(result.is_err());
+    }
+}
