@@ -174,23 +174,22 @@ pub(crate) fn zero_steps<F: Scalar>(
         m,
         k,
     };
-    let tile = |any: &mut Vec<bool>, (t, (steps, count)): (usize, (&mut [u32], &mut usize))| {
-        *count = layout.tile_steps(t, any, steps);
-    };
-    if rayon::current_num_threads() > 1 {
-        use rayon::prelude::*;
-        steps
-            .par_chunks_mut(k)
-            .zip(counts.par_iter_mut())
-            .enumerate()
-            .for_each_init(Vec::new, tile);
-    } else {
+    let tiles = counts.len();
+    // The tiles from `first` on, into their share of `steps` and `counts`.
+    let run = |steps: &mut [u32], counts: &mut [usize], first: usize| {
         let mut any = Vec::new();
-        steps
-            .chunks_mut(k)
-            .zip(counts.iter_mut())
-            .enumerate()
-            .for_each(|t| tile(&mut any, t));
+        for (t, (steps, count)) in steps.chunks_mut(k).zip(counts.iter_mut()).enumerate() {
+            *count = layout.tile_steps(first + t, &mut any, steps);
+        }
+    };
+    // Two halves of the tiles on two threads: finer tasks cost more than they share out.
+    if rayon::current_num_threads() > 1 && tiles >= 2 {
+        let half = tiles / 2;
+        let (s_top, s_bottom) = steps.split_at_mut(half * k);
+        let (c_top, c_bottom) = counts.split_at_mut(half);
+        rayon::join(|| run(s_top, c_top, 0), || run(s_bottom, c_bottom, half));
+    } else {
+        run(&mut steps, &mut counts, 0);
     }
     Some(ActiveSteps {
         steps,
@@ -249,7 +248,9 @@ impl<F: Scalar> Layout<'_, F> {
     }
 }
 
-/// Whether at least 3/4 of `a` is ±0, where skipping steps of all-zero values pays.
+/// Whether at least 3/4 of `a` is ±0, where skipping steps of all-zero values pays, judged on
+/// every 8th block of 1,024 values in memory order: an eighth of the reading for the same
+/// answer on a batch of images, and only the speed depends on it (the bits do not).
 ///
 /// The case in mind is the input batch: about 81 % of MNIST's pixels are 0, in blank borders
 /// and background that many images of a tile share, so the first layer's forward `x · W` and
@@ -257,15 +258,25 @@ impl<F: Scalar> Layout<'_, F> {
 /// about 2/3 zeros, but scattered: eight of them are rarely all zero, and the test would cost
 /// more than it saves, so they stay below the threshold.
 fn mostly_zero<F: Scalar>(a: &ArrayView2<'_, F>) -> bool {
+    const BLOCK: usize = 1024;
     let zero = F::zero();
-    let zeros = match a.as_slice_memory_order() {
-        Some(values) => reg_core::vectorized(
-            #[inline(always)]
-            || values.iter().fold(0, |n, &v| n + usize::from(v == zero)),
-        ),
-        None => 0,
+    let Some(values) = a.as_slice_memory_order() else {
+        return false;
     };
-    4 * zeros >= 3 * a.len()
+    let (zeros, seen) = reg_core::vectorized(
+        #[inline(always)]
+        || {
+            values
+                .chunks(BLOCK)
+                .step_by(8)
+                .fold((0, 0), |(zeros, seen), block| {
+                    // u32 lanes: 16 to a vector (a block has at most 1,024 zeros).
+                    let block_zeros = block.iter().fold(0u32, |n, &v| n + u32::from(v == zero));
+                    (zeros + block_zeros as usize, seen + block.len())
+                })
+        },
+    );
+    4 * zeros >= 3 * seen
 }
 
 /// A product's dimensions, pointers and strides (in elements), checked by [`try_gemm`].
