@@ -1,4 +1,4 @@
-use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2};
 use rand::Rng;
 use reg_core::{Error, Layer, Mode, Param, Result, Scalar, expect_shape};
 
@@ -75,17 +75,29 @@ impl<F: Scalar> Linear<F> {
         decay: F,
     ) {
         let (grad, value) = self.weight.grad2_mut_and_value2();
-        if decay == F::zero() {
-            gemm(F::one(), x.t(), dy, F::zero(), grad);
+        param_grads(x, dy, decay, (grad, value), self.bias.grad2_mut());
+    }
+
+    /// [`Linear::backward_params`] and [`Linear::input_grad_into`] together, on two threads
+    /// when rayon's pool has them: for a layer whose products are too small to split.
+    pub(crate) fn backward_into(
+        &mut self,
+        x: ArrayView2<'_, F>,
+        dy: ArrayView2<'_, F>,
+        decay: F,
+        dx: &mut Array2<F>,
+    ) {
+        resize(dx, dy.nrows(), self.inputs());
+        let (grad, value) = self.weight.grad2_mut_and_value2();
+        let db = self.bias.grad2_mut();
+        let params = || param_grads(x, dy, decay, (grad, value), db);
+        let dx = dx.view_mut();
+        let input = move || gemm(F::one(), dy, value.t(), F::zero(), dx);
+        if rayon::current_num_threads() > 1 {
+            rayon::join(params, input);
         } else {
-            // xᵀ·dy + decay·W in one product: the same sum as adding the decay afterwards.
-            gemm_plus_scaled(x.t(), dy, decay, value, grad);
-        }
-        let mut db = self.bias.grad2_mut();
-        let mut db = db.row_mut(0);
-        db.fill(F::zero());
-        for row in dy.rows() {
-            db += &row;
+            params();
+            input();
         }
     }
 
@@ -99,6 +111,27 @@ impl<F: Scalar> Linear<F> {
             F::zero(),
             dx.view_mut(),
         );
+    }
+}
+
+/// `dW ← xᵀ · dy + decay · W` and `db ← Σ_rows dy`, given `(dW, W)` and `db`.
+fn param_grads<F: Scalar>(
+    x: ArrayView2<'_, F>,
+    dy: ArrayView2<'_, F>,
+    decay: F,
+    (grad, value): (ArrayViewMut2<'_, F>, ArrayView2<'_, F>),
+    mut db: ArrayViewMut2<'_, F>,
+) {
+    if decay == F::zero() {
+        gemm(F::one(), x.t(), dy, F::zero(), grad);
+    } else {
+        // xᵀ·dy + decay·W in one product: the same sum as adding the decay afterwards.
+        gemm_plus_scaled(x.t(), dy, decay, value, grad);
+    }
+    let mut db = db.row_mut(0);
+    db.fill(F::zero());
+    for row in dy.rows() {
+        db += &row;
     }
 }
 

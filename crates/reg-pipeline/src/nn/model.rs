@@ -363,11 +363,13 @@ impl<F: Scalar> Mlp<F> {
             ..
         } = &mut self.buffers;
         let last_input = blocks.last().map_or(x, |b| b.out.view());
-        self.output
-            .backward_params(last_input, grad_logits, weight_decay);
         // The output layer's input gradient feeds the hidden blocks, or is the answer itself.
         if !blocks.is_empty() || input_grad {
-            self.output.input_grad_into(grad_logits, grad);
+            self.output
+                .backward_into(last_input, grad_logits, weight_decay, grad);
+        } else {
+            self.output
+                .backward_params(last_input, grad_logits, weight_decay);
         }
         for i in (0..self.hidden.len()).rev() {
             let (before, rest) = blocks.split_at_mut(i);
