@@ -1,4 +1,4 @@
-use ndarray::Array2;
+use ndarray::{Array1, Array2, s};
 use reg_core::{Error, Optimizer, Param, Result, Scalar, validate, vectorized};
 
 use crate::state::{all_finite, coupled_gradient_finite};
@@ -110,12 +110,12 @@ impl<F: Scalar> Adam<F> {
     /// holds NaN or an infinity. On error the current state is kept.
     pub fn load_state(&mut self, mut state: AdamState<F>) -> Result<()> {
         state.validate(self.config.amsgrad)?;
-        // The update runs over contiguous slices: a transposed or sliced array is copied into
-        // standard layout once here.
+        // The update runs over contiguous slices that start on a cache line (see
+        // `aligned_zeros`): each moment is copied into such an array once here.
         let standard = |a: &mut Array2<F>| {
-            if !a.is_standard_layout() {
-                *a = a.as_standard_layout().into_owned();
-            }
+            let mut aligned = aligned_zeros(a.dim());
+            aligned.assign(a);
+            *a = aligned;
         };
         for mom in &mut state.moments {
             standard(&mut mom.m);
@@ -172,7 +172,7 @@ impl<F: Scalar> Adam<F> {
         self.state.moments = params
             .iter()
             .map(|p| {
-                let zeros = || Array2::zeros(p.matrix_shape());
+                let zeros = || aligned_zeros(p.matrix_shape());
                 Moments {
                     m: zeros(),
                     v: zeros(),
@@ -221,6 +221,27 @@ impl<F: Scalar> Optimizer<F> for Adam<F> {
         }
         Ok(())
     }
+}
+
+/// Zeros of `shape`, in standard layout, whose first element starts a 64-byte cache line.
+///
+/// Where the moments start decides the update's speed: with `m` 16 bytes past a 32-byte
+/// boundary (and `v` after it, where the allocator puts it), Adam's update of a 200k-weight
+/// matrix took 1.8× as long (176 against 88–100 µs, data out of cache, on this project's
+/// AVX-512 machine), wherever the weights and gradients were; on a cache line it never did.
+/// Which case a run got depended on everything allocated before: one training run's epoch
+/// took 0.60 s or 0.53 s depending on its command-line arguments.
+fn aligned_zeros<F: Scalar>(shape: (usize, usize)) -> Array2<F> {
+    const LINE: usize = 64;
+    let len = shape.0 * shape.1;
+    let size = std::mem::size_of::<F>().max(1);
+    let data = vec![F::zero(); len + LINE / size];
+    // Elements up to the next line boundary (a whole number: `data` is aligned to `F`).
+    let skip = (data.as_ptr() as usize).wrapping_neg() % LINE / size;
+    Array1::from_vec(data)
+        .slice_move(s![skip..skip + len])
+        .into_shape_with_order(shape)
+        .unwrap_or_else(|_| Array2::zeros(shape))
 }
 
 /// Elements per parallel task: ~64 KB of each array, enough to amortise handing out a task.
@@ -292,4 +313,40 @@ fn update_slices<F: Scalar>(
         .zip(m.par_chunks_mut(CHUNK))
         .zip(v.par_chunks_mut(CHUNK))
         .for_each(|(((w, g), m), v)| serial(w, g, m, v));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AdamConfig;
+
+    fn starts_a_line<F>(a: &Array2<F>) -> bool {
+        (a.as_ptr() as usize).is_multiple_of(64) && a.is_standard_layout()
+    }
+
+    /// The moments start on a cache line, whether created by the first step or loaded (from
+    /// a transposed array here), for f32 and f64.
+    #[test]
+    fn moments_start_on_a_cache_line() {
+        let mut w = Param::weight("w", Array2::<f32>::ones((7, 5)));
+        w.grad2_mut().fill(0.5);
+        let mut adam = AdamConfig::new().build::<f32>().unwrap();
+        adam.step(&mut [&mut w], 0.1).unwrap();
+        for mom in &adam.state.moments {
+            assert!(starts_a_line(&mom.m) && starts_a_line(&mom.v));
+        }
+        let mut state = adam.state();
+        for mom in &mut state.moments {
+            mom.m = mom.m.t().to_owned().reversed_axes();
+        }
+        adam.load_state(state.clone()).unwrap();
+        for (mom, saved) in adam.state.moments.iter().zip(&state.moments) {
+            assert!(starts_a_line(&mom.m) && starts_a_line(&mom.v));
+            assert_eq!(mom.m, saved.m);
+        }
+        for shape in [(1, 1), (3, 17), (0, 4)] {
+            assert!(starts_a_line(&aligned_zeros::<f64>(shape)));
+            assert_eq!(aligned_zeros::<f64>(shape), Array2::zeros(shape));
+        }
+    }
 }

@@ -94,6 +94,29 @@ pub struct Dropout<F: Scalar = f32> {
     last: Last,
 }
 
+/// Draws a [`Dropout`] layer's next masks from a copy of its generator; made by
+/// [`Dropout::sampler`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sampler<F: Scalar = f32> {
+    rng: Xoshiro256PlusPlus,
+    threshold: u64,
+    scale: F,
+}
+
+impl<F: Scalar> Sampler<F> {
+    /// Fills `factors` with the next decisions, as [`Dropout::fill_factors`] would. Calls in
+    /// a row draw what one call over all their factors would, provided that each but the last
+    /// fills an even number (a decision pair shares one random `u64`).
+    pub fn fill(&mut self, factors: &mut [F]) {
+        fill_factors(&mut self.rng, self.threshold, self.scale, factors);
+    }
+
+    /// The generator after the decisions drawn so far.
+    pub fn rng(&self) -> &Xoshiro256PlusPlus {
+        &self.rng
+    }
+}
+
 /// What the last forward did, for backward.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Last {
@@ -140,6 +163,32 @@ impl<F: Scalar> Dropout<F> {
     /// Restarts the generator from `seed`, as [`DropoutConfig::with_seed`] would.
     pub fn reseed(&mut self, seed: u64) {
         self.rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    }
+
+    /// A copy of what draws the layer's masks (its generator at this point, threshold and
+    /// scale): [`Sampler::fill`] then draws the masks this layer would draw next, without
+    /// touching it, on any thread. [`Dropout::set_rng`] with [`Sampler::rng`] afterwards
+    /// leaves the layer as if it had drawn them itself.
+    ///
+    /// ```
+    /// use reg_dropout::DropoutConfig;
+    ///
+    /// let mut layer = DropoutConfig::new(0.5).with_seed(7).build::<f32>().unwrap();
+    /// let mut ahead = layer.sampler();
+    /// let mut drawn_ahead = vec![0.0; 10];
+    /// ahead.fill(&mut drawn_ahead[..4]);
+    /// ahead.fill(&mut drawn_ahead[4..]);
+    /// let mut drawn = vec![0.0; 10];
+    /// layer.fill_factors(&mut drawn);
+    /// assert_eq!(drawn_ahead, drawn);
+    /// assert_eq!(ahead.rng(), layer.rng());
+    /// ```
+    pub fn sampler(&self) -> Sampler<F> {
+        Sampler {
+            rng: self.rng.clone(),
+            threshold: self.threshold,
+            scale: self.scale,
+        }
     }
 
     /// The low-level kernel behind the layer: fills `factors` with the next decisions from the

@@ -18,6 +18,7 @@ use reg_core::{Mode, Result, Scalar};
 
 use crate::HiddenBlock;
 use crate::nn::linear::resize;
+use crate::nn::random::Generator;
 
 /// What a hidden block keeps between its forward and backward pass.
 #[derive(Debug, Clone, Default)]
@@ -49,21 +50,47 @@ fn relu_dropout<F: Scalar>(dropout: bool) -> impl Fn(F, &mut F) -> F + Send + Sy
     }
 }
 
-/// Forward through `block` from `x` into `buf.out`.
-///
-/// With more than one rayon thread, the dropout factors are drawn while BatchNorm's
-/// statistics are summed (two independent passes), and the normalisation sweep runs in two
-/// halves of rows: element-wise, so the bits do not depend on it.
+/// A hidden block's dropout factors for one step, drawn ahead of it (on another thread) from
+/// a copy of its layer's generator in state `start`; `end` is that copy after them.
+#[derive(Debug, Clone)]
+pub(crate) struct DrawnMask<F: Scalar> {
+    pub(crate) start: Generator,
+    pub(crate) end: Generator,
+    /// `rows × features`, as the block's `gate` buffer (the two are swapped when it is used).
+    pub(crate) factors: Array2<F>,
+}
+
+/// Forward through `block` from `x` into `buf.out`. The dropout factors are `drawn`'s when
+/// they continue the layer's generator and fit the batch (the layer's generator then moves
+/// to `drawn.end`, as if it had drawn them), else drawn here: the same values either way.
 pub(crate) fn block_forward<F: Scalar>(
     block: &mut HiddenBlock<F>,
     buf: &mut BlockBuffers<F>,
     x: ArrayView2<'_, F>,
     mode: Mode,
+    drawn: Option<&mut DrawnMask<F>>,
 ) -> Result<()> {
     block.linear.forward_into(x, &mut buf.z);
     let (rows, n) = buf.z.dim();
     resize(&mut buf.out, rows, n);
     resize(&mut buf.gate, rows, n);
+    let dropout = block
+        .dropout
+        .as_mut()
+        .filter(|dropout| dropout.is_active(mode));
+    let dropped = dropout.is_some();
+    if let Some(dropout) = dropout {
+        match drawn {
+            Some(drawn) if drawn.start == *dropout.rng() && drawn.factors.dim() == (rows, n) => {
+                std::mem::swap(&mut buf.gate, &mut drawn.factors);
+                dropout.set_rng(drawn.end.clone());
+            }
+            _ => {
+                let gate = buf.gate.as_slice_mut().ok_or_else(not_contiguous)?;
+                dropout.fill_factors(gate);
+            }
+        }
+    }
     let (Some(z), Some(gate), Some(out)) = (
         buf.z.as_slice_mut(),
         buf.gate.as_slice_mut(),
@@ -71,69 +98,23 @@ pub(crate) fn block_forward<F: Scalar>(
     ) else {
         return Err(not_contiguous());
     };
-    let parallel = in_halves(rows, n);
-    // Dropout factors (into `gate`), which the sweep below reads.
-    let dropout = block
-        .dropout
-        .as_mut()
-        .filter(|dropout| dropout.is_active(mode));
-    let drawn = dropout.is_some();
-    let draw = move || {
-        if let Some(dropout) = dropout {
-            dropout.fill_factors(gate);
+    let epilogue = relu_dropout(dropped);
+    match block.batch_norm.as_mut() {
+        Some(bn) => {
+            let shape = batch_shape(rows, n);
+            bn.statistics(z, shape, mode, &mut buf.stats)?;
+            bn.normalize_in_place(z, out, gate, shape, &buf.stats, epilogue)?;
         }
-        gate
-    };
-    let shape = batch_shape(rows, n);
-    let Some(bn) = block.batch_norm.as_mut() else {
-        let gate = draw();
-        let epilogue = relu_dropout(drawn);
-        reg_core::vectorized(
+        None => reg_core::vectorized(
             #[inline(always)]
             || {
                 for ((&y, gate), out) in z.iter().zip(gate.iter_mut()).zip(out.iter_mut()) {
                     *out = epilogue(y, gate);
                 }
             },
-        );
-        return Ok(());
-    };
-    let stats = &mut buf.stats;
-    let (gate, summed) = if parallel {
-        rayon::join(draw, || bn.statistics(z, shape, mode, stats))
-    } else {
-        (draw(), bn.statistics(z, shape, mode, stats))
-    };
-    summed?;
-    normalize(bn, &buf.stats, (z, out, gate), n, drawn, parallel)
-}
-
-/// BatchNorm's normalisation of `z` with ReLU and the dropout factors in `gate` as its
-/// epilogue, over `features` columns; in two halves of rows on two threads when `halves`.
-fn normalize<F: Scalar>(
-    bn: &BatchNorm<F>,
-    stats: &ChannelStats<F>,
-    (z, out, gate): (&mut [F], &mut [F], &mut [F]),
-    features: usize,
-    dropout: bool,
-    halves: bool,
-) -> Result<()> {
-    let sweep = |z: &mut [F], out: &mut [F], gate: &mut [F]| {
-        let shape = batch_shape(z.len() / features, features);
-        bn.normalize_in_place(z, out, gate, shape, stats, relu_dropout(dropout))
-    };
-    if !halves {
-        return sweep(z, out, gate);
+        ),
     }
-    let at = z.len() / features / 2 * features;
-    let (z_top, z_bottom) = z.split_at_mut(at);
-    let (out_top, out_bottom) = out.split_at_mut(at);
-    let (gate_top, gate_bottom) = gate.split_at_mut(at);
-    let (top, bottom) = rayon::join(
-        || sweep(z_top, out_top, gate_top),
-        || sweep(z_bottom, out_bottom, gate_bottom),
-    );
-    top.and(bottom)
+    Ok(())
 }
 
 /// Whether a block's sequential passes over `rows × features` values are worth two threads:

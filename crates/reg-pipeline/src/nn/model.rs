@@ -6,7 +6,7 @@ use reg_batchnorm::{BatchNorm, BatchNormConfig, RunningVariance};
 use reg_core::{Error, Layer, Mode, Param, Result, Scalar};
 use reg_dropout::{Dropout, DropoutConfig};
 
-use crate::nn::fused::{self, BlockBuffers};
+use crate::nn::fused::{self, BlockBuffers, DrawnMask};
 use crate::nn::layout::Layout;
 use crate::nn::random::Generator;
 use crate::{Linear, Relu};
@@ -304,7 +304,7 @@ impl<F: Scalar> Mlp<F> {
     /// [`Error::ShapeMismatch`] when `x` does not have the model's input width,
     /// [`Error::BatchTooSmall`] for one row with BatchNorm.
     pub fn forward_train(&mut self, x: ArrayView2<'_, F>) -> Result<ArrayView2<'_, F>> {
-        self.forward_fused(x, Mode::Train)?;
+        self.forward_fused(x, Mode::Train, &mut [])?;
         Ok(self.buffers.logits.view())
     }
 
@@ -325,7 +325,24 @@ impl<F: Scalar> Mlp<F> {
         self.backward_fused(x, grad_logits, weight_decay, false)
     }
 
-    fn forward_fused(&mut self, x: ArrayView2<'_, F>, mode: Mode) -> Result<()> {
+    /// [`Mlp::forward_train`] with each hidden block's dropout factors drawn ahead where
+    /// `drawn` has them (see [`fused::block_forward`]); the used ones are left holding the
+    /// blocks' old factor buffers, for reuse.
+    pub(crate) fn forward_train_drawn(
+        &mut self,
+        x: ArrayView2<'_, F>,
+        drawn: &mut [Option<DrawnMask<F>>],
+    ) -> Result<ArrayView2<'_, F>> {
+        self.forward_fused(x, Mode::Train, drawn)?;
+        Ok(self.buffers.logits.view())
+    }
+
+    fn forward_fused(
+        &mut self,
+        x: ArrayView2<'_, F>,
+        mode: Mode,
+        drawn: &mut [Option<DrawnMask<F>>],
+    ) -> Result<()> {
         self.buffers.last = None;
         let inputs = self.config.sizes.first().copied().unwrap_or(0);
         reg_core::expect_shape("Mlp input", &[x.nrows(), inputs], x.shape())?;
@@ -333,7 +350,8 @@ impl<F: Scalar> Mlp<F> {
         for i in 0..self.hidden.len() {
             let (before, rest) = blocks.split_at_mut(i);
             let input = before.last().map_or(x, |b| b.out.view());
-            fused::block_forward(&mut self.hidden[i], &mut rest[0], input, mode)?;
+            let drawn = drawn.get_mut(i).and_then(Option::as_mut);
+            fused::block_forward(&mut self.hidden[i], &mut rest[0], input, mode, drawn)?;
         }
         let input = blocks.last().map_or(x, |b| b.out.view());
         self.output.forward_into(input, &mut self.buffers.logits);
@@ -413,11 +431,11 @@ impl<F: Scalar> Layer<F> for Mlp<F> {
             let mut copy = std::mem::take(&mut self.buffers.input);
             crate::nn::linear::resize(&mut copy, input.nrows(), input.ncols());
             copy.assign(&input);
-            let result = self.forward_fused(copy.view(), mode);
+            let result = self.forward_fused(copy.view(), mode, &mut []);
             self.buffers.input = copy;
             result?;
         } else {
-            self.forward_fused(input, mode)?;
+            self.forward_fused(input, mode, &mut [])?;
         }
         Ok(self.buffers.logits.clone().into_dyn())
     }

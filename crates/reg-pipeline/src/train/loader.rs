@@ -6,8 +6,10 @@
 //! between cores, several times per step. So for the epoch each other thread of the pool runs
 //! a task that waits by calling [`rayon::yield_now`], which still runs its half of every
 //! product as soon as it is split (the same work on the same columns: the bits do not
-//! change), and that in between fills the next batch a few rows at a time. The thread that
-//! trains then finds its next batch (mostly) ready: filling it is taken off the step's path.
+//! change), and that in between prepares the next step a little at a time: fills its batch,
+//! then draws its dropout masks from copies of the layers' generators. The thread that trains
+//! then finds the next step's inputs (mostly) ready: filling and drawing are taken off the
+//! step's path, with the same values as if it had made them itself.
 //! It costs the waiting threads' cores for the epoch, as an OpenMP runtime's spin-wait does,
 //! except that a waiting thread with nothing to do yields its core to any other process that
 //! wants it (`sched_yield`).
@@ -16,12 +18,21 @@ use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::PipelineError;
+use ndarray::Array2;
+use reg_dropout::Sampler;
+
 use crate::data::Dataset;
+use crate::nn::fused::DrawnMask;
+use crate::nn::random::Generator;
+use crate::{Mlp, PipelineError};
 
 /// Rows a waiting thread fills at a time: under a microsecond of work, so that a product
 /// split meanwhile waits no longer than that for it.
 const ROWS_PER_PIECE: usize = 1;
+
+/// Dropout decisions a waiting thread draws at a time: about a microsecond (even, so that the
+/// pieces draw what one call would: see [`Sampler::fill`]).
+const DECISIONS_PER_PIECE: usize = 1024;
 
 /// The batches of an epoch, in order, and the next one being filled.
 pub(crate) struct Loader<'a> {
@@ -44,6 +55,39 @@ struct Next {
     filled: usize,
     /// A piece could not be filled: the training thread fills the batch itself, and reports.
     failed: bool,
+    /// Per hidden block, its dropout factors for this batch being drawn (`None`: no dropout).
+    masks: Vec<Option<MaskJob>>,
+}
+
+/// A block's dropout factors for the next step, being drawn.
+struct MaskJob {
+    /// The layer's generator when the step starts (what the factors continue).
+    start: Generator,
+    /// Draws the rest: the copy of the generator after the factors drawn so far.
+    sampler: Sampler<f32>,
+    /// `rows × features`.
+    factors: Array2<f32>,
+    /// Factors drawn so far, in row-major order.
+    drawn: usize,
+}
+
+impl MaskJob {
+    /// The rest of the factors, drawn now; the finished mask and the sampler after it.
+    fn finish(mut self) -> (DrawnMask<f32>, Sampler<f32>) {
+        if let Some(rest) = self
+            .factors
+            .as_slice_mut()
+            .and_then(|all| all.get_mut(self.drawn..))
+        {
+            self.sampler.fill(rest);
+        }
+        let mask = DrawnMask {
+            start: self.start,
+            end: self.sampler.rng().clone(),
+            factors: self.factors,
+        };
+        (mask, self.sampler)
+    }
 }
 
 impl<'a> Loader<'a> {
@@ -67,16 +111,19 @@ impl<'a> Loader<'a> {
             .map_or(&[], |range| &self.order[range.clone()])
     }
 
-    /// Puts batch `step` in `x` and `y` (resized to it): takes what the waiting threads filled
-    /// of it and fills the rest, then hands them batch `step + 1`.
+    /// Puts batch `step` in `x` and `y` (resized to it) and each hidden block's dropout factors
+    /// for it in `drawn` (for [`Mlp::forward_train_drawn`]): takes what the waiting threads
+    /// prepared and finishes it, then hands them step `step + 1`. `drawn` holds, on entry,
+    /// what the last step left there (buffers to reuse).
     ///
     /// # Errors
     /// What [`Dataset::fill_batch`] returns for this batch.
     pub(crate) fn take(
         &self,
         step: usize,
-        x: &mut Vec<f32>,
-        y: &mut Vec<u8>,
+        (x, y): (&mut Vec<f32>, &mut Vec<u8>),
+        model: &Mlp<f32>,
+        drawn: &mut Vec<Option<DrawnMask<f32>>>,
     ) -> Result<(), PipelineError> {
         let features = self.data.image_len();
         let indices = self.indices(step);
@@ -100,6 +147,10 @@ impl<'a> Loader<'a> {
             &mut x[ahead * features..],
             &mut y[ahead..],
         );
+        let mut jobs = std::mem::take(&mut next.masks);
+        if next.step != step {
+            jobs.clear();
+        }
         // Batch `step + 1` for the waiting threads, in the buffers this one no longer needs.
         let following = self.indices(step + 1).len();
         next.step = step + 1;
@@ -107,6 +158,7 @@ impl<'a> Loader<'a> {
         next.failed = false;
         next.x.resize(following * features, 0.0);
         next.y.resize(following, 0);
+        next.masks = masks(model, indices.len(), following, &mut jobs, drawn);
         result
     }
 
@@ -119,7 +171,7 @@ impl<'a> Loader<'a> {
         let indices = self.indices(next.step);
         let start = next.filled;
         if next.failed || start >= indices.len() {
-            return false;
+            return draw_piece(&mut next.masks);
         }
         let end = (start + ROWS_PER_PIECE).min(indices.len());
         let features = self.data.image_len();
@@ -161,6 +213,85 @@ impl<'a> Loader<'a> {
     }
 }
 
+/// Draws the next piece of the first unfinished mask in `jobs`; whether there was one.
+fn draw_piece(jobs: &mut [Option<MaskJob>]) -> bool {
+    let Some(job) = jobs
+        .iter_mut()
+        .flatten()
+        .find(|job| job.drawn < job.factors.len())
+    else {
+        return false;
+    };
+    let end = (job.drawn + DECISIONS_PER_PIECE).min(job.factors.len());
+    if let Some(piece) = job
+        .factors
+        .as_slice_mut()
+        .and_then(|all| all.get_mut(job.drawn..end))
+    {
+        job.sampler.fill(piece);
+    }
+    job.drawn = end;
+    true
+}
+
+/// Each hidden block's dropout factors for this step (`rows` rows) into `drawn`: those drawn
+/// ahead in `jobs` when they continue the layer's generator, finished, else drawn here. Returns
+/// the jobs for the next step (`following` rows, none for 0), which continue this step's.
+fn masks(
+    model: &Mlp<f32>,
+    rows: usize,
+    following: usize,
+    jobs: &mut [Option<MaskJob>],
+    drawn: &mut Vec<Option<DrawnMask<f32>>>,
+) -> Vec<Option<MaskJob>> {
+    let blocks = model.hidden();
+    drawn.resize_with(blocks.len(), || None);
+    let widths = &model.config().sizes[1..];
+    let mut next_jobs = Vec::with_capacity(blocks.len());
+    for (i, block) in blocks.iter().enumerate() {
+        // The buffer the last step's mask left (the block's old factors), to reuse.
+        let spare = drawn[i].take().map(|mask| mask.factors);
+        let Some(dropout) = block.dropout.as_ref().filter(|d| d.p() > 0.0) else {
+            next_jobs.push(None);
+            continue;
+        };
+        let width = widths.get(i).copied().unwrap_or(0);
+        let ahead = jobs
+            .get_mut(i)
+            .and_then(Option::take)
+            .filter(|job| job.start == *dropout.rng() && job.factors.dim() == (rows, width));
+        let (job, spare) = match ahead {
+            Some(job) => (job, spare),
+            None => {
+                let job = MaskJob {
+                    start: dropout.rng().clone(),
+                    sampler: dropout.sampler(),
+                    factors: sized(spare, rows, width),
+                    drawn: 0,
+                };
+                (job, None)
+            }
+        };
+        let (mask, sampler) = job.finish();
+        next_jobs.push((following > 0).then(|| MaskJob {
+            start: mask.end.clone(),
+            sampler,
+            factors: sized(spare, following, width),
+            drawn: 0,
+        }));
+        drawn[i] = Some(mask);
+    }
+    next_jobs
+}
+
+/// `buffer` if it is `rows × cols`, else a new array of that shape.
+fn sized(buffer: Option<Array2<f32>>, rows: usize, cols: usize) -> Array2<f32> {
+    match buffer {
+        Some(buffer) if buffer.dim() == (rows, cols) => buffer,
+        _ => Array2::zeros((rows, cols)),
+    }
+}
+
 /// Calls [`Loader::stop`] when dropped, so that a panic in the epoch does not leave the
 /// waiting threads (and the scope that waits for them) running forever.
 pub(crate) struct StopOnDrop<'l, 'a>(pub(crate) &'l Loader<'a>);
@@ -174,6 +305,7 @@ impl Drop for StopOnDrop<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MlpConfig;
 
     /// 50 images of 3×4 pixels with distinct values, labels `i % 10`.
     fn data() -> Dataset {
@@ -182,10 +314,21 @@ mod tests {
         Dataset::new(images, labels, 3, 4).unwrap()
     }
 
+    /// A model for 3×4-pixel images with dropout on both hidden blocks.
+    fn model() -> Mlp<f32> {
+        let config = MlpConfig {
+            sizes: vec![12, 8, 6, 3],
+            dropout: vec![0.3, 0.5],
+            ..MlpConfig::default()
+        };
+        Mlp::new(&config, 5).unwrap()
+    }
+
     /// Every batch taken, on one thread or with waiting threads filling ahead (and sometimes
-    /// finishing, sometimes not, before it is taken), is the batch `Dataset::fill_batch` gives.
+    /// finishing, sometimes not, before it is taken), is the batch `Dataset::fill_batch` gives,
+    /// and every mask the one each layer would draw itself next.
     #[test]
-    fn batches_filled_ahead_are_the_batches() {
+    fn batches_and_masks_prepared_ahead_are_the_steps_own() {
         let data = data();
         let order: Vec<usize> = (0..50).rev().collect();
         let batches: Vec<Range<usize>> = (0..50).step_by(8).map(|s| s..(s + 8).min(50)).collect();
@@ -194,6 +337,9 @@ mod tests {
                 .num_threads(threads)
                 .build()
                 .unwrap();
+            let mut model = model();
+            // Draws each layer's masks itself, as a forward without the loader would.
+            let mut reference = model.clone();
             pool.install(|| {
                 let loader = Loader::new(&data, &order, &batches);
                 let owner = rayon::current_thread_index();
@@ -202,21 +348,39 @@ mod tests {
                     for _ in 1..threads {
                         scope.spawn(|_| loader.wait_and_fill(owner));
                     }
-                    let (mut x, mut y) = (Vec::new(), Vec::new());
+                    let (mut x, mut y, mut drawn) = (Vec::new(), Vec::new(), Vec::new());
                     for (step, range) in batches.iter().enumerate() {
                         // Time for the waiting threads on every other step, the first
                         // included (before any batch was handed over).
                         if step % 2 == 0 {
                             std::thread::sleep(std::time::Duration::from_millis(2));
                         }
-                        loader.take(step, &mut x, &mut y).unwrap();
+                        loader
+                            .take(step, (&mut x, &mut y), &model, &mut drawn)
+                            .unwrap();
                         let indices = &order[range.clone()];
                         let mut expected_x = vec![0.0; indices.len() * 12];
                         let mut expected_y = vec![0; indices.len()];
                         data.fill_batch(indices, &mut expected_x, &mut expected_y)
                             .unwrap();
-                        assert_eq!(x, expected_x, "step {step} on {threads} threads");
-                        assert_eq!(y, expected_y, "step {step} on {threads} threads");
+                        let at = format!("step {step} on {threads} threads");
+                        assert_eq!(x, expected_x, "{at}");
+                        assert_eq!(y, expected_y, "{at}");
+                        let layers = model.hidden_mut().iter_mut().zip(reference.hidden_mut());
+                        for ((block, own), mask) in layers.zip(&drawn) {
+                            let (Some(dropout), Some(own), Some(mask)) =
+                                (block.dropout.as_mut(), own.dropout.as_mut(), mask)
+                            else {
+                                panic!("a mask is missing at {at}");
+                            };
+                            let mut factors = vec![0.0; mask.factors.len()];
+                            own.fill_factors(&mut factors);
+                            assert_eq!(mask.factors.as_slice().unwrap(), &factors[..], "{at}");
+                            assert_eq!(&mask.start, dropout.rng(), "{at}");
+                            assert_eq!(&mask.end, own.rng(), "{at}");
+                            // What the forward does with it.
+                            dropout.set_rng(mask.end.clone());
+                        }
                     }
                 });
             });

@@ -11,6 +11,7 @@ use reg_schedule::Schedule;
 use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
+use crate::nn::fused::DrawnMask;
 use crate::nn::random::{Generator, shuffle};
 use crate::train::early_stopping::EarlyStopping;
 use crate::train::loader::{Loader, StopOnDrop};
@@ -384,6 +385,8 @@ impl Trainer {
         );
         let order = std::mem::take(&mut self.order);
         let loader = Loader::new(train, &order, &batches);
+        // Each hidden block's dropout factors for the step, drawn ahead by the loader.
+        let mut drawn = Vec::new();
         let owner = rayon::current_thread_index();
         // In place: the loop runs on this thread (`on_batch` need not be `Send`).
         let result = rayon::in_place_scope(|scope| {
@@ -393,10 +396,10 @@ impl Trainer {
             }
             for (step, range) in batches.iter().enumerate() {
                 let rows = range.len();
-                loader.take(step, &mut batch_x, &mut batch_y)?;
+                loader.take(step, (&mut batch_x, &mut batch_y), &self.model, &mut drawn)?;
                 let x = ArrayView2::from_shape((rows, features), &batch_x[..])
                     .map_err(|e| reg_core::Error::StateMismatch(e.to_string()))?;
-                let (loss, hits) = on_pool(|| self.step(x, &batch_y, lr))
+                let (loss, hits) = on_pool(|| self.step(x, &batch_y, lr, &mut drawn))
                     .map_err(|e| e.at(epoch + 1, step + 1))?;
                 correct += hits;
                 loss_sum += loss * rows as f64;
@@ -443,7 +446,7 @@ impl Trainer {
         lr: f64,
     ) -> Result<(f64, usize), PipelineError> {
         let epoch = self.epochs_done() + 1;
-        on_pool(|| self.step(x, labels, lr)).map_err(|e| e.at(epoch, 0))
+        on_pool(|| self.step(x, labels, lr, &mut [])).map_err(|e| e.at(epoch, 0))
     }
 
     fn step(
@@ -451,9 +454,10 @@ impl Trainer {
         x: ArrayView2<'_, f32>,
         labels: &[u8],
         lr: f64,
+        drawn: &mut [Option<DrawnMask<f32>>],
     ) -> Result<(f64, usize), StepError> {
         let rows = x.nrows();
-        let logits = self.model.forward_train(x)?;
+        let logits = self.model.forward_train_drawn(x, drawn)?;
         let (loss, grad) = softmax_cross_entropy(logits, labels)
             .map_err(|e| StepError::Diverged(e.to_string()))?;
         if !loss.is_finite() {
