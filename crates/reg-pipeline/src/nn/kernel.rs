@@ -40,6 +40,9 @@ const MR: usize = 8;
 /// Columns of a tile (two 16-lane registers).
 const NR: usize = 32;
 
+/// Row tiles below which [`zero_steps`] does not split its work.
+const MIN_SPLIT_TILES: usize = 32;
+
 /// Whether the AVX-512 kernel runs on this machine in this process.
 pub(crate) fn enabled() -> bool {
     static ENABLED: OnceLock<bool> = OnceLock::new();
@@ -182,8 +185,10 @@ pub(crate) fn zero_steps<F: Scalar>(
             *count = layout.tile_steps(first + t, &mut any, steps);
         }
     };
-    // Two halves of the tiles on two threads: finer tasks cost more than they share out.
-    if rayon::current_num_threads() > 1 && tiles >= 2 {
+    // Two halves of the tiles on two threads when there are enough of them (the weight
+    // gradient's 98, an evaluation chunk's 125; not a batch's 8): finer tasks cost more
+    // than they share out, and so does waking a thread for a few microseconds of work.
+    if rayon::current_num_threads() > 1 && tiles >= MIN_SPLIT_TILES {
         let half = tiles / 2;
         let (s_top, s_bottom) = steps.split_at_mut(half * k);
         let (c_top, c_bottom) = counts.split_at_mut(half);
