@@ -12,7 +12,7 @@
 //! the mask and ReLU's gate one pass backward, and nothing is allocated once the buffers have
 //! their shapes.
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
+use ndarray::{Array2, ArrayView2, Zip};
 use reg_batchnorm::{BatchNorm, BatchShape, ChannelStats};
 use reg_core::{Mode, Result, Scalar};
 
@@ -40,7 +40,7 @@ pub(crate) struct BlockBuffers<F: Scalar> {
 /// on entry and the backward factor (`factor` where `r > 0`, else 0) on exit. The epilogue of
 /// BatchNorm's normalisation, and the whole sweep without BatchNorm.
 #[inline(always)]
-fn relu_dropout<F: Scalar>(dropout: bool) -> impl Fn(F, &mut F) -> F + Send + Sync {
+fn relu_dropout<F: Scalar>(dropout: bool) -> impl Fn(F, &mut F) -> F {
     move |y, gate| {
         let zero = F::zero();
         let r = if y > zero { y } else { zero };
@@ -79,6 +79,7 @@ pub(crate) fn block_forward<F: Scalar>(
         .as_mut()
         .filter(|dropout| dropout.is_active(mode));
     let dropped = dropout.is_some();
+    // The dropout factors first (into `gate`): the sweep below reads them.
     if let Some(dropout) = dropout {
         match drawn {
             Some(drawn) if drawn.start == *dropout.rng() && drawn.factors.dim() == (rows, n) => {
@@ -117,12 +118,6 @@ pub(crate) fn block_forward<F: Scalar>(
     Ok(())
 }
 
-/// Whether a block's sequential passes over `rows × features` values are worth two threads:
-/// a few thousand values each side, against a microsecond or two to hand one half over.
-fn in_halves(rows: usize, features: usize) -> bool {
-    rows >= 2 && rows * features >= 1 << 13 && rayon::current_num_threads() > 1
-}
-
 fn batch_shape(rows: usize, features: usize) -> BatchShape {
     BatchShape {
         batch: rows,
@@ -150,29 +145,15 @@ pub(crate) fn block_backward<F: Scalar>(
     let zero = F::zero();
     // Dropout then ReLU backward: dy = grad_out · gate (a select, so a dropped or gated
     // element is exactly 0 even where grad_out is not finite).
-    let gated = |dy: ArrayViewMut2<'_, F>, d: ArrayView2<'_, F>, gate: ArrayView2<'_, F>| {
-        reg_core::vectorized(
-            #[inline(always)]
-            || {
-                Zip::from(dy)
-                    .and(d)
-                    .and(gate)
-                    .for_each(|dy, &d, &gate| *dy = if gate != zero { d * gate } else { zero });
-            },
-        );
-    };
-    if in_halves(rows, n) {
-        let at = rows / 2;
-        let (dy_top, dy_bottom) = buf.grad_z.view_mut().split_at(Axis(0), at);
-        let (d_top, d_bottom) = grad_out.split_at(Axis(0), at);
-        let (gate_top, gate_bottom) = buf.gate.view().split_at(Axis(0), at);
-        rayon::join(
-            || gated(dy_top, d_top, gate_top),
-            || gated(dy_bottom, d_bottom, gate_bottom),
-        );
-    } else {
-        gated(buf.grad_z.view_mut(), grad_out, buf.gate.view());
-    }
+    reg_core::vectorized(
+        #[inline(always)]
+        || {
+            Zip::from(&mut buf.grad_z)
+                .and(&grad_out)
+                .and(&buf.gate)
+                .for_each(|dy, &d, &gate| *dy = if gate != zero { d * gate } else { zero });
+        },
+    );
     if let Some(bn) = block.batch_norm.as_mut() {
         batch_norm_backward(bn, buf)?;
     }
