@@ -5,7 +5,8 @@ use crate::PipelineError;
 
 /// Sets how many threads training uses, for the whole process (rayon's global pool): each
 /// training step and evaluation runs on one of them, and the matrix products and the
-/// optimizer's update split their work with the others. `None` takes one thread per core; 1
+/// optimizer's update split their work with the others, which during an epoch also prepare
+/// the next batch and dropout masks. `None` takes one thread per core; 1
 /// makes training fully sequential (on the calling thread). More threads than the machine's
 /// cores ([`std::thread::available_parallelism`]) are clamped to that count: extra threads
 /// only wait for each other (1,000 threads made a 5,000-image epoch 200 times slower). The
