@@ -1,4 +1,5 @@
-//! An epoch's batches, the next one filled ahead by the pool's waiting threads.
+//! An epoch's batches and dropout masks, the next step's prepared ahead by the pool's waiting
+//! threads.
 //!
 //! A step alternates split matrix products with sequential passes (BatchNorm, the loss, the
 //! dropout masks). Left alone, rayon's idle threads spin for some microseconds, then sleep,
@@ -127,9 +128,15 @@ impl<'a> Loader<'a> {
     ) -> Result<(), PipelineError> {
         let features = self.data.image_len();
         let indices = self.indices(step);
-        // A poisoned lock only means a waiting thread panicked mid-piece; `filled` counts
-        // finished pieces, so what it holds is still right.
-        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        // A poisoned lock means a waiting thread panicked mid-piece. `filled` counts finished
+        // rows, so the batch is still right; a half-drawn mask's sampler may not be, so the
+        // masks are drawn here (and are from then on: the lock stays poisoned, and the
+        // waiting threads' `try_lock` fails).
+        let mut next = self.next.lock().unwrap_or_else(|poisoned| {
+            let mut next = poisoned.into_inner();
+            next.masks.clear();
+            next
+        });
         let ahead = if next.step == step && !next.failed {
             next.filled
         } else {
@@ -162,8 +169,8 @@ impl<'a> Loader<'a> {
         result
     }
 
-    /// Fills a piece of the next batch, unless another thread is at it or it is full. Returns
-    /// whether it did.
+    /// Fills a piece of the next batch or, once it is full, draws a piece of the next step's
+    /// masks, unless another thread holds them. Returns whether it did.
     fn fill_piece(&self) -> bool {
         let Ok(mut next) = self.next.try_lock() else {
             return false;
