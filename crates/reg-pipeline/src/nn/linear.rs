@@ -79,7 +79,8 @@ impl<F: Scalar> Linear<F> {
     }
 
     /// [`Linear::backward_params`] and [`Linear::input_grad_into`] together, on two threads
-    /// when rayon's pool has them: for a layer whose products are too small to split.
+    /// when rayon's pool has them: what a layer whose products are too small to split gains
+    /// most from (each product still splits its columns when it is large enough).
     pub(crate) fn backward_into(
         &mut self,
         x: ArrayView2<'_, F>,
@@ -212,10 +213,10 @@ impl<F: Scalar> Layer<F> for Linear<F> {
     fn backward_dyn(&mut self, grad_output: ArrayViewD<'_, F>) -> Result<ArrayD<F>> {
         let grad_output = as_rank2(grad_output, "Linear grad_output")?;
         let input = self.cached_input(grad_output)?;
-        self.backward_params(input.view(), grad_output, F::zero());
-        self.input = Some(input);
         let mut grad_input = Array2::zeros((0, 0));
-        self.input_grad_into(grad_output, &mut grad_input);
+        // Both products side by side on two threads (`dy · Wᵀ` reads W before any update).
+        self.backward_into(input.view(), grad_output, F::zero(), &mut grad_input);
+        self.input = Some(input);
         Ok(grad_input.into_dyn())
     }
 
