@@ -149,7 +149,7 @@ impl ActiveSteps {
 
 /// The [`ActiveSteps`] of `a` when the kernel will run on it and leaving out steps pays:
 /// when `skip` says so, or (`None`) when `a` is [`mostly_zero`]. The kernel must apply
-/// (`f32`, AVX-512) and `k < 2³²`. Row tiles are shared out over rayon's pool.
+/// (`f32`, AVX-512) and `k < 2³²`.
 pub(crate) fn zero_steps<F: Scalar>(
     a: &ArrayView2<'_, F>,
     skip: Option<bool>,
@@ -165,18 +165,14 @@ pub(crate) fn zero_steps<F: Scalar>(
     }
     // The two layouts training has: the batch `x` (rows contiguous) and `xᵀ` (columns
     // contiguous). Any other runs the full chain.
-    let (by_rows, by_columns) = (a.to_slice(), a.view().reversed_axes().to_slice());
-    if by_rows.is_none() && by_columns.is_none() {
-        return None;
-    }
+    let values = match (a.to_slice(), a.view().reversed_axes().to_slice()) {
+        (Some(values), _) => Values::ByRows(values),
+        (None, Some(values)) => Values::ByColumns(values),
+        (None, None) => return None,
+    };
+    let layout = Layout { values, m, k };
     let mut steps = vec![0u32; m / MR * k];
     let mut counts = vec![0; m / MR];
-    let layout = Layout {
-        by_rows,
-        by_columns,
-        m,
-        k,
-    };
     let tiles = counts.len();
     // The tiles from `first` on, into their share of `steps` and `counts`.
     let run = |steps: &mut [u32], counts: &mut [usize], first: usize| {
@@ -204,15 +200,20 @@ pub(crate) fn zero_steps<F: Scalar>(
     })
 }
 
-/// A left operand's values in one of the layouts [`zero_steps`] reads.
+/// An m×k left operand's values, in one of the layouts [`zero_steps`] reads.
 #[derive(Clone, Copy)]
 struct Layout<'a, F> {
-    /// Row-major (`a` is the batch `x`).
-    by_rows: Option<&'a [F]>,
-    /// Column-major (`a` is `xᵀ`), when not row-major.
-    by_columns: Option<&'a [F]>,
+    values: Values<'a, F>,
     m: usize,
     k: usize,
+}
+
+#[derive(Clone, Copy)]
+enum Values<'a, F> {
+    /// Row-major (`a` is the batch `x`).
+    ByRows(&'a [F]),
+    /// Column-major (`a` is `xᵀ`).
+    ByColumns(&'a [F]),
 }
 
 impl<F: Scalar> Layout<'_, F> {
@@ -227,14 +228,15 @@ impl<F: Scalar> Layout<'_, F> {
         // Compiled for AVX-512 where the CPU has it.
         reg_core::vectorized(
             #[inline(always)]
-            || {
-                if let Some(values) = self.by_rows {
+            || match self.values {
+                Values::ByRows(values) => {
                     for row in values[t * MR * k..(t + 1) * MR * k].chunks_exact(k) {
                         for (any, &v) in any.iter_mut().zip(row) {
                             *any |= v != zero;
                         }
                     }
-                } else if let Some(values) = self.by_columns {
+                }
+                Values::ByColumns(values) => {
                     // Step q's MR values are contiguous: row q of `aᵀ`, columns t·MR..(t+1)·MR.
                     for (any, column) in any.iter_mut().zip(values.chunks_exact(m)) {
                         let column = &column[t * MR..(t + 1) * MR];

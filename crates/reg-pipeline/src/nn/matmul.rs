@@ -30,13 +30,7 @@ pub(crate) fn gemm<F: Scalar>(
     beta: F,
     c: ArrayViewMut2<'_, F>,
 ) {
-    let parts = parts(&a, &b);
-    let active = kernel::zero_steps(&a, None);
-    let a = Left {
-        a,
-        active: active.as_ref(),
-    };
-    split(alpha, a, b, beta, c, None, parts);
+    product(alpha, a, b, beta, c, None);
 }
 
 /// `c ← a · b + decay · w` (`w` shaped like `c`): the weight gradient with coupled L2, the
@@ -48,13 +42,25 @@ pub(crate) fn gemm_plus_scaled<F: Scalar>(
     w: ArrayView2<'_, F>,
     c: ArrayViewMut2<'_, F>,
 ) {
+    product(F::one(), a, b, F::one(), c, Some((decay, w)));
+}
+
+/// The two above: the zero steps of `a` found once, then the columns split over the threads.
+fn product<F: Scalar>(
+    alpha: F,
+    a: ArrayView2<'_, F>,
+    b: ArrayView2<'_, F>,
+    beta: F,
+    c: ArrayViewMut2<'_, F>,
+    init: Option<(F, ArrayView2<'_, F>)>,
+) {
     let parts = parts(&a, &b);
     let active = kernel::zero_steps(&a, None);
     let a = Left {
         a,
         active: active.as_ref(),
     };
-    split(F::one(), a, b, F::one(), c, Some((decay, w)), parts);
+    split(alpha, a, b, beta, c, init, parts);
 }
 
 fn parts<F: Scalar>(a: &ArrayView2<'_, F>, b: &ArrayView2<'_, F>) -> usize {
