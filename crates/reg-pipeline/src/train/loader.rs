@@ -199,7 +199,8 @@ impl<'a> Loader<'a> {
     }
 
     /// What each other thread of the pool runs for the epoch (see the module): until
-    /// [`Loader::stop`], runs the pool's work as it comes and fills the next batch between.
+    /// [`Loader::stop`], runs the pool's work as it comes and, between, fills the next batch
+    /// and draws the next step's masks.
     /// Returns at once on `owner`, the thread that trains (it would wait for itself).
     pub(crate) fn wait_and_fill(&self, owner: Option<usize>) {
         if owner.is_some() && rayon::current_thread_index() == owner {
