@@ -322,10 +322,11 @@ mod tests {
         Dataset::new(images, labels, 3, 4).unwrap()
     }
 
-    /// A model for 3×4-pixel images with dropout on both hidden blocks.
+    /// A model for 3×4-pixel images with dropout on both hidden blocks; odd widths, so that
+    /// masks have odd sizes, and a first block wide enough for masks of several pieces.
     fn model() -> Mlp<f32> {
         let config = MlpConfig {
-            sizes: vec![12, 8, 6, 3],
+            sizes: vec![12, 301, 5, 3],
             dropout: vec![0.3, 0.5],
             ..MlpConfig::default()
         };
@@ -339,7 +340,7 @@ mod tests {
     fn batches_and_masks_prepared_ahead_are_the_steps_own() {
         let data = data();
         let order: Vec<usize> = (0..50).rev().collect();
-        let batches: Vec<Range<usize>> = (0..50).step_by(8).map(|s| s..(s + 8).min(50)).collect();
+        let batches: Vec<Range<usize>> = (0..50).step_by(7).map(|s| s..(s + 7).min(50)).collect();
         for threads in [1, 2, 3] {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
