@@ -411,7 +411,9 @@ pub fn run_interruptible(args: &Args, handle_ctrl_c: bool) -> Result<RunMetrics,
     let mut observers = Observers {
         console: &mut console,
         chance: &mut chance,
-        tensorboard: tensorboard.as_mut(),
+        tensorboard: tensorboard
+            .as_mut()
+            .map(|t| t as &mut (dyn Observer + Send)),
         tensorboard_failure: None,
         checkpointer: checkpointer.as_mut(),
     };
@@ -1050,7 +1052,7 @@ fn lock_file(dir: &Path) -> Result<std::fs::File, PipelineError> {
 struct Observers<'a> {
     console: &'a mut Console,
     chance: &'a mut ChanceWarning,
-    tensorboard: Option<&'a mut TensorBoardObserver>,
+    tensorboard: Option<&'a mut (dyn Observer + Send)>,
     tensorboard_failure: Option<PipelineError>,
     checkpointer: Option<&'a mut Checkpointer>,
 }
@@ -1154,5 +1156,57 @@ fn short(value: f64) -> String {
         value.to_string()
     } else {
         format!("{value:e}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An observer whose every write fails, as TensorBoard's on a full disk.
+    struct FullDisk;
+
+    impl Observer for FullDisk {
+        fn on_epoch(&mut self, _: &Trainer, _: &EpochMetrics) -> Result<(), PipelineError> {
+            Err(PipelineError::io(
+                "tb/events",
+                std::io::Error::other("No space left"),
+            ))
+        }
+    }
+
+    #[test]
+    fn a_failing_tensorboard_is_set_aside_and_training_goes_on() {
+        let trainer = Trainer::new(TrainConfig::default()).unwrap();
+        let metrics = EpochMetrics {
+            epoch: 1,
+            lr: 1e-3,
+            train_loss: 0.5,
+            train_acc: 0.9,
+            val_loss: 0.4,
+            val_acc: 0.9,
+            seconds: 1.0,
+            eval_seconds: 0.1,
+        };
+        let (mut console, mut chance, mut full) = (
+            Console::new(ProgressMode::Off, 2),
+            ChanceWarning::default(),
+            FullDisk,
+        );
+        let mut observers = Observers {
+            console: &mut console,
+            chance: &mut chance,
+            tensorboard: Some(&mut full),
+            tensorboard_failure: None,
+            checkpointer: None,
+        };
+        assert!(observers.on_epoch(&trainer, &metrics).is_ok());
+        assert!(observers.tensorboard.is_none());
+        assert!(matches!(
+            observers.tensorboard_failure,
+            Some(PipelineError::Io { .. })
+        ));
+        // Later epochs go on without it.
+        assert!(observers.on_epoch(&trainer, &metrics).is_ok());
     }
 }
