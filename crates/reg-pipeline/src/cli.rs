@@ -10,23 +10,28 @@
 //! error rather than being mixed with a new run's.
 //!
 //! Reliability, as the user sees it:
-//! - One run per checkpoint folder: the run holds an exclusive advisory lock on
-//!   `DIR/reg-train.lock` (the operating system drops it when the process ends, however it
-//!   ends, so a killed run never blocks the next one); a second run is refused.
-//! - Resuming skips damaged checkpoints (checksum mismatch, truncation) with a warning naming
-//!   each, and continues from the newest intact one.
+//! - One run per checkpoint folder: the run holds an exclusive advisory lock on the folder
+//!   itself (or, where a folder cannot be locked, on `DIR/reg-train.lock`); the operating
+//!   system drops it when the process ends, however it ends, so a killed run never blocks the
+//!   next one; a second run is refused.
+//! - Resuming skips damaged checkpoints (checksum mismatch, truncation) and renamed ones (the
+//!   name is not the epochs they hold), moves them aside with a warning naming each, and
+//!   continues from the newest intact one; it refuses other data than the checkpoint was
+//!   trained on (`--allow-other-data`) and says when the matrix-product path changed.
 //! - Outputs (`--export`, `--metrics-out`, `--plot`) are written atomically, the model first;
 //!   one that fails does not stop the others, and the exit status and message name each that
 //!   failed. An output that exists and is not a regular file (a folder, a device, a FIFO) is
 //!   refused before training; a symlink to a regular file is followed (the link stays).
+//!   TensorBoard only watches: its failure is a warning, then an output failure at the end.
 //! - `--threads` above the machine's cores is clamped to them, with a notice.
 //! - Divergence (a non-finite loss, gradient, weight, optimizer moment, or BatchNorm running
 //!   statistic) stops the run naming the epoch, the step and the last good checkpoint, which
 //!   loads and resumes. A validation loss no better than chance after [`CHANCE_EPOCHS`]
-//!   epochs gets a warning ([`no_better_than_chance`]).
+//!   epochs gets a warning ([`no_better_than_chance`]) naming the likely causes.
 //! - Ctrl-C stops after the current step; the unfinished epoch is abandoned, nothing
 //!   half-done is written, and the message says what was saved and the command that resumes
-//!   (exit status 130). A second Ctrl-C exits at once.
+//!   (exit status 130). After the last epoch it lets the outputs be written, says so, and
+//!   exits with 130 too. A second Ctrl-C exits at once.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -81,8 +86,9 @@ Outputs (--export, --metrics-out, --plot, checkpoints) are written atomically, t
 if one fails the others are still written and the exit status is 1. An output must be a new \
 path or a regular file: a symlink to a regular file is followed (the link stays); a folder, \
 device, FIFO, dangling symlink or symlink loop is refused before training.
-One run at a time per --checkpoint-dir (lock file reg-train.lock, released when the process \
-ends). Checkpoints carry a SHA-256 checksum; --resume skips damaged ones with a warning.
+One run at a time per --checkpoint-dir (the folder is locked until the process ends). \
+Checkpoints carry a SHA-256 checksum; --resume moves damaged or renamed ones aside with a \
+warning, and refuses other data than the checkpoint was trained on.
 Divergence stops the run naming the epoch, step and last good checkpoint. Ctrl-C stops after \
 the current step and prints the command that resumes (exit status 130).";
 
@@ -148,7 +154,7 @@ pub struct Args {
     #[arg(long)]
     pub metrics_out: Option<PathBuf>,
     /// Write the full training state here after every epoch (the newest 2 are kept). One run
-    /// at a time per folder (it holds the lock file reg-train.lock there).
+    /// at a time per folder (it holds a lock on the folder).
     #[arg(long)]
     pub checkpoint_dir: Option<PathBuf>,
     /// Continue from the newest checkpoint in --checkpoint-dir with its settings (start fresh,
