@@ -435,19 +435,7 @@ pub fn run_interruptible(args: &Args, handle_ctrl_c: bool) -> Result<RunMetrics,
         )
     });
     let tensorboard_failure = observers.tensorboard_failure.take();
-    let metrics = match fitted {
-        Ok(metrics) => metrics,
-        Err(e @ PipelineError::Interrupted { .. }) => {
-            report_interruption(&e, args, checkpointer.as_ref());
-            return Err(e);
-        }
-        Err(e) => {
-            return Err(match &checkpointer {
-                Some(c) => c.annotate(e),
-                None => e,
-            });
-        }
-    };
+    let metrics = fitted.map_err(|e| explain_stop(e, args, checkpointer.as_ref()))?;
     let tensorboard = tensorboard.filter(|_| tensorboard_failure.is_none());
     print_results(&metrics, checkpointer.as_ref(), tensorboard.as_ref(), args);
     let run = RunInfo {
@@ -463,6 +451,23 @@ pub fn run_interruptible(args: &Args, handle_ctrl_c: bool) -> Result<RunMetrics,
     let failed = tensorboard_failure.map(|e| ("--tensorboard", e));
     write_outputs(args, &trainer, &metrics, &run, failed)?;
     Ok(metrics)
+}
+
+/// A run that stopped early: after Ctrl-C, what was saved and how to resume (on stderr);
+/// after divergence, the newest checkpoint named in the error.
+fn explain_stop(
+    error: PipelineError,
+    args: &Args,
+    checkpointer: Option<&Checkpointer>,
+) -> PipelineError {
+    match (error, checkpointer) {
+        (e @ PipelineError::Interrupted { .. }, _) => {
+            report_interruption(&e, args, checkpointer);
+            e
+        }
+        (e, Some(c)) => c.annotate(e),
+        (e, None) => e,
+    }
 }
 
 /// What a run starts from, once its settings, outputs and data have been checked.
