@@ -21,7 +21,7 @@
 //! socket, a dangling symlink or a symlink loop — is refused, before training
 //! ([`check_output_path`]) and again at write time.
 
-use std::io::Write;
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -71,14 +71,30 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PipelineError> 
 pub fn write_atomically_if_absent(path: &Path, bytes: &[u8]) -> Result<bool, PipelineError> {
     let (tmp, _) = write_temporary(path, bytes).map_err(|(p, e)| PipelineError::io(p, e))?;
     // A hard link is created only if nothing is at `path`: the no-replace rename.
-    let linked = std::fs::hard_link(&tmp, path);
+    let linked = match std::fs::hard_link(&tmp, path) {
+        // A file system without hard links (FAT, some FUSE and SMB mounts): check, then
+        // rename, which leaves a moment in which a second writer could win instead.
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::Unsupported | ErrorKind::PermissionDenied
+            ) =>
+        {
+            if std::fs::symlink_metadata(path).is_ok() {
+                Err(std::io::Error::from(ErrorKind::AlreadyExists))
+            } else {
+                std::fs::rename(&tmp, path)
+            }
+        }
+        other => other,
+    };
     let _ = std::fs::remove_file(&tmp);
     match linked {
         Ok(()) => {
             sync_dir(parent_dir(path)).map_err(|(p, e)| PipelineError::io(p, e))?;
             Ok(true)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(PipelineError::io(path, e)),
     }
 }
@@ -230,4 +246,54 @@ pub fn check_output_path(path: &Path) -> Result<(), PipelineError> {
         .open(&probe)
         .map_err(|e| PipelineError::io(path, e))?;
     std::fs::remove_file(&probe).map_err(|e| PipelineError::io(&probe, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_names_are_new_each_time_and_fit_the_longest_name() {
+        let long = Path::new("/out").join("é".repeat(127)); // 254 bytes
+        let (a, b) = (temporary_path(&long), temporary_path(&long));
+        assert_ne!(a, b);
+        for tmp in [a, b] {
+            let name = tmp.file_name().unwrap().to_str().unwrap();
+            assert!(name.len() <= MAX_FILE_NAME_BYTES, "{} bytes", name.len());
+            assert!(name.starts_with(".é") && name.ends_with(".tmp"), "{name}");
+        }
+        let short = temporary_path(Path::new("m.json"));
+        let name = short.to_str().unwrap();
+        assert!(
+            name.starts_with(".m.json.") && name.ends_with(".tmp"),
+            "{name}"
+        );
+    }
+
+    #[test]
+    fn write_if_absent_keeps_the_first_writers_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run-00000.json");
+        assert!(write_atomically_if_absent(&path, b"first").unwrap());
+        assert!(!write_atomically_if_absent(&path, b"second").unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), b"first");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary file is left");
+    }
+
+    #[test]
+    fn concurrent_writers_of_one_file_leave_one_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("result.json");
+        let bodies: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 200_000]).collect();
+        std::thread::scope(|scope| {
+            for body in &bodies {
+                let path = &path;
+                scope.spawn(move || write_atomically(path, body).unwrap());
+            }
+        });
+        let written = std::fs::read(&path).unwrap();
+        assert!(bodies.contains(&written), "a mix of writers");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
 }
