@@ -91,21 +91,15 @@ fn run(args: &Args) -> Result<(), StudyError> {
     if let Some(dir) = &args.study.merge {
         return report(args, &study::merge(dir)?);
     }
-    if args.seeds == 0 {
-        return Err(PipelineError::InvalidSetting {
-            name: "seeds",
-            value: "0".into(),
-            allowed: "at least 1",
-        }
-        .into());
-    }
+    args.study.refuse_in_a_shard("--plot", !args.plot.is_empty())?;
+    // Checked before the data is read: three models per seed.
+    let seeds = study::seed_range(args.seed, args.seeds, 3)?;
     let data = StudyData::load(
         args.data_dir.as_deref(),
         args.quiet,
         Some(args.train_images),
     )?;
     let (train, validation_size) = (&data.train, data.validation.len());
-    let seeds: Vec<u64> = (args.seed..).take(args.seeds).collect();
     let study = Study::over_seeds(
         format!("overfitting, {} epochs", args.epochs),
         format!(

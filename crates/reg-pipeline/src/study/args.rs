@@ -32,6 +32,10 @@ pub struct StudyArgs {
     /// Runs at once in this process, each with cores / K threads.
     #[arg(long, default_value_t = 1, value_name = "K")]
     pub jobs: usize,
+    /// Most threads per run (default: the cores this process may use, from its affinity
+    /// mask, cgroup quota and SLURM_CPUS_PER_TASK, divided by --jobs).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 impl StudyArgs {
@@ -41,6 +45,58 @@ impl StudyArgs {
     /// As [`Shard::resolve`].
     pub fn shard(&self) -> Result<Shard, StudyError> {
         Shard::resolve(self.shard, self.shard_count, |k| std::env::var(k).ok())
+    }
+
+    /// Refuses an output that needs every run's result (`flag`, such as `--plot`, when
+    /// `given`) in a process that runs only one shard of several: the chart comes from
+    /// `--merge`.
+    ///
+    /// # Errors
+    /// As [`StudyArgs::shard`]; [`StudyError::NeedsWholeStudy`].
+    pub fn refuse_in_a_shard(&self, flag: &'static str, given: bool) -> Result<(), StudyError> {
+        if !given || self.merge.is_some() {
+            return Ok(());
+        }
+        let shard = self.shard()?;
+        if shard.is_whole() {
+            return Ok(());
+        }
+        Err(StudyError::NeedsWholeStudy {
+            flag,
+            shard: shard.to_string(),
+        })
+    }
+}
+
+/// One line per run: its file's number, variant, seed, what it measured, and whether it ran
+/// now or was found finished.
+fn run_line(r: &RunResult, skipped: bool) -> String {
+    format!(
+        "run-{:05} | {} | seed {} | test acc {:.2}% | train acc (eval) {:.2}% | {} epochs | {}",
+        r.index,
+        r.variant,
+        r.seed,
+        100.0 * r.metrics.test_acc,
+        100.0 * r.train_eval.accuracy,
+        r.metrics.epochs.len(),
+        if skipped {
+            "skipped: finished earlier".to_owned()
+        } else {
+            format!("{:.1} s on {} threads", r.seconds, r.threads)
+        }
+    )
+}
+
+/// Ctrl-C (SIGINT) ends a study at once, also when it was started in the background (where
+/// the shell leaves SIGINT ignored): finished runs are in their files, and the same command
+/// started again runs the rest.
+fn stop_on_interrupt() {
+    let installed = ctrlc::set_handler(|| {
+        eprintln!("\ninterrupted: finished runs are kept; start the same command again to run the rest");
+        std::process::exit(130);
+    });
+    if let Err(e) = installed {
+        eprintln!("notice: Ctrl-C handler not installed ({e})");
     }
 }
 
@@ -60,28 +116,21 @@ impl StudyArgs {
     ) -> Result<Option<Vec<RunResult>>, StudyError> {
         let shard = self.shard()?;
         let total = study.runs().len();
+        // Under --quiet the line goes to stderr: a cluster task's log then still says which
+        // runs ran and which were skipped, and stdout keeps only the table.
         let on_result = |r: &RunResult, skipped: bool| {
-            if !quiet {
-                println!(
-                    "[{:>3}/{total}] {} | seed {} | test acc {:.2}% | train acc (eval) {:.2}% | {} epochs | {}",
-                    r.index + 1,
-                    r.variant,
-                    r.seed,
-                    100.0 * r.metrics.test_acc,
-                    100.0 * r.train_eval.accuracy,
-                    r.metrics.epochs.len(),
-                    if skipped {
-                        "finished earlier".to_owned()
-                    } else {
-                        format!("{:.1} s", r.seconds)
-                    }
-                );
+            if quiet {
+                eprintln!("{}", run_line(r, skipped));
+            } else {
+                println!("{}", run_line(r, skipped));
             }
         };
+        stop_on_interrupt();
         if !quiet {
             println!(
-                "{}: {total} runs; shard {shard} takes {}; {} at once",
+                "{}: {total} runs (run-00000 … run-{:05}); shard {shard} takes {}; {} at once",
                 study.name(),
+                total.saturating_sub(1),
                 shard.indices(total).count(),
                 self.jobs
             );
@@ -91,6 +140,7 @@ impl StudyArgs {
             study,
             shard,
             self.jobs,
+            self.threads,
             self.results.as_deref(),
             work,
             &on_result,

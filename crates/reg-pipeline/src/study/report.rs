@@ -1,6 +1,7 @@
 //! Tables of a study: mean ± 95 % confidence interval per variant, and the paired difference
 //! to the reference variant.
 
+use super::store::Divergence;
 use super::RunResult;
 use super::stats::MeanCi;
 
@@ -67,6 +68,10 @@ pub struct Report {
     pub reference: Option<String>,
     /// Variants in the study's order.
     pub variants: Vec<VariantSummary>,
+    /// The thread counts the runs trained on, each once, in increasing order.
+    pub threads: Vec<usize>,
+    /// The runs whose training diverged (variant, seed, where), left out of the statistics.
+    pub diverged: Vec<(String, u64, Divergence)>,
 }
 
 impl Report {
@@ -74,6 +79,29 @@ impl Report {
     /// order of first appearance. Seeds are paired with the reference's by seed value.
     #[must_use]
     pub fn new(results: &[RunResult]) -> Self {
+        let diverged = results
+            .iter()
+            .filter_map(|r| Some((r.variant.clone(), r.seed, r.diverged.clone()?)))
+            .collect();
+        let trained: Vec<RunResult> = results
+            .iter()
+            .filter(|r| r.diverged.is_none())
+            .cloned()
+            .collect();
+        let mut summary = Self::of_trained(&trained);
+        summary.diverged = diverged;
+        let mut threads: Vec<usize> = results.iter().map(|r| r.threads).collect();
+        threads.sort_unstable();
+        threads.dedup();
+        summary.threads = threads;
+        if summary.study.is_empty() {
+            summary.study = results.first().map(|r| r.study.clone()).unwrap_or_default();
+        }
+        summary
+    }
+
+    /// The report of runs that all trained to the end.
+    fn of_trained(results: &[RunResult]) -> Self {
         let mut names: Vec<&str> = Vec::new();
         for r in results {
             if !names.contains(&r.variant.as_str()) {
@@ -130,12 +158,14 @@ impl Report {
             study: results.first().map(|r| r.study.clone()).unwrap_or_default(),
             reference,
             variants,
+            threads: Vec::new(),
+            diverged: Vec::new(),
         }
     }
 
     /// A markdown table, then a line saying what ± and Δ mean and which differences are
-    /// significant. With `with_time`, a column of mean seconds per run (the only part that
-    /// differs between two runs of the same study).
+    /// significant. With `with_time`, a column of mean seconds per run and a line giving the
+    /// runs' thread counts (the only parts that differ between two runs of the same study).
     #[must_use]
     pub fn markdown(&self, with_time: bool) -> String {
         let reference = self.reference.as_deref();
@@ -189,6 +219,16 @@ impl Report {
         }
         table.push('\n');
         table.push_str(&self.legend());
+        for (variant, seed, at) in &self.diverged {
+            table.push_str(&format!(
+                "Diverged, left out of the table: {variant}, seed {seed}, at epoch {}, step {} ({}).\n",
+                at.epoch, at.step, at.what
+            ));
+        }
+        if with_time {
+            let counts: Vec<String> = self.threads.iter().map(usize::to_string).collect();
+            table.push_str(&format!("Threads per run: {}.\n", counts.join(", ")));
+        }
         table
     }
 
@@ -242,6 +282,9 @@ mod tests {
 
     fn result(variant: &str, seed: u64, test_acc: f64) -> RunResult {
         RunResult {
+            checksum: String::new(),
+            threads: 1,
+            diverged: None,
             study: "s".into(),
             data: "d".into(),
             reference: Some("full".into()),
@@ -294,6 +337,27 @@ mod tests {
             table.contains("Significant in test accuracy: worse; in test loss: none."),
             "{table}"
         );
+    }
+
+    #[test]
+    fn a_diverged_run_is_listed_and_left_out_of_the_statistics() {
+        let mut blown = result("worse", 1, 0.0);
+        blown.diverged = Some(Divergence {
+            epoch: 1,
+            step: 3,
+            what: "loss = inf".into(),
+        });
+        let results = [
+            result("full", 0, 0.98),
+            result("full", 1, 0.98),
+            result("worse", 0, 0.97),
+            blown,
+        ];
+        let report = Report::new(&results);
+        assert_eq!(report.variants[1].seeds, [0]);
+        assert_eq!(report.diverged.len(), 1);
+        let table = report.markdown(false);
+        assert!(table.contains("worse, seed 1, at epoch 1, step 3"), "{table}");
     }
 
     #[test]
