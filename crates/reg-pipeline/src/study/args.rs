@@ -82,7 +82,8 @@ fn run_line(r: &RunResult, skipped: bool) -> String {
         if skipped {
             "skipped: finished earlier".to_owned()
         } else {
-            format!("{:.1} s on {} threads", r.seconds, r.threads)
+            let plural = if r.threads == 1 { "" } else { "s" };
+            format!("{:.1} s on {} thread{plural}", r.seconds, r.threads)
         }
     )
 }
