@@ -437,7 +437,8 @@ fn a_diverged_run_is_recorded_and_the_study_goes_on() {
     let base = small_study().runs()[6].config.clone();
     diverging.push("fine", 0, base.clone());
     diverging.push("blows up", 0, TrainConfig { lr: 1e30, ..base.clone() });
-    diverging.push("fine after", 0, base);
+    diverging.push("fine after", 0, base.clone());
+    diverging.push("huge L2", 0, TrainConfig { l2: 1e308, ..base });
     let (train, validation, test) = splits();
     let work = |run: &study::StudyRun| {
         experiments::run(&run.variant, run.config.clone(), &train, &validation, &test, &mut ())
@@ -445,13 +446,14 @@ fn a_diverged_run_is_recorded_and_the_study_goes_on() {
     let dir = tempfile::tempdir().expect("temp dir");
     let outcome = study::execute(&diverging, Shard::WHOLE, 1, None, Some(dir.path()), &work, &|_, _| {})
         .expect("a diverged run does not stop the study");
-    assert_eq!(outcome.ran, 3);
+    assert_eq!(outcome.ran, 4);
+    assert!(outcome.results[3].diverged.is_some(), "L2 = 1e308 diverges");
     let diverged = outcome.results[1].diverged.as_ref().expect("recorded");
     assert!(diverged.epoch >= 1 && diverged.step >= 1, "{diverged:?}");
     assert!(outcome.results[2].diverged.is_none());
     let merged = study::merge(dir.path()).expect("a diverged run merges");
     let report = Report::new(&merged);
-    assert_eq!(report.diverged.len(), 1);
+    assert_eq!(report.diverged.len(), 2);
     assert!(report.markdown(false).contains("blows up, seed 0"));
 }
 
@@ -459,7 +461,8 @@ fn a_diverged_run_is_recorded_and_the_study_goes_on() {
 fn a_restarted_run_replaces_its_own_tensorboard_file() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (train, validation, test) = splits();
-    let run = &small_study().runs()[0];
+    let study = small_study();
+    let run = &study.runs()[0];
     let splits = experiments::Splits { train: &train, validation: &validation, test: &test };
     for _ in 0..2 {
         experiments::run_study_run(run, splits, Some(dir.path()), true).expect("runs");

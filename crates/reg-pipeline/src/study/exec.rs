@@ -45,15 +45,7 @@ pub fn execute(
     work: &(dyn Fn(&StudyRun) -> Result<ExperimentRun, PipelineError> + Sync),
     on_result: &(dyn Fn(&RunResult, bool) + Sync),
 ) -> Result<Outcome, StudyError> {
-    check_setup(shard, jobs, threads, results)?;
-    if study.runs.len() > super::MAX_RUNS {
-        return Err(PipelineError::InvalidSetting {
-            name: "runs",
-            value: study.runs.len().to_string(),
-            allowed: "at most 100,000 runs per study",
-        }
-        .into());
-    }
+    check_setup(study, shard, (jobs, threads), results)?;
     let (mut done, todo) = split_finished(study, shard, results, on_result)?;
     let skipped = done.len();
     let ran = todo.len();
@@ -133,14 +125,22 @@ fn outcome_of(
     }
 }
 
-/// Refuses a `jobs` or `threads` of 0 and a shard of several without a results folder;
-/// creates the folder.
+/// Refuses a `jobs` or `threads` of 0, a study of more than [`super::MAX_RUNS`] runs and a
+/// shard of several without a results folder; creates the folder.
 fn check_setup(
+    study: &Study,
     shard: Shard,
-    jobs: usize,
-    threads: Option<usize>,
+    (jobs, threads): (usize, Option<usize>),
     results: Option<&Path>,
 ) -> Result<(), StudyError> {
+    if study.runs.len() > super::MAX_RUNS {
+        return Err(PipelineError::InvalidSetting {
+            name: "runs",
+            value: study.runs.len().to_string(),
+            allowed: "at most 100,000 runs per study",
+        }
+        .into());
+    }
     for (name, value) in [("jobs", jobs), ("threads", threads.unwrap_or(1))] {
         if value == 0 {
             return Err(PipelineError::InvalidSetting {

@@ -284,7 +284,7 @@ mod tests {
         ]);
         assert!(matches!(
             Shard::resolve(None, None, past_end),
-            Err(StudyError::Shard { .. })
+            Err(StudyError::SlurmArray { .. })
         ));
     }
 
@@ -310,13 +310,14 @@ mod tests {
     fn a_slurm_list_array_is_refused_naming_the_variables() {
         // --array=0,2: Slurm sets COUNT=2, MIN=0, MAX=2, STEP=1 in both tasks.
         for id in ["0", "2"] {
-            let list = env(&[
+            let vars = [
                 ("SLURM_ARRAY_TASK_ID", id),
                 ("SLURM_ARRAY_TASK_COUNT", "2"),
                 ("SLURM_ARRAY_TASK_MIN", "0"),
                 ("SLURM_ARRAY_TASK_MAX", "2"),
                 ("SLURM_ARRAY_TASK_STEP", "1"),
-            ]);
+            ];
+            let list = env(&vars);
             assert!(
                 matches!(
                     Shard::resolve(None, None, list),
