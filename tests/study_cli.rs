@@ -103,7 +103,7 @@ fn ctrl_c_ends_a_study_started_with_sigint_ignored() {
     let started = lines
         .by_ref()
         .map_while(Result::ok)
-        .any(|line| line.contains("epoch"));
+        .any(|line| line.contains("| epoch"));
     assert!(started, "the study reached its first epoch");
     // Keep reading, so that the study never writes into a closed pipe.
     let drain = std::thread::spawn(move || lines.count());

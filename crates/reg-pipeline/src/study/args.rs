@@ -169,3 +169,45 @@ impl StudyArgs {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Evaluation, RunMetrics, TrainConfig};
+
+    #[test]
+    fn a_run_line_names_the_run_as_its_file_does() {
+        let result = RunResult {
+            checksum: String::new(),
+            study: "s".into(),
+            data: "d".into(),
+            reference: None,
+            definition: "h".into(),
+            runs_total: 6,
+            index: 4,
+            variant: "full".into(),
+            seed: 1,
+            metrics: RunMetrics {
+                config: TrainConfig::default(),
+                epochs: Vec::new(),
+                best_epoch: 0,
+                stopped_early: false,
+                test_loss: 0.1,
+                test_acc: 0.97,
+                median_epoch_seconds: 0.0,
+                test_eval_seconds: 0.0,
+            },
+            train_eval: Evaluation {
+                loss: 0.1,
+                accuracy: 0.98,
+                seconds: 0.0,
+            },
+            seconds: 2.0,
+            threads: 1,
+            diverged: None,
+        };
+        // The file is run-00004.json; the line says so (not "[5/6]").
+        assert!(run_line(&result, false).starts_with("run-00004 | full | seed 1 |"));
+        assert!(run_line(&result, true).ends_with("skipped: finished earlier"));
+    }
+}
