@@ -91,7 +91,8 @@ fn run(args: &Args) -> Result<(), StudyError> {
     if let Some(dir) = &args.study.merge {
         return report(args, &study::merge(dir)?);
     }
-    args.study.refuse_in_a_shard("--plot", !args.plot.is_empty())?;
+    args.study
+        .refuse_in_a_shard("--plot", !args.plot.is_empty())?;
     if args.train_images.is_some_and(|n| n < 2) {
         return Err(PipelineError::InvalidSetting {
             name: "train-images",
@@ -141,9 +142,10 @@ fn ablation_study(args: &Args) -> Result<Study, StudyError> {
     let variants = all.iter().filter(|(name, _)| chosen(name)).count();
     let seeds = study::seed_range(args.seed, args.seeds, variants)?;
     let reference = chosen("full").then_some("full");
-    let training = args
-        .train_images
-        .map_or_else(|| "55,000 training images".to_owned(), |n| format!("the first {n} training images"));
+    let training = args.train_images.map_or_else(
+        || "55,000 training images".to_owned(),
+        |n| format!("the first {n} training images"),
+    );
     Ok(Study::over_seeds(
         format!("ablation, {} epochs", args.epochs),
         format!("MNIST: {training}, the last 5,000 for validation, 10,000 test"),

@@ -49,12 +49,23 @@ fn seed_counts_that_would_exhaust_memory_are_refused_by_name() {
         ("overfitting", "10000000000"),
     ] {
         let (output, err) = run(name, &["--data-dir", &nowhere, "--seeds", seeds]);
-        assert_eq!(output.status.code(), Some(1), "{name} --seeds {seeds}: {err}");
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{name} --seeds {seeds}: {err}"
+        );
         assert!(err.contains(&format!("--seeds = {seeds}")), "{err}");
     }
     let (output, err) = run(
         "ablation",
-        &["--data-dir", &nowhere, "--seed", "18446744073709551615", "--seeds", "2"],
+        &[
+            "--data-dir",
+            &nowhere,
+            "--seed",
+            "18446744073709551615",
+            "--seeds",
+            "2",
+        ],
     );
     assert_eq!(output.status.code(), Some(1), "{err}");
     assert!(err.contains("--seed = 18446744073709551615"), "{err}");
@@ -75,7 +86,16 @@ fn a_chart_is_refused_for_one_shard() {
     let chart = tmp.path().join("chart.svg").display().to_string();
     let (output, err) = run(
         "ablation",
-        &["--data-dir", &nowhere, "--shard", "0/2", "--results", &results, "--plot", &chart],
+        &[
+            "--data-dir",
+            &nowhere,
+            "--shard",
+            "0/2",
+            "--results",
+            &results,
+            "--plot",
+            &chart,
+        ],
     );
     assert_eq!(output.status.code(), Some(1), "{err}");
     assert!(err.contains("--plot needs every run"), "{err}");
@@ -108,7 +128,13 @@ fn ctrl_c_ends_a_study_started_with_sigint_ignored() {
     // Keep reading, so that the study never writes into a closed pipe.
     let drain = std::thread::spawn(move || lines.count());
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {

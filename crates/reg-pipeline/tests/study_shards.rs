@@ -320,7 +320,11 @@ fn every_run_file_records_its_thread_count() {
     let dir = finished_folder();
     let merged = study::merge(dir.path()).expect("complete");
     // 2 jobs on this machine's cores: at least 1 thread each, the same for every run.
-    assert!(merged.iter().all(|r| r.threads >= 1 && r.threads == merged[0].threads));
+    assert!(
+        merged
+            .iter()
+            .all(|r| r.threads >= 1 && r.threads == merged[0].threads)
+    );
     let table = Report::new(&merged).markdown(true);
     assert!(table.contains("Threads per run: "), "{table}");
 }
@@ -328,7 +332,9 @@ fn every_run_file_records_its_thread_count() {
 #[test]
 fn a_hand_edited_result_is_refused_by_its_checksum() {
     let dir = finished_folder();
-    tamper(dir.path(), 3, false, |j| j["metrics"]["test_acc"] = (-5.0).into());
+    tamper(dir.path(), 3, false, |j| {
+        j["metrics"]["test_acc"] = (-5.0).into()
+    });
     assert!(matches!(
         study::merge(dir.path()),
         Err(StudyError::CorruptResult { .. })
@@ -370,7 +376,9 @@ fn a_renamed_variant_or_changed_total_is_refused() {
 fn a_huge_runs_total_is_refused_without_allocating() {
     let dir = tempfile::tempdir().expect("temp dir");
     execute(Shard::new(0, 9).expect("valid"), 1, Some(dir.path()), false);
-    tamper(dir.path(), 0, true, |j| j["runs_total"] = 1_000_000_000_000_u64.into());
+    tamper(dir.path(), 0, true, |j| {
+        j["runs_total"] = 1_000_000_000_000_u64.into()
+    });
     assert!(matches!(
         study::merge(dir.path()),
         Err(StudyError::CorruptResult { .. })
@@ -381,14 +389,22 @@ fn a_huge_runs_total_is_refused_without_allocating() {
 fn a_fifo_named_as_a_result_is_refused_without_blocking() {
     let dir = tempfile::tempdir().expect("temp dir");
     let fifo = study::result_path(dir.path(), 0);
-    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
     assert!(made.success());
     assert!(matches!(
         study::merge(dir.path()),
         Err(StudyError::NotAFile { .. })
     ));
     // A shard whose run 0 is there as a FIFO refuses too, instead of hanging.
-    let result = try_execute(Shard::new(0, 9).expect("valid"), 1, Some(dir.path()), &|_, _| {});
+    let result = try_execute(
+        Shard::new(0, 9).expect("valid"),
+        1,
+        Some(dir.path()),
+        &|_, _| {},
+    );
     assert!(matches!(result, Err(StudyError::NotAFile { .. })));
 }
 
@@ -418,17 +434,29 @@ fn a_copy_of_a_result_file_is_named_as_a_stray_file() {
 fn seeds_are_bounded_and_never_wrap() {
     assert!(matches!(
         study::seed_range(0, usize::MAX, 7),
-        Err(StudyError::Pipeline(PipelineError::InvalidSetting { name: "seeds", .. }))
+        Err(StudyError::Pipeline(PipelineError::InvalidSetting {
+            name: "seeds",
+            ..
+        }))
     ));
     assert!(matches!(
         study::seed_range(0, 10_000_000_000, 3),
-        Err(StudyError::Pipeline(PipelineError::InvalidSetting { name: "seeds", .. }))
+        Err(StudyError::Pipeline(PipelineError::InvalidSetting {
+            name: "seeds",
+            ..
+        }))
     ));
     assert!(matches!(
         study::seed_range(u64::MAX, 2, 1),
-        Err(StudyError::Pipeline(PipelineError::InvalidSetting { name: "seed", .. }))
+        Err(StudyError::Pipeline(PipelineError::InvalidSetting {
+            name: "seed",
+            ..
+        }))
     ));
-    assert_eq!(study::seed_range(u64::MAX, 1, 1).expect("valid"), [u64::MAX]);
+    assert_eq!(
+        study::seed_range(u64::MAX, 1, 1).expect("valid"),
+        [u64::MAX]
+    );
 }
 
 #[test]
@@ -436,16 +464,38 @@ fn a_diverged_run_is_recorded_and_the_study_goes_on() {
     let mut diverging = Study::new("diverging", "synthetic 6×6", None);
     let base = small_study().runs()[6].config.clone();
     diverging.push("fine", 0, base.clone());
-    diverging.push("blows up", 0, TrainConfig { lr: 1e30, ..base.clone() });
+    diverging.push(
+        "blows up",
+        0,
+        TrainConfig {
+            lr: 1e30,
+            ..base.clone()
+        },
+    );
     diverging.push("fine after", 0, base.clone());
     diverging.push("huge L2", 0, TrainConfig { l2: 1e308, ..base });
     let (train, validation, test) = splits();
     let work = |run: &study::StudyRun| {
-        experiments::run(&run.variant, run.config.clone(), &train, &validation, &test, &mut ())
+        experiments::run(
+            &run.variant,
+            run.config.clone(),
+            &train,
+            &validation,
+            &test,
+            &mut (),
+        )
     };
     let dir = tempfile::tempdir().expect("temp dir");
-    let outcome = study::execute(&diverging, Shard::WHOLE, 1, None, Some(dir.path()), &work, &|_, _| {})
-        .expect("a diverged run does not stop the study");
+    let outcome = study::execute(
+        &diverging,
+        Shard::WHOLE,
+        1,
+        None,
+        Some(dir.path()),
+        &work,
+        &|_, _| {},
+    )
+    .expect("a diverged run does not stop the study");
     assert_eq!(outcome.ran, 4);
     assert!(outcome.results[3].diverged.is_some(), "L2 = 1e308 diverges");
     let diverged = outcome.results[1].diverged.as_ref().expect("recorded");
@@ -463,7 +513,11 @@ fn a_restarted_run_replaces_its_own_tensorboard_file() {
     let (train, validation, test) = splits();
     let study = small_study();
     let run = &study.runs()[0];
-    let splits = experiments::Splits { train: &train, validation: &validation, test: &test };
+    let splits = experiments::Splits {
+        train: &train,
+        validation: &validation,
+        test: &test,
+    };
     for _ in 0..2 {
         experiments::run_study_run(run, splits, Some(dir.path()), true).expect("runs");
     }

@@ -93,7 +93,9 @@ fn run_line(r: &RunResult, skipped: bool) -> String {
 /// started again runs the rest.
 fn stop_on_interrupt() {
     let installed = ctrlc::set_handler(|| {
-        eprintln!("\ninterrupted: finished runs are kept; start the same command again to run the rest");
+        eprintln!(
+            "\ninterrupted: finished runs are kept; start the same command again to run the rest"
+        );
         std::process::exit(130);
     });
     if let Err(e) = installed {

@@ -83,9 +83,8 @@ pub(super) fn sealed(result: &RunResult) -> Result<Vec<u8>, serde_json::Error> {
 
 /// Whether `bytes` carry the checksum [`sealed`] wrote.
 pub(super) fn checksum_matches(bytes: &[u8]) -> bool {
-    checksum_digits(bytes).is_some_and(|digits| {
-        checksum_of(bytes, digits.clone()).as_bytes() == &bytes[digits]
-    })
+    checksum_digits(bytes)
+        .is_some_and(|digits| checksum_of(bytes, digits.clone()).as_bytes() == &bytes[digits])
 }
 
 /// What is wrong with the values of `result`, if anything: fractions outside 0–1, losses or

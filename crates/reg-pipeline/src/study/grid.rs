@@ -146,7 +146,14 @@ impl SweepGrid {
                     };
                     checked.map_err(|e| invalid(format!("{variant}: {e}")))?;
                     for &seed in &self.seeds {
-                        study.push(&variant, seed, TrainConfig { seed, ..config.clone() });
+                        study.push(
+                            &variant,
+                            seed,
+                            TrainConfig {
+                                seed,
+                                ..config.clone()
+                            },
+                        );
                     }
                 }
             }
@@ -165,7 +172,10 @@ impl SweepGrid {
             ("l2", self.l2.iter().map(|&v| vec![v]).collect()),
             (
                 "dropout",
-                self.dropout.iter().map(|d| d.resolve(hidden_layers).0).collect(),
+                self.dropout
+                    .iter()
+                    .map(|d| d.resolve(hidden_layers).0)
+                    .collect(),
             ),
         ];
         if seeds.is_empty() {
@@ -245,7 +255,6 @@ mod tests {
             "name = \"x\"\nepochs = 2\nseeds = [0]\nlr = [1e-3, 0.001]",
             "name = \"x\"\nepochs = 2\nseeds = [0]\nl2 = [0.0, 0.1, 0.0]",
             "name = \"x\"\nepochs = 2\nseeds = [0]\ndropout = [0.3, [0.3, 0.3]]",
-
             "name = \"x\"\nepochs = 2\nseeds = []",
             "name = \"x\"\nepochs = 2\nseeds = [0]\nlr = [-1.0]",
             "name = \"x\"\nepochs = 2\nseeds = [0]\ndropout = [1.5]",
@@ -284,15 +293,28 @@ mod size_tests {
         // Building a trainer per point took 17 ms each (168 s); a check per point and one
         // trainer take milliseconds in all, so even a debug build on a busy machine is far
         // below this bound.
-        assert!(started.elapsed().as_secs_f64() < 5.0, "{:?}", started.elapsed());
+        assert!(
+            started.elapsed().as_secs_f64() < 5.0,
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]
     fn a_grid_of_too_many_runs_is_refused_before_it_is_built() {
-        let seeds = (0..1000).map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
-        let lr = (1..=101).map(|i| format!("{}", f64::from(i) * 1e-4)).collect::<Vec<_>>().join(", ");
+        let seeds = (0..1000)
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let lr = (1..=101)
+            .map(|i| format!("{}", f64::from(i) * 1e-4))
+            .collect::<Vec<_>>()
+            .join(", ");
         let text = format!("name = \"x\"\nepochs = 2\nseeds = [{seeds}]\nlr = [{lr}]");
         let grid = SweepGrid::from_toml(&text).expect("parses");
-        assert!(matches!(grid.study(784), Err(StudyError::InvalidGrid { .. })));
+        assert!(matches!(
+            grid.study(784),
+            Err(StudyError::InvalidGrid { .. })
+        ));
     }
 }

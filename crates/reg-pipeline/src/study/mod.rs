@@ -35,8 +35,8 @@ mod args;
 #[cfg(feature = "plot")]
 mod chart;
 mod exec;
-mod files;
 pub mod experiments;
+mod files;
 mod grid;
 mod report;
 mod shard;
@@ -208,7 +208,9 @@ pub enum StudyError {
         reason: &'static str,
     },
     /// An output that needs every run (a chart) was asked of one shard of several.
-    #[error("{flag} needs every run, but this process runs shard {shard} only: give {flag} to the --merge that follows the shards")]
+    #[error(
+        "{flag} needs every run, but this process runs shard {shard} only: give {flag} to the --merge that follows the shards"
+    )]
     NeedsWholeStudy {
         /// The flag.
         flag: &'static str,

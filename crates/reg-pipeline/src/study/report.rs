@@ -1,9 +1,9 @@
 //! Tables of a study: mean ± 95 % confidence interval per variant, and the paired difference
 //! to the reference variant.
 
-use super::store::Divergence;
 use super::RunResult;
 use super::stats::MeanCi;
+use super::store::Divergence;
 
 /// One variant's measurements over its seeds.
 #[derive(Debug, Clone, PartialEq)]
@@ -219,17 +219,24 @@ impl Report {
         }
         table.push('\n');
         table.push_str(&self.legend());
+        table.push_str(&self.footer(with_time));
+        table
+    }
+
+    /// A line per diverged run, and with `with_time` the runs' thread counts.
+    fn footer(&self, with_time: bool) -> String {
+        let mut text = String::new();
         for (variant, seed, at) in &self.diverged {
-            table.push_str(&format!(
+            text.push_str(&format!(
                 "Diverged, left out of the table: {variant}, seed {seed}, at epoch {}, step {} ({}).\n",
                 at.epoch, at.step, at.what
             ));
         }
         if with_time {
             let counts: Vec<String> = self.threads.iter().map(usize::to_string).collect();
-            table.push_str(&format!("Threads per run: {}.\n", counts.join(", ")));
+            text.push_str(&format!("Threads per run: {}.\n", counts.join(", ")));
         }
-        table
+        text
     }
 
     /// What the table's ± and Δ mean, and the variants whose difference is significant.
@@ -357,7 +364,10 @@ mod tests {
         assert_eq!(report.variants[1].seeds, [0]);
         assert_eq!(report.diverged.len(), 1);
         let table = report.markdown(false);
-        assert!(table.contains("worse, seed 1, at epoch 1, step 3"), "{table}");
+        assert!(
+            table.contains("worse, seed 1, at epoch 1, step 3"),
+            "{table}"
+        );
     }
 
     #[test]

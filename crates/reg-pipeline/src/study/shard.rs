@@ -87,7 +87,9 @@ impl Shard {
         };
         let k8s_index = number("JOB_COMPLETION_INDEX")?;
         let slurm_id = number("SLURM_ARRAY_TASK_ID")?;
-        if let Some(count) = count.filter(|_| flag.is_some() || k8s_index.is_none() || slurm_id.is_some()) {
+        if let Some(count) =
+            count.filter(|_| flag.is_some() || k8s_index.is_none() || slurm_id.is_some())
+        {
             return Err(StudyError::Shard {
                 value: format!("--shard-count {count}"),
                 reason: "applies only to a Kubernetes Indexed Job (JOB_COMPLETION_INDEX set, no --shard and no Slurm array); --shard I/N and a Slurm array carry their own count",

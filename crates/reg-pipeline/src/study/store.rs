@@ -252,14 +252,14 @@ pub fn merge(dir: &Path) -> Result<Vec<RunResult>, StudyError> {
     let mut results: BTreeMap<usize, RunResult> = BTreeMap::new();
     for path in result_files(dir)? {
         let result = read(&path)?;
-        if let Some(first) = results.values().next() {
-            if result.definition != first.definition || result.runs_total != first.runs_total {
-                return Err(StudyError::MixedDefinitions {
-                    path,
-                    found: result.definition_label(),
-                    expected: first.definition_label(),
-                });
-            }
+        if let Some(first) = results.values().next()
+            && (result.definition != first.definition || result.runs_total != first.runs_total)
+        {
+            return Err(StudyError::MixedDefinitions {
+                path,
+                found: result.definition_label(),
+                expected: first.definition_label(),
+            });
         }
         if path != result_path(dir, result.index) {
             return Err(StudyError::MixedDefinitions {

@@ -13,7 +13,10 @@ use crate::PipelineError;
 /// integer.
 pub fn allotted_cores() -> Result<usize, PipelineError> {
     let available = std::thread::available_parallelism().map_or(1, |n| n.get());
-    allotted_of(available, std::env::var("SLURM_CPUS_PER_TASK").ok().as_deref())
+    allotted_of(
+        available,
+        std::env::var("SLURM_CPUS_PER_TASK").ok().as_deref(),
+    )
 }
 
 /// [`allotted_cores`] from its inputs: the cores available and `SLURM_CPUS_PER_TASK`.
