@@ -186,13 +186,17 @@ impl<F: Scalar> Adam<F> {
 impl<F: Scalar> Optimizer<F> for Adam<F> {
     /// One Adam step at learning rate `lr` (see [`Adam`] for the formula).
     ///
-    /// Nothing is written (parameters nor state) unless every check passes.
+    /// Nothing is written (parameters nor state) unless every check passes. A moment that
+    /// overflows during the update (a finite gradient whose square is not) is reported after
+    /// it: the step is then done, the weights are finite, and the moments hold an infinity
+    /// (a state [`Adam::load_state`] refuses, so it cannot be checkpointed by mistake).
     ///
     /// # Errors
     /// [`Error::InvalidHyperParameter`] for a negative or non-finite `lr`;
     /// [`Error::StateMismatch`] when the number or shapes of `params` differ from the moments
     /// of earlier steps; [`Error::NonFinite`], naming the parameter, when a gradient (with
-    /// coupled decay: gradient plus λ·w) holds NaN or an infinity.
+    /// coupled decay: gradient plus λ·w) holds NaN or an infinity, or when a moment
+    /// overflowed in this step.
     fn step(&mut self, params: &mut [&mut Param<F>], lr: f64) -> Result<()> {
         validate("lr", lr, "finite >= 0", |v| v >= 0.0 && v.is_finite())?;
         self.check(params)?;
@@ -201,25 +205,36 @@ impl<F: Scalar> Optimizer<F> for Adam<F> {
         }
         self.state.step += 1;
         let c = Coefficients::new(&self.config, self.state.step, lr);
+        let mut overflowed = None;
         for (p, mom) in params.iter_mut().zip(&mut self.state.moments) {
             let decays = p.decays();
             let (w, g) = p.value_and_grad_slices_mut();
-            match (self.config.weight_decay, decays) {
+            let finite = match (self.config.weight_decay, decays) {
                 (WeightDecay::Coupled(l), true) => {
                     let l = F::from_f64(l);
-                    fused(w, g, mom, &c, move |w: &mut F, g: F| g + l * *w);
+                    fused(w, g, mom, &c, move |w: &mut F, g: F| g + l * *w)
                 }
                 (WeightDecay::Decoupled(l), true) => {
                     let factor = F::from_f64(1.0 - lr * l);
                     fused(w, g, mom, &c, move |w: &mut F, g: F| {
                         *w *= factor;
                         g
-                    });
+                    })
                 }
                 _ => fused(w, g, mom, &c, |_: &mut F, g: F| g),
+            };
+            if !finite && overflowed.is_none() {
+                overflowed = Some(p.name().to_owned());
             }
         }
-        Ok(())
+        // A finite gradient can still overflow a moment (g² in `v`); the weights stay finite
+        // (m / √∞ = 0), so only this tells the step that training has diverged.
+        match overflowed {
+            None => Ok(()),
+            Some(name) => Err(Error::NonFinite {
+                context: format!("Adam's moments of {name} (they overflowed in this step)"),
+            }),
+        }
     }
 }
 
@@ -249,6 +264,8 @@ const CHUNK: usize = 16 * 1024;
 
 /// One pass over a parameter: `decay(&mut w, g)` applies the weight decay and returns the
 /// gradient the moments see. Monomorphized per decay kind so the loop has no branches.
+/// Returns whether every updated moment is finite (a non-short-circuiting fold in the same
+/// pass, which costs no measurable time).
 #[inline(always)]
 fn fused<F: Scalar>(
     w: &mut [F],
@@ -256,11 +273,11 @@ fn fused<F: Scalar>(
     mom: &mut Moments<F>,
     c: &Coefficients<F>,
     decay: impl Fn(&mut F, F) -> F + Sync,
-) {
+) -> bool {
     // Parameters and moments are standard layout (Param stores them so; `init_moments` and
     // `AdamState::validate` make the moments so), and their lengths were checked.
     let (Some(m), Some(v)) = (mom.m.as_slice_mut(), mom.v.as_slice_mut()) else {
-        return;
+        return true;
     };
     match mom.v_max.as_mut().and_then(|v_max| v_max.as_slice_mut()) {
         None => update_slices(w, g, m, v, c, &decay),
@@ -269,19 +286,22 @@ fn fused<F: Scalar>(
             #[inline(always)]
             || {
                 let moments = m.iter_mut().zip(v.iter_mut()).zip(v_max.iter_mut());
+                let mut finite = true;
                 for ((w, &g), ((m, v), v_max)) in w.iter_mut().zip(g).zip(moments) {
                     let g = decay(w, g);
                     c.update_moments(m, v, g);
                     *v_max = if *v > *v_max { *v } else { *v_max };
                     *w = c.apply(*w, *m, *v_max);
+                    finite &= m.is_finite() & v_max.is_finite();
                 }
+                finite
             },
         ),
     }
 }
 /// The Adam update over contiguous slices, split in chunks across rayon's current pool when it
 /// has more than one thread. Every element's update is independent, so the result does not
-/// depend on the split.
+/// depend on the split. Returns whether every updated moment is finite.
 fn update_slices<F: Scalar>(
     w: &mut [F],
     g: &[F],
@@ -289,30 +309,33 @@ fn update_slices<F: Scalar>(
     v: &mut [F],
     c: &Coefficients<F>,
     decay: &(impl Fn(&mut F, F) -> F + Sync),
-) {
+) -> bool {
     let serial = |w: &mut [F], g: &[F], m: &mut [F], v: &mut [F]| {
         // AVX-512 where the CPU has it: about 2× the baseline (same bits).
         vectorized(
             #[inline(always)]
             || {
+                let mut finite = true;
                 for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
                     let g = decay(w, g);
                     c.update_moments(m, v, g);
                     *w = c.apply(*w, *m, *v);
+                    finite &= m.is_finite() & v.is_finite();
                 }
+                finite
             },
-        );
+        )
     };
     if w.len() < 2 * CHUNK || rayon::current_num_threads() < 2 {
-        serial(w, g, m, v);
-        return;
+        return serial(w, g, m, v);
     }
     use rayon::prelude::*;
     w.par_chunks_mut(CHUNK)
         .zip(g.par_chunks(CHUNK))
         .zip(m.par_chunks_mut(CHUNK))
         .zip(v.par_chunks_mut(CHUNK))
-        .for_each(|(((w, g), m), v)| serial(w, g, m, v));
+        .map(|(((w, g), m), v)| serial(w, g, m, v))
+        .reduce(|| true, |a, b| a & b)
 }
 
 #[cfg(test)]

@@ -41,13 +41,14 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use crate::data::{Dataset, Mnist};
 use crate::persist::atomic::check_output_path;
 use crate::persist::checkpoint::{
-    Checkpointer, checkpoint_config, list_checkpoints, load_newest_intact_with,
+    Checkpointer, Provenance, checkpoint_config, checkpoint_provenance, list_checkpoints,
+    load_newest_intact_with, move_aside,
 };
 use crate::persist::export::export_safetensors;
 use crate::report::progress::{Console, ProgressMode};
 use crate::report::tensorboard::TensorBoardObserver;
 use crate::{
-    BatchProgress, EpochMetrics, Observer, PipelineError, RunMetrics, TrainConfig, Trainer, fit,
+    BatchProgress, CheckpointError, EpochMetrics, Observer, PipelineError, RunMetrics, TrainConfig, Trainer, fit,
 };
 
 /// Checkpoints kept in `--checkpoint-dir`.
@@ -154,6 +155,10 @@ pub struct Args {
     /// given must equal the checkpoint's.
     #[arg(long, requires = "checkpoint_dir")]
     pub resume: bool,
+    /// With --resume: continue even if the data differs from what the checkpoint was trained
+    /// on (refused otherwise, naming both).
+    #[arg(long, requires = "resume")]
+    pub allow_other_data: bool,
     /// Write the trained model (best epoch's weights) as safetensors with PyTorch
     /// `nn.Sequential` state-dict names and layouts.
     #[arg(long)]
@@ -266,6 +271,18 @@ impl Args {
                 mismatches,
             });
         }
+        if self.given.contains("epochs") && self.epochs <= saved.warmup {
+            return Err(PipelineError::InvalidSetting {
+                name: "epochs",
+                value: format!(
+                    "{} (the checkpoint {} warms up for {} epochs)",
+                    self.epochs,
+                    path.display(),
+                    saved.warmup
+                ),
+                allowed: "more epochs than the checkpoint's warmup, which a resumed run keeps",
+            });
+        }
         Ok(TrainConfig {
             epochs: if self.given.contains("epochs") {
                 self.epochs
@@ -345,6 +362,12 @@ fn whole_number(text: &str) -> Result<usize, String> {
 pub fn main() -> ExitCode {
     let args = Args::try_parse_recording(std::env::args_os()).unwrap_or_else(|e| e.exit());
     match run_interruptible(&args, true) {
+        Ok(_) if ctrl_c_pressed() => {
+            eprintln!(
+                "interrupted after training had finished: the test evaluation and every output were completed"
+            );
+            ExitCode::from(INTERRUPTED_STATUS)
+        }
         Ok(_) => ExitCode::SUCCESS,
         Err(PipelineError::Interrupted { .. }) => ExitCode::from(INTERRUPTED_STATUS),
         Err(error) => {
@@ -370,22 +393,15 @@ pub fn run(args: &Args) -> Result<RunMetrics, PipelineError> {
 /// As [`run`]; [`PipelineError::Interrupted`] after Ctrl-C (already reported on stderr).
 pub fn run_interruptible(args: &Args, handle_ctrl_c: bool) -> Result<RunMetrics, PipelineError> {
     let started = Instant::now();
-    let config = args.train_config();
-    // Fail on bad settings and unwritable outputs before loading data or training.
-    Trainer::new(config.clone())?;
-    let threads = start_threads(args)?;
-    check_outputs(args)?;
-    let (mut trainer, mut checkpointer, _lock) = start_trainer(args, config)?;
-    let resumed_from = checkpointer
-        .as_ref()
-        .and_then(|c| c.newest().map(Path::to_path_buf));
-    let mut tensorboard = args
-        .tensorboard
-        .as_deref()
-        .map(TensorBoardObserver::create)
-        .transpose()?;
-    // On --resume, the checkpoint's settings.
-    let data = load_data(args, &trainer.config)?;
+    let Prepared {
+        mut trainer,
+        mut checkpointer,
+        lock: _lock,
+        mut tensorboard,
+        data,
+        threads,
+        resumed_from,
+    } = prepare(args)?;
     if handle_ctrl_c {
         trainer.set_interrupt(ctrl_c_flag());
     }
@@ -395,6 +411,7 @@ pub fn run_interruptible(args: &Args, handle_ctrl_c: bool) -> Result<RunMetrics,
         console: &mut console,
         chance: &mut chance,
         tensorboard: tensorboard.as_mut(),
+        tensorboard_failure: None,
         checkpointer: checkpointer.as_mut(),
     };
     // The whole run on one of the pool's threads: a step handed to the pool from outside
@@ -408,6 +425,7 @@ pub fn run_interruptible(args: &Args, handle_ctrl_c: bool) -> Result<RunMetrics,
             &mut observers,
         )
     });
+    let tensorboard_failure = observers.tensorboard_failure.take();
     let metrics = match fitted {
         Ok(metrics) => metrics,
         Err(e @ PipelineError::Interrupted { .. }) => {
@@ -421,17 +439,123 @@ pub fn run_interruptible(args: &Args, handle_ctrl_c: bool) -> Result<RunMetrics,
             });
         }
     };
+    let tensorboard = tensorboard.filter(|_| tensorboard_failure.is_none());
     print_results(&metrics, checkpointer.as_ref(), tensorboard.as_ref(), args);
     let run = RunInfo {
         reg_version: env!("CARGO_PKG_VERSION"),
         threads,
+        product_path: crate::nn::product_path(),
         data_dir: &data.dir,
+        data_digest: &data.digest,
         resumed_from: resumed_from.as_deref(),
         wall_seconds: started.elapsed().as_secs_f64(),
         train_acc_mode: TRAIN_ACC_MODE,
     };
-    write_outputs(args, &trainer, &metrics, &run)?;
+    let failed = tensorboard_failure.map(|e| ("--tensorboard", e));
+    write_outputs(args, &trainer, &metrics, &run, failed)?;
     Ok(metrics)
+}
+
+/// What a run starts from, once its settings, outputs and data have been checked.
+struct Prepared {
+    trainer: Trainer,
+    checkpointer: Option<Checkpointer>,
+    /// The checkpoint folder's lock, held until the run ends.
+    lock: Option<std::fs::File>,
+    tensorboard: Option<TensorBoardObserver>,
+    data: RunData,
+    threads: usize,
+    resumed_from: Option<PathBuf>,
+}
+
+/// Checks the settings and every output location, sizes the thread pool, takes the
+/// checkpoint folder (resuming from it on `--resume`), and loads the data.
+fn prepare(args: &Args) -> Result<Prepared, PipelineError> {
+    crate::nn::check_product_path_setting()?;
+    let config = args.train_config();
+    // Fail on bad settings and unwritable outputs before loading data or training.
+    Trainer::new(config.clone())?;
+    let threads = start_threads(args)?;
+    check_outputs(args)?;
+    let (trainer, mut checkpointer, lock) = start_trainer(args, config)?;
+    let resumed_from = checkpointer
+        .as_ref()
+        .and_then(|c| c.newest().map(Path::to_path_buf));
+    let tensorboard = args
+        .tensorboard
+        .as_deref()
+        .map(TensorBoardObserver::create)
+        .transpose()?;
+    // On --resume, the checkpoint's settings.
+    let data = load_data(args, &trainer.config)?;
+    let provenance = Provenance::current(Some(data.digest.clone()));
+    if let Some(path) = &resumed_from {
+        check_resumed_provenance(path, &provenance, &data.dir, args)?;
+    }
+    if let Some(c) = checkpointer.as_mut() {
+        c.set_provenance(provenance);
+    }
+    Ok(Prepared {
+        trainer,
+        checkpointer,
+        lock,
+        tensorboard,
+        data,
+        threads,
+        resumed_from,
+    })
+}
+
+/// On `--resume`: refuses other data than the checkpoint at `path` was trained on (unless
+/// `--allow-other-data`), and says when the matrix-product path or reg's version changed
+/// (the run goes on, no longer bit for bit the uninterrupted one).
+fn check_resumed_provenance(
+    path: &Path,
+    now: &Provenance,
+    data_dir: &Path,
+    args: &Args,
+) -> Result<(), PipelineError> {
+    let Some(then) = checkpoint_provenance(path)? else {
+        eprintln!(
+            "notice: {} does not record the data, matrix-product path or version it was made with (an older checkpoint); they are not checked",
+            path.display()
+        );
+        return Ok(());
+    };
+    if let (Some(was), Some(is)) = (&then.data_digest, &now.data_digest)
+        && was != is
+    {
+        if !args.allow_other_data {
+            return Err(PipelineError::ResumeOnOtherData {
+                checkpoint: path.to_path_buf(),
+                data_dir: data_dir.to_path_buf(),
+                checkpoint_digest: was.clone(),
+                data_digest: is.clone(),
+            });
+        }
+        eprintln!(
+            "warning: --allow-other-data: continuing on {} although {} was trained on other data",
+            data_dir.display(),
+            path.display()
+        );
+    }
+    if then.product_path != now.product_path {
+        eprintln!(
+            "notice: {} was written on the {} matrix-product path and this run uses the {} one: the two round differently, so the run goes on but is no longer bit for bit the uninterrupted one",
+            path.display(),
+            then.product_path,
+            now.product_path
+        );
+    }
+    if then.reg_version != now.reg_version {
+        eprintln!(
+            "notice: {} was written by reg {}; this is reg {}",
+            path.display(),
+            then.reg_version,
+            now.reg_version
+        );
+    }
+    Ok(())
 }
 
 /// The trainer to start from, and with `--checkpoint-dir` the checkpoint writer and the
@@ -468,6 +592,13 @@ fn check_outputs(args: &Args) -> Result<(), PipelineError> {
     for path in &args.plot {
         check_plot_path(path)?;
     }
+    if let Some(dir) = args.tensorboard.as_deref().filter(|d| d.exists() && !d.is_dir()) {
+        return Err(PipelineError::InvalidSetting {
+            name: "tensorboard",
+            value: dir.display().to_string(),
+            allowed: "a folder, or a path where one can be made (this is a file)",
+        });
+    }
     Ok(())
 }
 
@@ -478,11 +609,14 @@ struct RunData {
     validation: Dataset,
     test: Dataset,
     dir: PathBuf,
+    /// [`Mnist::digest`] of everything loaded.
+    digest: String,
 }
 
 /// Finds (downloading if needed) and splits MNIST for `config`, and prints what the run uses.
 fn load_data(args: &Args, config: &TrainConfig) -> Result<RunData, PipelineError> {
     let (mnist, dir) = Mnist::find_and_load(args.data_dir.as_deref(), args.quiet)?;
+    let digest = mnist.digest();
     let available = mnist.train.len();
     let too_many = || PipelineError::InvalidSetting {
         name: "validation",
@@ -521,6 +655,7 @@ fn load_data(args: &Args, config: &TrainConfig) -> Result<RunData, PipelineError
         validation,
         test: mnist.test,
         dir,
+        digest,
     })
 }
 
@@ -568,8 +703,9 @@ fn write_outputs(
     trainer: &Trainer,
     metrics: &RunMetrics,
     run: &RunInfo<'_>,
+    failed_before: Option<(&'static str, PipelineError)>,
 ) -> Result<(), PipelineError> {
-    let mut failed = Vec::new();
+    let mut failed: Vec<_> = failed_before.into_iter().collect();
     if let Some(path) = &args.export
         && let Err(e) = export_safetensors(&trainer.model, path)
     {
@@ -599,8 +735,12 @@ struct RunInfo<'a> {
     reg_version: &'static str,
     /// Worker threads of the matrix products.
     threads: usize,
+    /// The matrix-product path ([`crate::nn::product_path`]): the bits depend on it.
+    product_path: &'static str,
     /// The MNIST folder read.
     data_dir: &'a Path,
+    /// [`Mnist::digest`] of the data loaded.
+    data_digest: &'a str,
     /// The checkpoint the run continued from (`--resume`), if any.
     resumed_from: Option<&'a Path>,
     /// Seconds from start to the end of the test evaluation, data loading included.
@@ -633,22 +773,40 @@ fn write_metrics(
 /// A flag raised by Ctrl-C. The handler is installed once per process; a second Ctrl-C exits
 /// at once (for a user who does not want to wait for the step to end).
 fn ctrl_c_flag() -> Arc<AtomicBool> {
-    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
-    FLAG.get_or_init(|| {
-        let flag = Arc::new(AtomicBool::new(false));
-        let raised = Arc::clone(&flag);
-        let installed = ctrlc::set_handler(move || {
-            if raised.swap(true, Ordering::SeqCst) {
-                std::process::exit(i32::from(INTERRUPTED_STATUS));
+    CTRL_C
+        .get_or_init(|| {
+            let flag = Arc::new(AtomicBool::new(false));
+            let raised = Arc::clone(&flag);
+            let installed = ctrlc::set_handler(move || {
+                if raised.swap(true, Ordering::SeqCst) {
+                    std::process::exit(i32::from(INTERRUPTED_STATUS));
+                }
+                if TRAINING_DONE.load(Ordering::SeqCst) {
+                    eprintln!(
+                        "\nCtrl-C: training has finished; the test evaluation and the outputs are being written, then the run ends with exit status {INTERRUPTED_STATUS} (press again to quit at once)"
+                    );
+                } else {
+                    eprintln!(
+                        "\nCtrl-C: stopping after the current step (press again to quit at once)"
+                    );
+                }
+            });
+            if let Err(e) = installed {
+                eprintln!("notice: Ctrl-C will end the run without a summary ({e})");
             }
-            eprintln!("\nCtrl-C: stopping after the current step (press again to quit at once)");
-        });
-        if let Err(e) = installed {
-            eprintln!("notice: Ctrl-C will end the run without a summary ({e})");
-        }
-        flag
-    })
-    .clone()
+            flag
+        })
+        .clone()
+}
+
+static CTRL_C: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+
+/// Set once the last epoch has ended: a Ctrl-C then no longer stops training.
+static TRAINING_DONE: AtomicBool = AtomicBool::new(false);
+
+/// Whether Ctrl-C was pressed in this process (after [`ctrl_c_flag`] installed the handler).
+fn ctrl_c_pressed() -> bool {
+    CTRL_C.get().is_some_and(|flag| flag.load(Ordering::SeqCst))
 }
 
 /// After Ctrl-C: what was saved, and the exact command that resumes.
@@ -791,8 +949,21 @@ fn resume_newest(dir: &Path, args: &Args) -> Result<Option<(Trainer, PathBuf)>, 
         return Ok(None);
     };
     for (damaged, why) in &resumed.damaged {
+        let (what, why) = match why {
+            PipelineError::Checkpoint {
+                source: source @ CheckpointError::Misnamed { .. },
+                ..
+            } => ("renamed", source.to_string()),
+            PipelineError::Checkpoint { source, .. } => ("damaged", source.to_string()),
+            other => ("damaged", other.to_string()),
+        };
+        // Out of the checkpoint names, so that it never decides what is resumed or pruned.
+        let aside = match move_aside(damaged) {
+            Ok(aside) => format!("moved aside to {}", aside.display()),
+            Err(e) => format!("could not be moved aside: {e}"),
+        };
         eprintln!(
-            "warning: skipping damaged checkpoint {} ({why}); falling back to {}",
+            "warning: skipping {what} checkpoint {} ({why}); {aside}; falling back to {}",
             damaged.display(),
             resumed.path.display()
         );
@@ -820,7 +991,28 @@ fn resume_newest(dir: &Path, args: &Args) -> Result<Option<(Trainer, PathBuf)>, 
 
 /// Takes the exclusive lock of `dir` for as long as the returned file is open. The lock is
 /// advisory (`flock`): the operating system releases it when the process ends, killed or not.
+/// On Unix the folder itself is locked, which a user does not delete by accident while a run
+/// writes into it; where a folder cannot be locked (some network file systems, Windows) the
+/// lock file [`LOCK_FILE`] in it is.
 fn lock_folder(dir: &Path) -> Result<std::fs::File, PipelineError> {
+    #[cfg(unix)]
+    if let Ok(folder) = std::fs::File::open(dir) {
+        match folder.try_lock() {
+            Ok(()) => return Ok(folder),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(PipelineError::Locked {
+                    dir: dir.to_path_buf(),
+                    lock: dir.to_path_buf(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(_)) => {}
+        }
+    }
+    lock_file(dir)
+}
+
+/// [`lock_folder`] through the lock file [`LOCK_FILE`] in `dir`.
+fn lock_file(dir: &Path) -> Result<std::fs::File, PipelineError> {
     let path = dir.join(LOCK_FILE);
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -848,10 +1040,13 @@ fn lock_folder(dir: &Path) -> Result<std::fs::File, PipelineError> {
 }
 
 /// The console, the chance warning, TensorBoard, then the checkpointer.
+/// TensorBoard, like the console and the charts, only watches: when it fails the run says so
+/// once and goes on without it, and the failure is reported with the outputs at the end.
 struct Observers<'a> {
     console: &'a mut Console,
     chance: &'a mut ChanceWarning,
     tensorboard: Option<&'a mut TensorBoardObserver>,
+    tensorboard_failure: Option<PipelineError>,
     checkpointer: Option<&'a mut Checkpointer>,
 }
 
@@ -863,11 +1058,20 @@ impl Observer for Observers<'_> {
     fn on_epoch(&mut self, trainer: &Trainer, metrics: &EpochMetrics) -> Result<(), PipelineError> {
         self.console.on_epoch(trainer, metrics)?;
         self.chance.on_epoch(trainer, metrics)?;
-        if let Some(tensorboard) = self.tensorboard.as_deref_mut() {
-            tensorboard.on_epoch(trainer, metrics)?;
+        if let Some(tensorboard) = self.tensorboard.as_deref_mut()
+            && let Err(e) = tensorboard.on_epoch(trainer, metrics)
+        {
+            eprintln!(
+                "warning: TensorBoard's event file can no longer be written ({e}); training goes on without it, and the run will end with exit status 1"
+            );
+            self.tensorboard = None;
+            self.tensorboard_failure = Some(e);
         }
         if let Some(checkpointer) = self.checkpointer.as_deref_mut() {
             checkpointer.on_epoch(trainer, metrics)?;
+        }
+        if trainer.finished() {
+            TRAINING_DONE.store(true, Ordering::SeqCst);
         }
         Ok(())
     }
@@ -885,13 +1089,44 @@ impl Observer for ChanceWarning {
         if !self.warned && no_better_than_chance(m.epoch, m.val_loss, classes) {
             self.warned = true;
             eprintln!(
-                "warning: after {} epochs the validation loss {:.4} is no better than chance (uniform guessing gives ln {classes} = {:.3}; this warns from 95 % of that) with validation accuracy {:.2}%: training is not converging; try a smaller --lr",
+                "warning: after {} epochs the validation loss {:.4} is no better than chance (uniform guessing gives ln {classes} = {:.3}; this warns from 95 % of that) with validation accuracy {:.2}%: training is not converging. Likely causes, most likely first: {}",
                 m.epoch,
                 m.val_loss,
                 (classes as f64).ln(),
-                100.0 * m.val_acc
+                100.0 * m.val_acc,
+                likely_causes(&trainer.config)
             );
         }
         Ok(())
     }
+}
+
+/// Why a run may not learn, most likely first for `config`'s settings: a learning rate far
+/// from its usual range, then regularization too strong, then data whose labels do not match
+/// the images (which no setting explains).
+fn likely_causes(config: &TrainConfig) -> String {
+    let mut causes = Vec::new();
+    if config.lr >= 0.1 {
+        causes.push(format!("--lr {} is too large (Adam usually wants 1e-4 to 1e-2)", config.lr));
+    } else if config.lr <= 1e-6 {
+        causes.push(format!("--lr {} is too small to learn in this many epochs", config.lr));
+    }
+    if config.l2 >= 1.0 {
+        causes.push(format!("--l2 {} is strong enough to hold the weights at zero", config.l2));
+    }
+    if config.model.dropout.iter().any(|&p| p >= 0.8) {
+        causes.push("--dropout of 0.8 or more leaves too little to learn from".to_owned());
+    }
+    causes.push(
+        "the labels do not match the images (check the files in the data folder)".to_owned(),
+    );
+    if config.lr < 0.1 && config.lr > 1e-6 {
+        causes.push(format!("--lr {} is too large or too small for this model", config.lr));
+    }
+    causes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("({}) {c}", i + 1))
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -24,6 +24,16 @@ pub enum PipelineError {
         /// The allowed range.
         allowed: &'static str,
     },
+    /// An environment variable that reg reads has a value it does not know.
+    #[error("invalid environment variable {name}={value:?}: use {allowed}")]
+    Environment {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What it may be.
+        allowed: &'static str,
+    },
     /// The loss or a gradient became NaN or infinite: training stopped instead of going on.
     #[error(
         "training diverged at epoch {epoch}, step {step}: {what}; last good checkpoint: {}",
@@ -104,6 +114,22 @@ pub enum PipelineError {
         checkpoint: PathBuf,
         /// Each disagreeing flag as `--flag VALUE (checkpoint: VALUE)`.
         mismatches: Vec<String>,
+    },
+    /// `--resume` on other data than the checkpoint was trained on.
+    #[error(
+        "--resume: {} was trained on other data than {} holds (data digest {checkpoint_digest:.12}… there, {data_digest:.12}… here); give the --data-dir it was trained on, or add --allow-other-data to continue on this data anyway",
+        checkpoint.display(),
+        data_dir.display()
+    )]
+    ResumeOnOtherData {
+        /// The checkpoint resumed from.
+        checkpoint: PathBuf,
+        /// The data folder of this run.
+        data_dir: PathBuf,
+        /// The digest of the data the checkpoint was trained on.
+        checkpoint_digest: String,
+        /// The digest of this run's data.
+        data_digest: String,
     },
     /// A file could not be read or written.
     #[error("{path}: {source}")]

@@ -20,7 +20,7 @@ use reg_pipeline::data::Dataset;
 use reg_pipeline::export::{
     CONFIG_KEY, export_bytes, export_safetensors, import_bytes, import_safetensors,
 };
-use reg_pipeline::tensor_file::{MAX_HEADER_BYTES, seal_checksum, temporary_path};
+use reg_pipeline::tensor_file::{MAX_HEADER_BYTES, seal_checksum};
 use reg_pipeline::{
     CheckpointError, MlpConfig, Observer, PipelineError, TrainConfig, Trainer, fit,
 };
@@ -404,14 +404,14 @@ fn failed_write_leaves_the_previous_checkpoint_untouched() {
     let first = save_checkpoint(&trainer, dir.path(), 2).unwrap();
     let before = std::fs::read(&first).unwrap();
     trainer.run_epoch(&train, &val, &mut |_, _| {}).unwrap();
-    // A folder at the temporary file's name makes the write fail.
+    // A folder at the checkpoint's name makes the write fail.
     let next = dir.path().join(checkpoint_file_name(3));
-    std::fs::create_dir(temporary_path(&next)).unwrap();
+    std::fs::create_dir(&next).unwrap();
     assert!(matches!(
         save_checkpoint(&trainer, dir.path(), 1),
         Err(PipelineError::Io { .. })
     ));
-    assert!(!next.exists());
+    assert!(next.is_dir());
     assert_eq!(std::fs::read(&first).unwrap(), before);
     assert_eq!(load_checkpoint(&first, &config()).unwrap().epochs_done(), 2);
 }

@@ -176,32 +176,46 @@ fn threads_above_the_cores_are_clamped_with_a_notice() {
 fn failed_metrics_write_still_writes_the_model_and_chart() {
     let tmp = tempfile::tempdir().unwrap();
     let data = data(tmp.path());
-    let (metrics, model, plot) = (
+    let (metrics, model, plot, checkpoints) = (
         tmp.path().join("metrics.json"),
         tmp.path().join("model.safetensors"),
         tmp.path().join("chart.svg"),
+        tmp.path().join("checkpoints"),
     );
-    std::fs::write(&metrics, b"{\"old\": true}").unwrap();
-    // A folder at the temporary file's name makes the metrics write fail after training.
-    std::fs::create_dir(reg_pipeline::tensor_file::temporary_path(&metrics)).unwrap();
-    let output = run(&args(
-        &data,
-        &[
-            "--metrics-out",
-            &s(&metrics),
-            "--export",
-            &s(&model),
-            "--plot",
-            &s(&plot),
-        ],
-    ));
+    let mut child = Command::new(bin())
+        .args(args(
+            &data,
+            &[
+                "--metrics-out",
+                &s(&metrics),
+                "--export",
+                &s(&model),
+                "--plot",
+                &s(&plot),
+                "--checkpoint-dir",
+                &s(&checkpoints),
+                "--epochs",
+                "30",
+                "--patience",
+                "0",
+            ],
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once training runs (the outputs were checked), a folder takes the metrics file's name,
+    // so that this one write fails after training.
+    wait_for_checkpoint(&mut child, &checkpoints);
+    std::fs::create_dir(&metrics).unwrap();
+    let output = child.wait_with_output().unwrap();
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{err}");
     assert!(err.contains("--metrics-out"), "{err}");
     assert!(!err.contains("--export:"), "{err}");
     assert!(reg_pipeline::export::import_safetensors(&model).is_ok());
     assert!(std::fs::read_to_string(&plot).unwrap().contains("<svg"));
-    assert_eq!(std::fs::read(&metrics).unwrap(), b"{\"old\": true}");
+    assert!(metrics.is_dir());
 }
 
 /// Item 3: outputs that exist and are not regular files are refused before training, and

@@ -172,6 +172,27 @@ impl Mnist {
         Ok(Mnist { train, test })
     }
 
+    /// A SHA-256 (lowercase hex) of what was loaded: both sets' image sizes, counts, pixels and
+    /// labels, whether read from `.gz` or raw files. Two folders give the same digest exactly
+    /// when a run would see the same data; checkpoints and study results record it so that a
+    /// run resumed or merged on other data is refused. About 0.2 s for MNIST's 55 MB.
+    #[must_use]
+    pub fn digest(&self) -> String {
+        let mut hasher = Sha256::new();
+        for set in [&self.train, &self.test] {
+            for n in [set.len(), set.rows(), set.cols()] {
+                hasher.update((n as u64).to_le_bytes());
+            }
+            hasher.update(set.images());
+            hasher.update(set.labels());
+        }
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// Finds MNIST as every example does — `cli_dir` (`--data-dir`), else `$MNIST_DIR`, else
     /// [`default_data_dir`] — downloads the files missing there (from `$MNIST_MIRRORS` if set,
     /// else [`DEFAULT_MIRRORS`]), and loads them. Returns the folder too.

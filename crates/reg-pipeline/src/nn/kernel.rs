@@ -47,7 +47,7 @@ const MIN_SPLIT_TILES: usize = 32;
 pub(crate) fn enabled() -> bool {
     static ENABLED: OnceLock<bool> = OnceLock::new();
     *ENABLED.get_or_init(|| {
-        let wanted = std::env::var("REG_GEMM").map_or(true, |v| v != "portable");
+        let wanted = std::env::var(super::PRODUCT_PATH_ENV).map_or(true, |v| v != "portable");
         wanted && detected()
     })
 }

@@ -3,9 +3,14 @@
 //! one output policy. (TensorBoard's event files are the exception by nature: TensorBoard reads
 //! them while they grow, so they are appended to, never replaced.)
 //!
-//! **Durability.** Write `.<name>.tmp` in the same folder, flush and fsync it, rename it over the
-//! target, fsync the folder. A crash at any moment leaves either the old file or the new one
+//! **Durability.** Write a temporary file in the same folder, flush and fsync it, rename it over
+//! the target, fsync the folder. A crash at any moment leaves either the old file or the new one
 //! whole, never a mix; on an error the temporary file is removed and the target is untouched.
+//! Each write has a temporary name of its own ([`temporary_path`]: the process id and a
+//! counter), so two writers of one file (two runs, a stalled node and its replacement) never
+//! share one; the last rename wins, whole. The temporary name is never longer than the
+//! 255 bytes a file name may have, so it fits whenever the target's name does.
+//! [`write_atomically_if_absent`] never replaces: the first writer's file stays.
 //! A folder fsync the filesystem does not support (some network and FUSE filesystems answer
 //! `EINVAL`) is skipped: the rename has happened and nothing more can be asked of it. Any other
 //! failure is an error.
@@ -18,19 +23,32 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::PipelineError;
 
 /// A failed step: the path it was about and the cause.
 pub(crate) type Failure = (PathBuf, std::io::Error);
 
-/// The file name of the temporary file [`write_atomically`] writes before renaming it to
-/// `path`: `.<name>.tmp` in the same folder.
+/// The longest file name most file systems take (Linux's `NAME_MAX`, macOS, Windows).
+pub const MAX_FILE_NAME_BYTES: usize = 255;
+
+/// A new temporary name for a write to `path`, in the same folder: `.<name>.<pid>-<n>.tmp`,
+/// with `<name>` shortened (at a character boundary) so that the whole stays within
+/// [`MAX_FILE_NAME_BYTES`]. `n` counts this process's writes, so no two writes share a name.
 pub fn temporary_path(path: &Path) -> PathBuf {
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, Ordering::Relaxed);
+    let suffix = format!(".{}-{n}.tmp", std::process::id());
     let name = path
         .file_name()
         .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
-    path.with_file_name(format!(".{name}.tmp"))
+    let mut room = MAX_FILE_NAME_BYTES - 1 - suffix.len();
+    while room < name.len() && !name.is_char_boundary(room) {
+        room -= 1;
+    }
+    let stem = &name[..room.min(name.len())];
+    path.with_file_name(format!(".{stem}{suffix}"))
 }
 
 /// Replaces `path` by `bytes` under the [durability rule and output policy](self): a symlink to
@@ -43,39 +61,69 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PipelineError> 
     replace(path, bytes).map_err(|(path, e)| PipelineError::io(path, e))
 }
 
+/// Writes `bytes` to `path` under the same durability rule, unless a file (or anything else)
+/// is already there: the first writer wins and its file is never replaced, so two writers of
+/// one result cannot leave a mix. Returns `true` when this call wrote the file, `false` when
+/// one was there (untouched).
+///
+/// # Errors
+/// [`PipelineError::Io`] naming the file that failed.
+pub fn write_atomically_if_absent(path: &Path, bytes: &[u8]) -> Result<bool, PipelineError> {
+    let (tmp, _) = write_temporary(path, bytes).map_err(|(p, e)| PipelineError::io(p, e))?;
+    // A hard link is created only if nothing is at `path`: the no-replace rename.
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            sync_dir(parent_dir(path)).map_err(|(p, e)| PipelineError::io(p, e))?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(PipelineError::io(path, e)),
+    }
+}
+
 /// [`write_atomically`] with the failing path and cause left for the caller to wrap in its own
 /// error type (the MNIST download reports [`DataError`](crate::data::DataError)s).
 pub(crate) fn replace(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
     let target = resolve(path)?;
-    let path = target.as_path();
-    let tmp = temporary_path(path);
-    let written = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.flush()?;
-        file.sync_all()
-    })();
-    if let Err(e) = written {
-        // Do not remove a directory someone put at the temporary name.
-        if tmp.is_file() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        // Name the file the user asked for, not the temporary one, and say what survived.
-        let cause = std::io::Error::new(
-            e.kind(),
-            format!("could not be written ({e}); nothing was replaced"),
-        );
-        return Err((path.to_path_buf(), cause));
-    }
+    let (tmp, path) = write_temporary(&target, bytes)?;
     if let Err(e) = std::fs::rename(&tmp, path) {
         let _ = std::fs::remove_file(&tmp);
         return Err((path.to_path_buf(), e));
     }
     sync_dir(parent_dir(path))
+}
+
+/// Writes `bytes` to a new [`temporary_path`] of `path` and fsyncs it; returns its name (and
+/// `path`). On an error nothing is left behind and the error names `path`.
+fn write_temporary<'p>(path: &'p Path, bytes: &[u8]) -> Result<(PathBuf, &'p Path), Failure> {
+    let tmp = temporary_path(path);
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        let filled = file
+            .write_all(bytes)
+            .and_then(|()| file.flush())
+            .and_then(|()| file.sync_all());
+        if filled.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        filled
+    })();
+    match written {
+        Ok(()) => Ok((tmp, path)),
+        Err(e) => {
+            // Name the file the user asked for, not the temporary one, and say what survived.
+            let cause = std::io::Error::new(
+                e.kind(),
+                format!("could not be written ({e}); nothing was replaced"),
+            );
+            Err((path.to_path_buf(), cause))
+        }
+    }
 }
 
 /// Where an output given as `path` is written, under the policy of the [module docs](self):
@@ -156,15 +204,30 @@ fn sync_dir(dir: &Path) -> Result<(), Failure> {
 }
 
 /// Fails early (before training) when a file cannot be written at `path`: it exists and is not
-/// (a symlink to) a regular file ([`resolve_output`]), or its folder is missing, is not a
-/// folder or is not writable. Creates and removes a probe file in the folder; `path` itself is
-/// not created.
+/// (a symlink to) a regular file ([`resolve_output`]), its name is longer than
+/// [`MAX_FILE_NAME_BYTES`], or its folder is missing, is not a folder or is not writable.
+/// Creates and removes a probe file in the folder under the kind of name the write will use
+/// ([`temporary_path`]); `path` itself is not created.
 ///
 /// # Errors
 /// [`PipelineError::Io`] naming `path`.
 pub fn check_output_path(path: &Path) -> Result<(), PipelineError> {
     let target = resolve_output(path)?;
-    tempfile::NamedTempFile::new_in(parent_dir(&target))
-        .map(drop)
-        .map_err(|e| PipelineError::io(path, e))
+    let name_bytes = target.file_name().map_or(0, |n| n.as_encoded_bytes().len());
+    if name_bytes > MAX_FILE_NAME_BYTES {
+        let too_long = std::io::Error::new(
+            std::io::ErrorKind::InvalidFilename,
+            format!(
+                "its file name is {name_bytes} bytes; file systems take at most {MAX_FILE_NAME_BYTES}"
+            ),
+        );
+        return Err(PipelineError::io(path, too_long));
+    }
+    let probe = temporary_path(&target);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| PipelineError::io(path, e))?;
+    std::fs::remove_file(&probe).map_err(|e| PipelineError::io(&probe, e))
 }

@@ -93,10 +93,38 @@ pub fn newest_checkpoint(dir: &Path) -> Result<Option<PathBuf>, PipelineError> {
     Ok(list_checkpoints(dir)?.pop().map(|(_, path)| path))
 }
 
-/// The JSON in a checkpoint's `__metadata__`: the format version, then the trainer's record.
+/// What a checkpoint was made with, beside the training state: the version of reg, the
+/// matrix-product path (the two paths round differently, so a resume on the other one is no
+/// longer bit for bit) and a digest of the data trained on ([`Mnist::digest`](crate::data::Mnist::digest)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The version of reg that wrote it.
+    pub reg_version: String,
+    /// [`product_path`](crate::nn::product_path): `"avx512"` or `"portable"`.
+    pub product_path: String,
+    /// The digest of the data trained on, when known.
+    pub data_digest: Option<String>,
+}
+
+impl Provenance {
+    /// This build and process, trained on data with `data_digest`.
+    #[must_use]
+    pub fn current(data_digest: Option<String>) -> Self {
+        Self {
+            reg_version: env!("CARGO_PKG_VERSION").to_owned(),
+            product_path: crate::nn::product_path().to_owned(),
+            data_digest,
+        }
+    }
+}
+
+/// The JSON in a checkpoint's `__metadata__`: the format version, what it was made with (absent
+/// in checkpoints written before it was recorded), then the trainer's record.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct CheckpointRecord {
     format: u64,
+    #[serde(default)]
+    provenance: Option<Provenance>,
     #[serde(flatten)]
     trainer: TrainerRecord,
 }
@@ -118,6 +146,17 @@ pub fn check_trainer_state(trainer: &Trainer) -> Result<(), CheckpointError> {
 /// valid (see [`check_trainer_state`]): a checkpoint that could not be loaded is never
 /// written.
 pub fn checkpoint_bytes(trainer: &Trainer) -> Result<Vec<u8>, PipelineError> {
+    checkpoint_bytes_with(trainer, None)
+}
+
+/// [`checkpoint_bytes`] with what the run was made with recorded in it.
+///
+/// # Errors
+/// As [`checkpoint_bytes`].
+pub fn checkpoint_bytes_with(
+    trainer: &Trainer,
+    provenance: Option<&Provenance>,
+) -> Result<Vec<u8>, PipelineError> {
     let at = |e: CheckpointError| e.at("<memory>");
     trainer.check_state().map_err(at)?;
     let state = trainer.state().map_err(at)?;
@@ -128,6 +167,7 @@ pub fn checkpoint_bytes(trainer: &Trainer) -> Result<Vec<u8>, PipelineError> {
         .collect();
     let record = CheckpointRecord {
         format: CHECKPOINT_FORMAT,
+        provenance: provenance.cloned(),
         trainer: state.record,
     };
     let json = serde_json::to_string(&record).map_err(|e| {
@@ -145,8 +185,9 @@ pub fn checkpoint_bytes(trainer: &Trainer) -> Result<Vec<u8>, PipelineError> {
 }
 
 /// Writes `trainer`'s checkpoint into `dir` atomically as
-/// [`checkpoint_file_name`]`(epochs done)`, then deletes all but the newest `keep` (≥ 1).
-/// Returns the path written.
+/// [`checkpoint_file_name`]`(epochs done)`, then deletes older ones so that the newest `keep`
+/// (≥ 1) remain, the one just written among them ([`prune_checkpoints`]). Returns the path
+/// written.
 ///
 /// # Errors
 /// [`PipelineError::Io`] when the file cannot be written; the previous checkpoints are then
@@ -156,15 +197,53 @@ pub fn save_checkpoint(
     dir: &Path,
     keep: usize,
 ) -> Result<PathBuf, PipelineError> {
-    let bytes = checkpoint_bytes(trainer)?;
-    let path = dir.join(checkpoint_file_name(trainer.epochs_done()));
+    save_checkpoint_with(trainer, dir, keep, None)
+}
+
+fn save_checkpoint_with(
+    trainer: &Trainer,
+    dir: &Path,
+    keep: usize,
+    provenance: Option<&Provenance>,
+) -> Result<PathBuf, PipelineError> {
+    let bytes = checkpoint_bytes_with(trainer, provenance)?;
+    let written = trainer.epochs_done();
+    let path = dir.join(checkpoint_file_name(written));
     write_atomically(&path, &bytes)?;
-    let all = list_checkpoints(dir)?;
-    let excess = all.len().saturating_sub(keep.max(1));
-    for (_, old) in all.into_iter().take(excess) {
+    prune_checkpoints(dir, written, keep)?;
+    Ok(path)
+}
+
+/// Deletes the checkpoints in `dir` numbered below `written` (the one just written) but the
+/// newest `keep − 1` of them. Files numbered above it are left alone: this run did not write
+/// them (a damaged or renamed file that `--resume` skipped, a stray copy), so they never decide
+/// what is deleted, and the checkpoint just written — the newest intact one — always stays.
+///
+/// # Errors
+/// [`PipelineError::Io`] when the folder cannot be listed or an old checkpoint not deleted.
+pub fn prune_checkpoints(dir: &Path, written: usize, keep: usize) -> Result<(), PipelineError> {
+    let older: Vec<_> = list_checkpoints(dir)?
+        .into_iter()
+        .filter(|(epochs, _)| *epochs < written)
+        .collect();
+    let excess = older.len().saturating_sub(keep.max(1) - 1);
+    for (_, old) in older.into_iter().take(excess) {
         std::fs::remove_file(&old).map_err(|e| PipelineError::io(&old, e))?;
     }
-    Ok(path)
+    Ok(())
+}
+
+/// What the checkpoint at `path` was made with (`None` for checkpoints written before this
+/// was recorded).
+///
+/// # Errors
+/// As [`checkpoint_config`].
+pub fn checkpoint_provenance(path: &Path) -> Result<Option<Provenance>, PipelineError> {
+    let at = |e: CheckpointError| e.at(path);
+    let bytes = read_limited(path)?;
+    verify_checksum(&bytes).map_err(at)?;
+    let parsed = parse(&bytes).map_err(at)?;
+    Ok(read_record(&parsed).map_err(at)?.provenance)
 }
 
 /// Loads the checkpoint at `path` for a run with `config`.
@@ -330,13 +409,42 @@ pub struct Resumed {
     pub trainer: Trainer,
     /// That checkpoint.
     pub path: PathBuf,
-    /// Newer checkpoints that were damaged (truncated, changed bytes), newest first, with why.
+    /// Newer checkpoints that were damaged (truncated, changed bytes) or renamed, newest
+    /// first, with why.
     pub damaged: Vec<(PathBuf, PipelineError)>,
 }
 
+/// Renames a damaged checkpoint to `<name>.damaged` (`<name>.damaged-2`, … if taken), out of
+/// the checkpoint names, so that it never again counts as one yet nothing is deleted. Returns
+/// the new path.
+///
+/// # Errors
+/// [`PipelineError::Io`] when it cannot be renamed.
+pub fn move_aside(path: &Path) -> Result<PathBuf, PipelineError> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    for n in 1..1000 {
+        let suffix = if n == 1 { String::new() } else { format!("-{n}") };
+        let aside = path.with_file_name(format!("{name}.damaged{suffix}"));
+        // A hard link never replaces a file that is there; then the old name goes.
+        match std::fs::hard_link(path, &aside) {
+            Ok(()) => {
+                std::fs::remove_file(path).map_err(|e| PipelineError::io(path, e))?;
+                return Ok(aside);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(PipelineError::io(path, e)),
+        }
+    }
+    Err(PipelineError::io(
+        path,
+        std::io::Error::other("1,000 damaged copies of it are already set aside"),
+    ))
+}
+
 /// Loads the newest checkpoint in `dir` that is intact, skipping damaged ones
-/// ([`CheckpointError::Corrupt`] or [`CheckpointError::Malformed`]; the caller warns about
-/// each). `None` when `dir` holds no checkpoint.
+/// ([`CheckpointError::Corrupt`] or [`CheckpointError::Malformed`]) and renamed ones whose name
+/// is not the epochs they hold ([`CheckpointError::Misnamed`]); the caller warns about each
+/// and may [`move_aside`] them. `None` when `dir` holds no checkpoint.
 ///
 /// # Errors
 /// The first error that is not damage (another configuration, an invalid setting, an
@@ -359,8 +467,18 @@ pub fn load_newest_intact_with(
     config_for: impl Fn(&Path) -> Result<TrainConfig, PipelineError>,
 ) -> Result<Option<Resumed>, PipelineError> {
     let mut damaged = Vec::new();
-    for (_, path) in list_checkpoints(dir)?.into_iter().rev() {
-        match config_for(&path).and_then(|config| load_checkpoint(&path, &config)) {
+    for (name_epochs, path) in list_checkpoints(dir)?.into_iter().rev() {
+        let loaded = config_for(&path)
+            .and_then(|config| load_checkpoint(&path, &config))
+            .and_then(|trainer| match trainer.epochs_done() {
+                done if done == name_epochs => Ok(trainer),
+                content_epochs => Err(CheckpointError::Misnamed {
+                    name_epochs,
+                    content_epochs,
+                }
+                .at(&path)),
+            });
+        match loaded {
             Ok(trainer) => {
                 return Ok(Some(Resumed {
                     trainer,
@@ -370,7 +488,10 @@ pub fn load_newest_intact_with(
             }
             Err(
                 e @ PipelineError::Checkpoint {
-                    source: CheckpointError::Corrupt { .. } | CheckpointError::Malformed { .. },
+                    source:
+                        CheckpointError::Corrupt { .. }
+                        | CheckpointError::Malformed { .. }
+                        | CheckpointError::Misnamed { .. },
                     ..
                 },
             ) => damaged.push((path, e)),
@@ -391,6 +512,7 @@ pub struct Checkpointer {
     keep: usize,
     newest: Option<PathBuf>,
     write_seconds: Vec<f64>,
+    provenance: Option<Provenance>,
 }
 
 impl Checkpointer {
@@ -402,7 +524,20 @@ impl Checkpointer {
             keep: keep.max(1),
             newest,
             write_seconds: Vec::new(),
+            provenance: None,
         }
+    }
+
+    /// Records `provenance` (what the run is made with) in every checkpoint written from now.
+    #[must_use]
+    pub fn with_provenance(mut self, provenance: Provenance) -> Self {
+        self.provenance = Some(provenance);
+        self
+    }
+
+    /// Sets what [`Checkpointer::with_provenance`] sets, on a checkpointer already made.
+    pub fn set_provenance(&mut self, provenance: Provenance) {
+        self.provenance = Some(provenance);
     }
 
     /// The newest checkpoint written (or resumed from).
@@ -441,7 +576,8 @@ impl Observer for Checkpointer {
         _metrics: &EpochMetrics,
     ) -> Result<(), PipelineError> {
         let started = Instant::now();
-        let path = save_checkpoint(trainer, &self.dir, self.keep)?;
+        let path =
+            save_checkpoint_with(trainer, &self.dir, self.keep, self.provenance.as_ref())?;
         self.write_seconds.push(started.elapsed().as_secs_f64());
         self.newest = Some(path);
         Ok(())

@@ -46,6 +46,17 @@ pub enum CheckpointError {
         /// Version this build writes and reads.
         supported: u64,
     },
+    /// The epochs done in the file's name are not those its contents hold (a renamed or copied
+    /// checkpoint): it is not trusted to say how new it is.
+    #[error(
+        "its name says {name_epochs} epochs done but it holds {content_epochs}; a renamed checkpoint is not resumed from"
+    )]
+    Misnamed {
+        /// The number in the file name.
+        name_epochs: usize,
+        /// The epochs done it holds.
+        content_epochs: usize,
+    },
     /// The checkpoint was written by a run with other settings.
     #[error(
         "checkpoint is from another configuration: {field} is {checkpoint} there but {current} now"

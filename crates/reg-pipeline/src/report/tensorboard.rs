@@ -361,6 +361,13 @@ impl EventWriter {
     /// # Errors
     /// [`PipelineError::Io`] when the folder or file cannot be created or written.
     pub fn create(dir: &Path) -> Result<Self, PipelineError> {
+        if dir.exists() && !dir.is_dir() {
+            let not_a_folder = std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                "is a file, not a folder: TensorBoard's event files go into a folder",
+            );
+            return Err(PipelineError::io(dir, not_a_folder));
+        }
         std::fs::create_dir_all(dir).map_err(|e| PipelineError::io(dir, e))?;
         let wall_time = now();
         let base = format!("events.out.tfevents.{}.{}", wall_time as u64, host_name());
