@@ -84,6 +84,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), StudyError> {
+    reg_pipeline::nn::check_product_path_setting()?;
     for path in &args.plot {
         // Fail before training, not after it, when the chart cannot be written.
         check_chart_path(path)?;
@@ -103,6 +104,7 @@ fn run(args: &Args) -> Result<(), StudyError> {
     }
     let study = ablation_study(args)?;
     let data = StudyData::load(args.data_dir.as_deref(), args.quiet, args.train_images)?;
+    let study = study.with_data_digest(&data.digest);
     let work = |run: &StudyRun| {
         experiments::run_study_run(run, data.splits(), args.tensorboard.as_deref(), args.quiet)
     };

@@ -76,6 +76,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), StudyError> {
+    reg_pipeline::nn::check_product_path_setting()?;
     if args.train_images < 2 {
         return Err(PipelineError::InvalidSetting {
             name: "train-images",
@@ -110,7 +111,8 @@ fn run(args: &Args) -> Result<(), StudyError> {
         Some(REFERENCE),
         &seeds,
         |seed| experiments::overfitting_configs(train.image_len(), args.epochs, seed),
-    );
+    )
+    .with_data_digest(&data.digest);
     let work = |run: &StudyRun| {
         experiments::run_study_run(run, data.splits(), args.tensorboard.as_deref(), args.quiet)
     };

@@ -48,7 +48,8 @@ use crate::persist::export::export_safetensors;
 use crate::report::progress::{Console, ProgressMode};
 use crate::report::tensorboard::TensorBoardObserver;
 use crate::{
-    BatchProgress, CheckpointError, EpochMetrics, Observer, PipelineError, RunMetrics, TrainConfig, Trainer, fit,
+    BatchProgress, CheckpointError, EpochMetrics, Observer, PipelineError, RunMetrics, TrainConfig,
+    Trainer, fit,
 };
 
 /// Checkpoints kept in `--checkpoint-dir`.
@@ -592,7 +593,11 @@ fn check_outputs(args: &Args) -> Result<(), PipelineError> {
     for path in &args.plot {
         check_plot_path(path)?;
     }
-    if let Some(dir) = args.tensorboard.as_deref().filter(|d| d.exists() && !d.is_dir()) {
+    if let Some(dir) = args
+        .tensorboard
+        .as_deref()
+        .filter(|d| d.exists() && !d.is_dir())
+    {
         return Err(PipelineError::InvalidSetting {
             name: "tensorboard",
             value: dir.display().to_string(),
@@ -1107,21 +1112,32 @@ impl Observer for ChanceWarning {
 fn likely_causes(config: &TrainConfig) -> String {
     let mut causes = Vec::new();
     if config.lr >= 0.1 {
-        causes.push(format!("--lr {} is too large (Adam usually wants 1e-4 to 1e-2)", config.lr));
+        causes.push(format!(
+            "--lr {} is too large (Adam usually wants 1e-4 to 1e-2)",
+            config.lr
+        ));
     } else if config.lr <= 1e-6 {
-        causes.push(format!("--lr {} is too small to learn in this many epochs", config.lr));
+        causes.push(format!(
+            "--lr {} is too small to learn in this many epochs",
+            config.lr
+        ));
     }
     if config.l2 >= 1.0 {
-        causes.push(format!("--l2 {} is strong enough to hold the weights at zero", config.l2));
+        causes.push(format!(
+            "--l2 {} is strong enough to hold the weights at zero",
+            config.l2
+        ));
     }
     if config.model.dropout.iter().any(|&p| p >= 0.8) {
         causes.push("--dropout of 0.8 or more leaves too little to learn from".to_owned());
     }
-    causes.push(
-        "the labels do not match the images (check the files in the data folder)".to_owned(),
-    );
+    causes
+        .push("the labels do not match the images (check the files in the data folder)".to_owned());
     if config.lr < 0.1 && config.lr > 1e-6 {
-        causes.push(format!("--lr {} is too large or too small for this model", config.lr));
+        causes.push(format!(
+            "--lr {} is too large or too small for this model",
+            config.lr
+        ));
     }
     causes
         .iter()

@@ -544,3 +544,106 @@ fn plot_is_refused_for_one_shard_of_several() {
     ));
     assert!(args.refuse_in_a_shard("--plot", false).is_ok());
 }
+
+/// `small_study` with a data digest in its definition, as the examples set it.
+fn study_on(digest: &str) -> Study {
+    small_study().with_data_digest(digest)
+}
+
+fn execute_study(study: &Study, shard: Shard, dir: &Path) -> Result<study::Outcome, StudyError> {
+    let (train, validation, test) = splits();
+    let work = |run: &study::StudyRun| {
+        experiments::run(
+            &run.variant,
+            run.config.clone(),
+            &train,
+            &validation,
+            &test,
+            &mut (),
+        )
+    };
+    study::execute(study, shard, 1, None, Some(dir), &work, &|_, _| {})
+}
+
+#[test]
+fn a_result_on_other_data_is_refused_naming_both_digests() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = Shard::new(0, 9).expect("valid");
+    execute_study(&study_on("aaaa"), first, dir.path()).expect("runs");
+    // The same study restarted on other data does not take run 0 as finished.
+    match execute_study(&study_on("bbbb"), first, dir.path()) {
+        Err(StudyError::OtherData {
+            found, expected, ..
+        }) => {
+            assert_eq!((found.as_str(), expected.as_str()), ("aaaa", "bbbb"));
+        }
+        other => panic!("expected OtherData: {other:?}"),
+    }
+    // Another shard run on other data in the same folder: the merge refuses it.
+    execute_study(
+        &study_on("bbbb"),
+        Shard::new(1, 9).expect("valid"),
+        dir.path(),
+    )
+    .expect("runs");
+    assert!(matches!(
+        study::merge(dir.path()),
+        Err(StudyError::OtherData { .. })
+    ));
+}
+
+#[test]
+fn a_result_of_another_product_path_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = Shard::new(0, 9).expect("valid");
+    let study = study_on("aaaa");
+    execute_study(&study, first, dir.path()).expect("runs");
+    let other = if reg_pipeline::nn::product_path() == "avx512" {
+        "portable"
+    } else {
+        "avx512"
+    };
+    tamper(dir.path(), 0, true, |j| j["product_path"] = other.into());
+    assert!(matches!(
+        execute_study(&study, first, dir.path()),
+        Err(StudyError::OtherProductPath { .. })
+    ));
+    let merged = {
+        let dir = finished_folder();
+        study::merge(dir.path()).expect("complete")
+    };
+    let table = Report::new(&merged).markdown(false);
+    assert!(
+        table.contains(&format!(
+            "Matrix products: {}.",
+            reg_pipeline::nn::product_path()
+        )),
+        "{table}"
+    );
+}
+
+#[test]
+fn two_writers_of_one_run_leave_one_whole_file() {
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let study = study_on("aaaa");
+        let first = Shard::new(0, 9).expect("valid");
+        let outcomes: Vec<_> = std::thread::scope(|scope| {
+            let writers: Vec<_> = (0..2)
+                .map(|_| scope.spawn(|| execute_study(&study, first, dir.path())))
+                .collect();
+            writers
+                .into_iter()
+                .map(|w| w.join().expect("no panic"))
+                .collect()
+        });
+        for outcome in outcomes {
+            outcome.expect("both writers succeed");
+        }
+        // The file is whole and trusted: a restart skips it.
+        let again = execute_study(&study, first, dir.path()).expect("restart");
+        assert_eq!((again.ran, again.skipped), (0, 1));
+        let left: Vec<_> = std::fs::read_dir(dir.path()).expect("listed").collect();
+        assert_eq!(left.len(), 1, "no temporary file left");
+    }
+}

@@ -24,7 +24,11 @@ pub const PRODUCT_PATH_ENV: &str = "REG_GEMM";
 /// checkpoints, metrics and study results record it.
 #[must_use]
 pub fn product_path() -> &'static str {
-    if kernel::enabled() { "avx512" } else { "portable" }
+    if kernel::enabled() {
+        "avx512"
+    } else {
+        "portable"
+    }
 }
 
 /// Checks [`PRODUCT_PATH_ENV`]: a value other than unset, empty, `auto` or `portable` (a

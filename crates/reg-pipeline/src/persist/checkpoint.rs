@@ -423,7 +423,11 @@ pub struct Resumed {
 pub fn move_aside(path: &Path) -> Result<PathBuf, PipelineError> {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     for n in 1..1000 {
-        let suffix = if n == 1 { String::new() } else { format!("-{n}") };
+        let suffix = if n == 1 {
+            String::new()
+        } else {
+            format!("-{n}")
+        };
         let aside = path.with_file_name(format!("{name}.damaged{suffix}"));
         // A hard link never replaces a file that is there; then the old name goes.
         match std::fs::hard_link(path, &aside) {
@@ -576,8 +580,7 @@ impl Observer for Checkpointer {
         _metrics: &EpochMetrics,
     ) -> Result<(), PipelineError> {
         let started = Instant::now();
-        let path =
-            save_checkpoint_with(trainer, &self.dir, self.keep, self.provenance.as_ref())?;
+        let path = save_checkpoint_with(trainer, &self.dir, self.keep, self.provenance.as_ref())?;
         self.write_seconds.push(started.elapsed().as_secs_f64());
         self.newest = Some(path);
         Ok(())

@@ -183,6 +183,8 @@ mod tests {
             checksum: String::new(),
             study: "s".into(),
             data: "d".into(),
+            data_digest: String::new(),
+            product_path: "portable".into(),
             reference: None,
             definition: "h".into(),
             runs_total: 6,

@@ -97,6 +97,9 @@ pub struct StudyData {
     pub validation: Dataset,
     /// What the kept weights are measured on at the end.
     pub test: Dataset,
+    /// [`crate::data::Mnist::digest`] of the files loaded (before the split), for
+    /// [`crate::study::Study::with_data_digest`].
+    pub digest: String,
 }
 
 impl StudyData {
@@ -111,6 +114,7 @@ impl StudyData {
         train_images: Option<usize>,
     ) -> Result<Self, crate::data::DataError> {
         let (mnist, _dir) = crate::data::Mnist::find_and_load(data_dir, quiet)?;
+        let digest = mnist.digest();
         let validation_size = TrainConfig::default().validation;
         let (train, validation) = mnist.train.split_off_last(validation_size)?;
         let train = match train_images {
@@ -121,6 +125,7 @@ impl StudyData {
             train,
             validation,
             test: mnist.test,
+            digest,
         })
     }
 

@@ -78,22 +78,36 @@ pub struct StudyRun {
 pub struct Study {
     name: String,
     data: String,
+    data_digest: String,
+    product_path: String,
     reference: Option<String>,
     runs: Vec<StudyRun>,
 }
 
 impl Study {
-    /// An empty study. `data` describes the data the runs see (it is part of the definition,
-    /// so results on other data are not mixed in); `reference` names the variant the others
-    /// are compared with seed by seed in the [`Report`].
+    /// An empty study. `data` describes the data the runs see; `reference` names the variant
+    /// the others are compared with seed by seed in the [`Report`]. The definition also holds
+    /// this process's matrix-product path ([`crate::nn::product_path`]: the paths round
+    /// differently) and, once [`Study::with_data_digest`] has set it, the digest of the data
+    /// loaded, so results on other data or another path are never mixed in.
     #[must_use]
     pub fn new(name: impl Into<String>, data: impl Into<String>, reference: Option<&str>) -> Self {
         Self {
             name: name.into(),
             data: data.into(),
+            data_digest: String::new(),
+            product_path: crate::nn::product_path().to_owned(),
             reference: reference.map(str::to_owned),
             runs: Vec::new(),
         }
+    }
+
+    /// The study with `digest` (such as [`crate::data::Mnist::digest`] of the data actually
+    /// loaded) in its definition.
+    #[must_use]
+    pub fn with_data_digest(mut self, digest: impl Into<String>) -> Self {
+        self.data_digest = digest.into();
+        self
     }
 
     /// Every variant of `variants(seed)` for every seed, variant-major: all seeds of the first
@@ -142,8 +156,9 @@ impl Study {
         &self.runs
     }
 
-    /// SHA-256 (hex) of the whole definition (name, data, reference and every run's variant,
-    /// seed and settings, in order): equal hashes mean the same study.
+    /// SHA-256 (hex) of the whole definition (name, data and its digest, product path,
+    /// reference and every run's variant, seed and settings, in order): equal hashes mean the
+    /// same study.
     #[must_use]
     pub fn definition_hash(&self) -> String {
         // Serializing plain data (strings, numbers, enums) to JSON cannot fail.
@@ -274,6 +289,33 @@ pub enum StudyError {
         size: u64,
         /// The largest size accepted.
         limit: u64,
+    },
+    /// A result file was trained on other data than this study (or than the folder's other
+    /// files).
+    #[error(
+        "{path} was trained on other data (digest {found}, expected {expected}): results on \
+         different data must not share a folder"
+    )]
+    OtherData {
+        /// The offending file.
+        path: PathBuf,
+        /// Its data digest.
+        found: String,
+        /// The digest expected.
+        expected: String,
+    },
+    /// A result file was computed on another matrix-product path (which rounds differently).
+    #[error(
+        "{path} was computed with the {found} matrix products, this study with the {expected} \
+         ones (REG_GEMM): results of different paths must not share a folder"
+    )]
+    OtherProductPath {
+        /// The offending file.
+        path: PathBuf,
+        /// Its product path.
+        found: String,
+        /// The path expected.
+        expected: String,
     },
     /// Some runs of the study have no result file yet.
     #[error(

@@ -72,6 +72,8 @@ pub struct Report {
     pub threads: Vec<usize>,
     /// The runs whose training diverged (variant, seed, where), left out of the statistics.
     pub diverged: Vec<(String, u64, Divergence)>,
+    /// The matrix-product path of the runs (part of the study's definition).
+    pub product_path: String,
 }
 
 impl Report {
@@ -94,6 +96,10 @@ impl Report {
         threads.sort_unstable();
         threads.dedup();
         summary.threads = threads;
+        summary.product_path = results
+            .first()
+            .map(|r| r.product_path.clone())
+            .unwrap_or_default();
         if summary.study.is_empty() {
             summary.study = results.first().map(|r| r.study.clone()).unwrap_or_default();
         }
@@ -160,6 +166,7 @@ impl Report {
             variants,
             threads: Vec::new(),
             diverged: Vec::new(),
+            product_path: String::new(),
         }
     }
 
@@ -223,7 +230,8 @@ impl Report {
         table
     }
 
-    /// A line per diverged run, and with `with_time` the runs' thread counts.
+    /// A line per diverged run, the matrix-product path, and with `with_time` the runs'
+    /// thread counts.
     fn footer(&self, with_time: bool) -> String {
         let mut text = String::new();
         for (variant, seed, at) in &self.diverged {
@@ -231,6 +239,9 @@ impl Report {
                 "Diverged, left out of the table: {variant}, seed {seed}, at epoch {}, step {} ({}).\n",
                 at.epoch, at.step, at.what
             ));
+        }
+        if !self.product_path.is_empty() {
+            text.push_str(&format!("Matrix products: {}.\n", self.product_path));
         }
         if with_time {
             let counts: Vec<String> = self.threads.iter().map(usize::to_string).collect();
@@ -294,6 +305,8 @@ mod tests {
             diverged: None,
             study: "s".into(),
             data: "d".into(),
+            data_digest: String::new(),
+            product_path: "portable".into(),
             reference: Some("full".into()),
             definition: "h".into(),
             runs_total: 4,

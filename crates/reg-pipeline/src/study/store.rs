@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{Study, StudyError, StudyRun, files};
-use crate::persist::atomic::write_atomically;
+use crate::persist::atomic::write_atomically_if_absent;
 use crate::study::experiments::ExperimentRun;
 use crate::{Evaluation, PipelineError, RunMetrics};
 
@@ -21,6 +21,12 @@ pub struct RunResult {
     pub study: String,
     /// What data the runs saw.
     pub data: String,
+    /// SHA-256 (hex) of the data loaded ([`Study::with_data_digest`]); empty when not set.
+    #[serde(default)]
+    pub data_digest: String,
+    /// The matrix-product path the run used (`"avx512"` or `"portable"`).
+    #[serde(default)]
+    pub product_path: String,
     /// The variant the report compares the others with, if any.
     pub reference: Option<String>,
     /// [`Study::definition_hash`] of the study this run belongs to.
@@ -68,6 +74,8 @@ impl RunResult {
         Self {
             study: study.name.clone(),
             data: study.data.clone(),
+            data_digest: study.data_digest.clone(),
+            product_path: study.product_path.clone(),
             reference: study.reference.clone(),
             definition: study.definition_hash(),
             runs_total: study.runs.len(),
@@ -154,7 +162,44 @@ pub(super) fn write(dir: &Path, result: &RunResult) -> Result<(), StudyError> {
         path: path.clone(),
         source,
     })?;
-    write_atomically(&path, &json)?;
+    // Two writers of one run (a task running twice at once) never replace a finished file:
+    // the first file stays, and the other writer checks that it belongs to the same study.
+    if !write_atomically_if_absent(&path, &json)? {
+        let existing = read(&path)?;
+        check_same_inputs(&path, &existing, &result.data_digest, &result.product_path)?;
+        if existing.definition != result.definition {
+            return Err(StudyError::MixedDefinitions {
+                path,
+                found: existing.definition_label(),
+                expected: result.definition_label(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Refuses `result` (the file at `path`) when its data digest or product path is not the
+/// expected one, naming both.
+fn check_same_inputs(
+    path: &Path,
+    result: &RunResult,
+    data_digest: &str,
+    product_path: &str,
+) -> Result<(), StudyError> {
+    if result.data_digest != data_digest {
+        return Err(StudyError::OtherData {
+            path: path.to_owned(),
+            found: result.data_digest.clone(),
+            expected: data_digest.to_owned(),
+        });
+    }
+    if result.product_path != product_path {
+        return Err(StudyError::OtherProductPath {
+            path: path.to_owned(),
+            found: result.product_path.clone(),
+            expected: product_path.to_owned(),
+        });
+    }
     Ok(())
 }
 
@@ -184,8 +229,9 @@ fn read(path: &Path) -> Result<RunResult, StudyError> {
 /// The finished result of `run` in `dir`, if its file is there.
 ///
 /// # Errors
-/// [`StudyError::MixedDefinitions`] when the file belongs to another study definition;
-/// [`StudyError::CorruptResult`], [`StudyError::ResultFile`] or [`StudyError::Pipeline`] when
+/// [`StudyError::OtherData`] or [`StudyError::OtherProductPath`] when the file was trained on
+/// other data or another matrix-product path; [`StudyError::MixedDefinitions`] when it
+/// belongs to another study definition; [`StudyError::CorruptResult`], [`StudyError::ResultFile`] or [`StudyError::Pipeline`] when
 /// it cannot be read or trusted.
 pub(super) fn finished(
     dir: &Path,
@@ -197,6 +243,7 @@ pub(super) fn finished(
         return Ok(None);
     }
     let result = read(&path)?;
+    check_same_inputs(&path, &result, &study.data_digest, &study.product_path)?;
     let expected = study.definition_hash();
     if result.definition != expected || result.index != run.index {
         return Err(StudyError::MixedDefinitions {
@@ -242,8 +289,9 @@ fn result_files(dir: &Path) -> Result<Vec<PathBuf>, StudyError> {
 ///
 /// # Errors
 /// [`StudyError::NoResults`] when there is no `run-*.json` file;
-/// [`StudyError::MixedDefinitions`] when the files come from more than one study definition;
-/// [`StudyError::MissingRuns`] (listing them) when some runs have no file;
+/// [`StudyError::OtherData`] or [`StudyError::OtherProductPath`] when the files were trained on
+/// different data or matrix-product paths; [`StudyError::MixedDefinitions`] when they come
+/// from more than one study definition; [`StudyError::MissingRuns`] (listing them) when some runs have no file;
 /// [`StudyError::StrayFile`] for a `run-*` file that is not named as a result;
 /// [`StudyError::CorruptResult`], [`StudyError::NotAFile`], [`StudyError::FileTooLarge`],
 /// [`StudyError::ResultFile`] or [`StudyError::Pipeline`] when a file cannot be read or
@@ -252,6 +300,9 @@ pub fn merge(dir: &Path) -> Result<Vec<RunResult>, StudyError> {
     let mut results: BTreeMap<usize, RunResult> = BTreeMap::new();
     for path in result_files(dir)? {
         let result = read(&path)?;
+        if let Some(first) = results.values().next() {
+            check_same_inputs(&path, &result, &first.data_digest, &first.product_path)?;
+        }
         if let Some(first) = results.values().next()
             && (result.definition != first.definition || result.runs_total != first.runs_total)
         {
@@ -294,7 +345,9 @@ fn check_definition(dir: &Path, results: &[RunResult]) -> Result<(), StudyError>
     let Some(first) = results.first() else {
         return Ok(());
     };
-    let mut study = Study::new(&first.study, &first.data, first.reference.as_deref());
+    let mut study = Study::new(&first.study, &first.data, first.reference.as_deref())
+        .with_data_digest(&first.data_digest);
+    study.product_path.clone_from(&first.product_path);
     for r in results {
         study.push(&r.variant, r.seed, r.metrics.config.clone());
     }
