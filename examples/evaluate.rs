@@ -5,7 +5,7 @@
 //! state dict of the same `nn.Sequential`); `--logits-out` writes the test logits as a
 //! float32 `.npy` array (10000 × 10) for `scripts/check_export.py`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -46,6 +46,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), PipelineError> {
+    reg_pipeline::nn::check_product_path_setting()?;
     if let Some(path) = &args.logits_out {
         reg_pipeline::tensor_file::check_output_path(path)?;
     }
@@ -80,46 +81,106 @@ fn run(args: &Args) -> Result<(), PipelineError> {
         });
     }
 
-    let features = test.image_len();
-    let x = Array2::from_shape_fn((test.len(), features), |(i, j)| {
-        test.image(i).map_or(0.0, |img| f32::from(img[j]) / 255.0)
-    });
-    let (mut values, mut classes) = (Vec::new(), 0);
-    for chunk in x.axis_chunks_iter(ndarray::Axis(0), 1_000) {
-        let out = model.forward(chunk, Mode::Eval)?;
-        classes = out.ncols();
-        values.extend(out.iter().copied());
-    }
-    let logits = Array2::from_shape_vec((test.len(), classes), values)
-        .map_err(|e| reg_core::Error::StateMismatch(e.to_string()))?;
-    let predicted = predictions(logits.view());
-    let mut confusion = vec![vec![0usize; classes]; classes];
+    let logits = args
+        .logits_out
+        .as_ref()
+        .map(|path| logits_buffer(path, test.len(), outputs));
+    let mut logits = logits.transpose()?;
+    let mut confusion = vec![vec![0usize; outputs]; classes];
     let mut correct = 0;
-    for (i, &p) in predicted.iter().enumerate() {
-        let truth = usize::from(test.label(i).unwrap_or(0));
-        if let Some(cell) = confusion.get_mut(truth).and_then(|row| row.get_mut(p)) {
-            *cell += 1;
+    let features = test.image_len();
+    let widest = model.config().sizes.iter().copied().max().unwrap_or(1);
+    // Each layer's output for a chunk stays within CHUNK_BYTES, however wide the model is.
+    let rows_per_chunk = (CHUNK_BYTES / (4 * widest.max(features))).clamp(1, 1_000);
+    for start in (0..test.len()).step_by(rows_per_chunk) {
+        let rows = rows_per_chunk.min(test.len() - start);
+        let x = Array2::from_shape_fn((rows, features), |(i, j)| {
+            test.image(start + i)
+                .map_or(0.0, |img| f32::from(img[j]) / 255.0)
+        });
+        let out = model.forward(x.view(), Mode::Eval)?;
+        if let Some(row) = out
+            .outer_iter()
+            .position(|r| r.iter().any(|v| !v.is_finite()))
+        {
+            let layer = model
+                .first_non_finite_layer(x.slice(ndarray::s![row..=row, ..]))?
+                .unwrap_or_else(|| "unknown".to_owned());
+            return Err(PipelineError::NonFiniteOutput {
+                image: start + row,
+                layer,
+            });
         }
-        correct += usize::from(p == truth);
+        for (i, &p) in predictions(out.view()).iter().enumerate() {
+            let truth = usize::from(test.label(start + i).unwrap_or(0));
+            if let Some(cell) = confusion.get_mut(truth).and_then(|row| row.get_mut(p)) {
+                *cell += 1;
+            }
+            correct += usize::from(p == truth);
+        }
+        if let Some(all) = logits.as_mut() {
+            all.extend(out.iter().copied());
+        }
     }
     println!(
         "test accuracy {:.2}% ({correct} of {})",
         100.0 * correct as f64 / test.len().max(1) as f64,
         test.len()
     );
+    print_confusion(&confusion, outputs);
+    if let (Some(path), Some(values)) = (&args.logits_out, logits) {
+        let logits = Array2::from_shape_vec((test.len(), outputs), values)
+            .map_err(|e| reg_core::Error::StateMismatch(e.to_string()))?;
+        reg_pipeline::tensor_file::write_atomically(path, &npy_f32(logits.view()))?;
+    }
+    Ok(())
+}
+
+/// The most memory one chunk's layer output may take (16 MiB: 1,000 rows of 4,096 floats).
+const CHUNK_BYTES: usize = 16 << 20;
+
+/// The most memory `--logits-out` may hold: 256 MiB of float32 (MNIST's 10,000 images × 10
+/// outputs take 400 kB).
+const MAX_LOGITS_BYTES: usize = 256 << 20;
+
+/// The widest confusion matrix printed (columns: the model's outputs).
+const MAX_CONFUSION_OUTPUTS: usize = 100;
+
+/// Room for every test image's logits, or an error when they would not fit [`MAX_LOGITS_BYTES`].
+fn logits_buffer(path: &Path, images: usize, outputs: usize) -> Result<Vec<f32>, PipelineError> {
+    let bytes = images.saturating_mul(outputs).saturating_mul(4);
+    if bytes > MAX_LOGITS_BYTES {
+        return Err(PipelineError::InvalidSetting {
+            name: "logits-out",
+            value: format!(
+                "{} ({images} images × {outputs} outputs = {} MiB of logits)",
+                path.display(),
+                bytes >> 20
+            ),
+            allowed: "a model whose test logits fit in 256 MiB",
+        });
+    }
+    Ok(Vec::with_capacity(images * outputs))
+}
+
+/// The confusion matrix (rows: true digit, columns: predicted), or a line saying why it is
+/// left out for a model with more than [`MAX_CONFUSION_OUTPUTS`] outputs.
+fn print_confusion(confusion: &[Vec<usize>], outputs: usize) {
+    if outputs > MAX_CONFUSION_OUTPUTS {
+        println!(
+            "confusion matrix left out: the model has {outputs} outputs (it is printed for up to {MAX_CONFUSION_OUTPUTS})"
+        );
+        return;
+    }
     println!("confusion matrix (rows: true digit, columns: predicted)");
     print!("     ");
-    (0..classes).for_each(|c| print!("{c:>6}"));
+    (0..outputs).for_each(|c| print!("{c:>6}"));
     println!();
     for (truth, row) in confusion.iter().enumerate() {
         print!("{truth:>4} ");
         row.iter().for_each(|n| print!("{n:>6}"));
         println!();
     }
-    if let Some(path) = &args.logits_out {
-        reg_pipeline::tensor_file::write_atomically(path, &npy_f32(logits.view()))?;
-    }
-    Ok(())
 }
 
 /// A float32 little-endian, C-order `.npy` file (format 1.0) of `a`.

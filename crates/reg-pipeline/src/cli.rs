@@ -1072,11 +1072,11 @@ impl Observer for Observers<'_> {
             self.tensorboard = None;
             self.tensorboard_failure = Some(e);
         }
-        if let Some(checkpointer) = self.checkpointer.as_deref_mut() {
-            checkpointer.on_epoch(trainer, metrics)?;
-        }
         if trainer.finished() {
             TRAINING_DONE.store(true, Ordering::SeqCst);
+        }
+        if let Some(checkpointer) = self.checkpointer.as_deref_mut() {
+            checkpointer.on_epoch(trainer, metrics)?;
         }
         Ok(())
     }
@@ -1114,18 +1114,18 @@ fn likely_causes(config: &TrainConfig) -> String {
     if config.lr >= 0.1 {
         causes.push(format!(
             "--lr {} is too large (Adam usually wants 1e-4 to 1e-2)",
-            config.lr
+            short(config.lr)
         ));
     } else if config.lr <= 1e-6 {
         causes.push(format!(
             "--lr {} is too small to learn in this many epochs",
-            config.lr
+            short(config.lr)
         ));
     }
     if config.l2 >= 1.0 {
         causes.push(format!(
             "--l2 {} is strong enough to hold the weights at zero",
-            config.l2
+            short(config.l2)
         ));
     }
     if config.model.dropout.iter().any(|&p| p >= 0.8) {
@@ -1136,7 +1136,7 @@ fn likely_causes(config: &TrainConfig) -> String {
     if config.lr < 0.1 && config.lr > 1e-6 {
         causes.push(format!(
             "--lr {} is too large or too small for this model",
-            config.lr
+            short(config.lr)
         ));
     }
     causes
@@ -1145,4 +1145,14 @@ fn likely_causes(config: &TrainConfig) -> String {
         .map(|(i, c)| format!("({}) {c}", i + 1))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// `value` as a person writes it: plain between 1e-4 and 1e6, else in scientific notation
+/// (`1e-45`, not forty-four zeros).
+fn short(value: f64) -> String {
+    if (1e-4..1e6).contains(&value.abs()) || value == 0.0 {
+        value.to_string()
+    } else {
+        format!("{value:e}")
+    }
 }

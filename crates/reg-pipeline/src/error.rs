@@ -115,6 +115,16 @@ pub enum PipelineError {
         /// Each disagreeing flag as `--flag VALUE (checkpoint: VALUE)`.
         mismatches: Vec<String>,
     },
+    /// A model's output is NaN or infinite for an input, though its weights are finite.
+    #[error(
+        "the model's output for image {image} is not finite: layer {layer} of its nn.Sequential overflows float32 (its weights are finite but too large)"
+    )]
+    NonFiniteOutput {
+        /// The first such image (0-based, in file order).
+        image: usize,
+        /// The first layer whose output is not finite, e.g. `"0 (Linear)"`.
+        layer: String,
+    },
     /// `--resume` on other data than the checkpoint was trained on.
     #[error(
         "--resume: {} was trained on other data than {} holds (data digest {checkpoint_digest:.12}… there, {data_digest:.12}… here); give the --data-dir it was trained on, or add --allow-other-data to continue on this data anyway",

@@ -103,6 +103,8 @@ impl DownloadOptions {
             .timeout_connect(Some(self.connect_timeout))
             .timeout_global(Some(self.timeout))
             .http_status_as_error(false)
+            // Followed by `get_following`, which can then say where a redirect led.
+            .max_redirects(0)
             .build()
             .into()
     }
@@ -124,7 +126,7 @@ pub fn ensure_mnist(dir: &Path, options: &DownloadOptions) -> Result<(), DataErr
     if dir.exists() && !dir.is_dir() {
         return Err(DataError::NotAFile {
             path: dir.to_path_buf(),
-            what: "is a file; the data directory (--data-dir, MNIST_DIR) must be a folder".into(),
+            what: "is a file; MNIST's data folder must be a folder".into(),
         });
     }
     let missing: Vec<&MnistFile> = MNIST_FILES
@@ -236,7 +238,7 @@ fn fetch(
     label: &str,
     options: &DownloadOptions,
 ) -> Result<Vec<u8>, String> {
-    let mut response = agent.get(url).call().map_err(|e| e.to_string())?;
+    let mut response = get_following(agent, url)?;
     let status = response.status();
     if status != ureq::http::StatusCode::OK {
         return Err(format!("HTTP {status}"));
@@ -265,6 +267,59 @@ fn fetch(
         body
     };
     body.map_err(|e| e.to_string())
+}
+
+/// Redirects followed before a download is given up.
+const MAX_REDIRECTS: usize = 5;
+
+/// GET `url`, following up to [`MAX_REDIRECTS`] redirects; an error after a redirect names
+/// the address it led to (a mirror's own address may be fine while its redirect is not).
+fn get_following(
+    agent: &ureq::Agent,
+    url: &str,
+) -> Result<ureq::http::Response<ureq::Body>, String> {
+    let mut at = url.to_owned();
+    for _ in 0..=MAX_REDIRECTS {
+        let via = if at == url {
+            String::new()
+        } else {
+            format!("redirected to {at}: ")
+        };
+        let response = agent.get(&at).call().map_err(|e| format!("{via}{e}"))?;
+        if !response.status().is_redirection() {
+            return Ok(response);
+        }
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| format!("{via}HTTP {} without a Location", response.status()))?;
+        at = join_url(&at, location);
+    }
+    Err(format!(
+        "more than {MAX_REDIRECTS} redirects (the last to {at})"
+    ))
+}
+
+/// `location` (a redirect's target) read against `base`: absolute as is, `/path` on `base`'s
+/// host, anything else beside `base`'s last path segment.
+fn join_url(base: &str, location: &str) -> String {
+    if location.contains("://") {
+        return location.to_owned();
+    }
+    let after_scheme = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[after_scheme..]
+        .find('/')
+        .map_or(base.len(), |i| after_scheme + i);
+    if location.starts_with('/') {
+        return format!("{}{location}", &base[..host_end]);
+    }
+    let dir_end = base[host_end..]
+        .rfind('/')
+        .map_or(base.len(), |i| host_end + i + 1);
+    let dir = &base[..dir_end];
+    let sep = if dir.ends_with('/') { "" } else { "/" };
+    format!("{dir}{sep}{location}")
 }
 
 /// `9.9 MB`, `29 kB`, or `size unknown`.

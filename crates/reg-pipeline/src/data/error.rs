@@ -158,6 +158,19 @@ pub enum DataError {
         /// The data directory.
         dir: PathBuf,
     },
+    /// A file in reg's own MNIST cache is not the published file: its SHA-256 differs.
+    #[error(
+        "{}: damaged: SHA-256 of its content is {actual}, MNIST's is {expected}",
+        path.display()
+    )]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// The published SHA-256 (hex).
+        expected: String,
+        /// SHA-256 found (hex).
+        actual: String,
+    },
     /// Every mirror failed for `file`.
     #[error("could not download {file}: tried {}. {}", attempts.join("; "), placement_hint(dir))]
     Download {
@@ -198,6 +211,7 @@ impl DataError {
             | Self::SizeMismatch { path, .. }
             | Self::DimensionOverflow { path }
             | Self::TooLarge { path, .. }
+            | Self::Damaged { path, .. }
             | Self::Gzip { path, .. }
             | Self::LabelOutOfRange { path, .. }
             | Self::ImageSizeMismatch { path, .. }

@@ -193,9 +193,48 @@ impl Mnist {
             .collect()
     }
 
+    /// [`Mnist::load`], each file first checked against its published SHA-256 (of the content,
+    /// whether stored raw or as `.gz`): for the folder reg manages, where a damaged file is
+    /// reg's to replace.
+    ///
+    /// # Errors
+    /// [`DataError::Damaged`] naming the first file whose content is not MNIST's, and those of
+    /// [`Mnist::load`].
+    pub fn load_verified(dir: &Path) -> Result<Mnist, DataError> {
+        let mut files = Vec::with_capacity(4);
+        for file in &MNIST_FILES {
+            let path = file.find_in(dir).ok_or_else(|| DataError::NotFound {
+                dir: dir.to_path_buf(),
+                missing: vec![file.gz_name()],
+            })?;
+            let bytes = read_idx_file(&path, MAX_IDX_BYTES)?;
+            let actual = sha256_hex(&bytes);
+            if actual != file.sha256 {
+                return Err(DataError::Damaged {
+                    path,
+                    expected: file.sha256.to_owned(),
+                    actual,
+                });
+            }
+            files.push((bytes, path));
+        }
+        let mut files = files.into_iter();
+        let mut next = || files.next().unwrap_or_default();
+        let ((train_x, train_xp), (train_y, train_yp)) = (next(), next());
+        let ((test_x, test_xp), (test_y, test_yp)) = (next(), next());
+        Ok(Mnist {
+            train: Dataset::from_idx_bytes(train_x, &train_xp, train_y, &train_yp)?,
+            test: Dataset::from_idx_bytes(test_x, &test_xp, test_y, &test_yp)?,
+        })
+    }
+
     /// Finds MNIST as every example does — `cli_dir` (`--data-dir`), else `$MNIST_DIR`, else
     /// [`default_data_dir`] — downloads the files missing there (from `$MNIST_MIRRORS` if set,
     /// else [`DEFAULT_MIRRORS`]), and loads them. Returns the folder too.
+    ///
+    /// In reg's own cache folder (neither `--data-dir` nor `$MNIST_DIR` given) every file is
+    /// checked against its published SHA-256 on every load, as Keras's `get_file` does: a
+    /// damaged one is removed, with a warning, and downloaded again.
     ///
     /// # Errors
     /// As [`ensure_mnist`] and [`Mnist::load`].
@@ -204,13 +243,44 @@ impl Mnist {
         cli_dir: Option<&Path>,
         quiet: bool,
     ) -> Result<(Mnist, PathBuf), DataError> {
-        let dir = resolve_data_dir(cli_dir);
+        let env_dir = std::env::var_os(DATA_DIR_ENV).filter(|d| !d.is_empty());
+        let dir = resolve_data_dir_with(cli_dir, env_dir.as_deref());
+        let source = match (cli_dir, &env_dir) {
+            (Some(_), _) => "given by --data-dir",
+            (None, Some(_)) => "given by MNIST_DIR",
+            (None, None) => "reg's per-user MNIST cache; --data-dir or MNIST_DIR chooses another",
+        };
         let mut options = DownloadOptions::default().with_quiet(quiet);
         if let Some(mirrors) = std::env::var(MIRRORS_ENV).ok().filter(|m| !m.is_empty()) {
             options = options.with_mirrors(mirrors.split(',').map(str::trim));
         }
-        ensure_mnist(&dir, &options)?;
-        let mnist = Mnist::load(&dir)?;
-        Ok((mnist, dir))
+        let ensure = || {
+            ensure_mnist(&dir, &options).map_err(|e| match e {
+                DataError::NotAFile { path, what } if path == dir => DataError::NotAFile {
+                    what: format!("{what} ({source})"),
+                    path,
+                },
+                other => other,
+            })
+        };
+        ensure()?;
+        if cli_dir.is_some() || env_dir.is_some() {
+            return Ok((Mnist::load(&dir)?, dir));
+        }
+        // Each round replaces one damaged file; four files, so at most four rounds.
+        for _ in 0..MNIST_FILES.len() {
+            match Mnist::load_verified(&dir) {
+                Err(DataError::Damaged { path, .. }) => {
+                    eprintln!(
+                        "warning: {} in reg's MNIST cache is damaged (its SHA-256 is not the published one); removing it and downloading it again",
+                        path.display()
+                    );
+                    std::fs::remove_file(&path).map_err(|e| DataError::io(&path, e))?;
+                    ensure()?;
+                }
+                loaded => return Ok((loaded?, dir)),
+            }
+        }
+        Ok((Mnist::load_verified(&dir)?, dir))
     }
 }

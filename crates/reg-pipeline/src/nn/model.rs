@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD};
 use rand::{Rng, SeedableRng};
 use reg_batchnorm::{BatchNorm, BatchNormConfig, RunningVariance};
-use reg_core::{Error, Layer, Mode, Param, Result, Scalar};
+use reg_core::{Error, Layer, LayerExt, Mode, Param, Result, Scalar};
 use reg_dropout::{Dropout, DropoutConfig};
 
 use crate::nn::fused::{self, BlockBuffers, DrawnMask};
@@ -401,6 +401,33 @@ impl<F: Scalar> Mlp<F> {
             }
         }
         Ok(())
+    }
+
+    /// Where the Eval forward pass of `x` (one or more rows) first leaves the finite numbers:
+    /// the layer's index in the equivalent PyTorch `nn.Sequential` and its kind, e.g.
+    /// `"3 (Linear)"`; `None` when every layer's output is finite. Finite weights can still
+    /// overflow float32 (±3e38 times a pixel, summed), which no check of the weights sees.
+    ///
+    /// # Errors
+    /// As [`Layer::forward_dyn`] for input that does not fit the model.
+    pub fn first_non_finite_layer(&mut self, x: ArrayView2<'_, F>) -> Result<Option<String>> {
+        let finite = |a: &Array2<F>| a.iter().all(|v| v.is_finite());
+        let mut h = x.to_owned();
+        for block in &mut self.hidden {
+            h = block.linear.forward(h.view(), Mode::Eval)?;
+            if !finite(&h) {
+                return Ok(Some(format!("{} (Linear)", block.first_index)));
+            }
+            if let Some(bn) = block.batch_norm.as_mut() {
+                h = bn.forward(h.view(), Mode::Eval)?;
+                if !finite(&h) {
+                    return Ok(Some(format!("{} (BatchNorm1d)", block.first_index + 1)));
+                }
+            }
+            h = block.relu.forward(h.view(), Mode::Eval)?;
+        }
+        h = self.output.forward(h.view(), Mode::Eval)?;
+        Ok((!finite(&h)).then(|| format!("{} (Linear, the output)", self.layout.output)))
     }
 
     /// Position of the output layer in the equivalent PyTorch `nn.Sequential`.

@@ -212,8 +212,7 @@ fn sync_dir(dir: &Path) -> Result<(), Failure> {
 /// # Errors
 /// [`PipelineError::Io`] naming `path`.
 pub fn check_output_path(path: &Path) -> Result<(), PipelineError> {
-    let target = resolve_output(path)?;
-    let name_bytes = target.file_name().map_or(0, |n| n.as_encoded_bytes().len());
+    let name_bytes = path.file_name().map_or(0, |n| n.as_encoded_bytes().len());
     if name_bytes > MAX_FILE_NAME_BYTES {
         let too_long = std::io::Error::new(
             std::io::ErrorKind::InvalidFilename,
@@ -223,6 +222,7 @@ pub fn check_output_path(path: &Path) -> Result<(), PipelineError> {
         );
         return Err(PipelineError::io(path, too_long));
     }
+    let target = resolve_output(path)?;
     let probe = temporary_path(&target);
     std::fs::OpenOptions::new()
         .write(true)

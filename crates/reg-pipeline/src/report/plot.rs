@@ -553,6 +553,10 @@ where
         if !c.dashed.is_empty() {
             chart.draw_series(DashedLineSeries::new(c.dashed.iter().copied(), 7, 5, line))?;
         }
+        if let [point] = c.dashed[..] {
+            // One epoch makes no line: a hollow dot shows where it would start.
+            chart.draw_series(std::iter::once(Circle::new(point, 5, line)))?;
+        }
         chart.draw_series(LineSeries::new(c.solid.iter().copied(), line))?;
         // About five markers per line, staggered between models so that coinciding lines
         // show both and a crowded panel stays readable.
