@@ -71,20 +71,24 @@ impl StudyArgs {
 /// One line per run: its file's number, variant, seed, what it measured, and whether it ran
 /// now or was found finished.
 fn run_line(r: &RunResult, skipped: bool) -> String {
+    let when = if skipped {
+        "skipped: finished earlier".to_owned()
+    } else {
+        let plural = if r.threads == 1 { "" } else { "s" };
+        format!("{:.1} s on {} thread{plural}", r.seconds, r.threads)
+    };
+    let head = format!("run-{:05} | {} | seed {}", r.index, r.variant, r.seed);
+    if let Some(d) = &r.diverged {
+        return format!(
+            "{head} | diverged at epoch {}, step {} ({}) | {when}",
+            d.epoch, d.step, d.what
+        );
+    }
     format!(
-        "run-{:05} | {} | seed {} | test acc {:.2}% | train acc (eval) {:.2}% | {} epochs | {}",
-        r.index,
-        r.variant,
-        r.seed,
+        "{head} | test acc {:.2}% | train acc (eval) {:.2}% | {} epochs | {when}",
         100.0 * r.metrics.test_acc,
         100.0 * r.train_eval.accuracy,
         r.metrics.epochs.len(),
-        if skipped {
-            "skipped: finished earlier".to_owned()
-        } else {
-            let plural = if r.threads == 1 { "" } else { "s" };
-            format!("{:.1} s on {} thread{plural}", r.seconds, r.threads)
-        }
     )
 }
 

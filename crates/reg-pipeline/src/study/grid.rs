@@ -138,7 +138,7 @@ impl SweepGrid {
                     };
                     config.model.sizes[0] = inputs;
                     config.model.dropout = probabilities;
-                    let variant = format!("lr {lr}, L2 {l2}, dropout {label}");
+                    let variant = format!("lr {}, L2 {}, dropout {label}", short(lr), short(l2));
                     let checked = if study.runs().is_empty() {
                         Trainer::new(config.clone()).map(drop)
                     } else {
@@ -206,6 +206,17 @@ impl SweepGrid {
             return Err("the grid has more than 100,000 runs (points × seeds)".to_owned());
         }
         Ok(())
+    }
+}
+
+/// `value` as a variant name shows it: plain (`0.001`, `0`) unless very large or very small,
+/// then with an exponent (`1e308`, not 309 digits).
+fn short(value: f64) -> String {
+    let magnitude = value.abs();
+    if magnitude != 0.0 && !(1e-4..1e6).contains(&magnitude) {
+        format!("{value:e}")
+    } else {
+        format!("{value}")
     }
 }
 
@@ -298,6 +309,18 @@ mod size_tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    #[test]
+    fn extreme_values_are_named_with_an_exponent() {
+        let grid = SweepGrid::from_toml("name = \"x\"\nepochs = 2\nseeds = [0]\nl2 = [1e308, 0.0]")
+            .expect("parses");
+        let study = grid.study(784).expect("valid");
+        assert_eq!(
+            study.runs()[0].variant,
+            "lr 0.001, L2 1e308, dropout 0.3/0.2"
+        );
+        assert_eq!(study.runs()[1].variant, "lr 0.001, L2 0, dropout 0.3/0.2");
     }
 
     #[test]
