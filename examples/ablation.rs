@@ -92,8 +92,7 @@ fn run(args: &Args) -> Result<(), StudyError> {
     if let Some(dir) = &args.study.merge {
         return report(args, &study::merge(dir)?);
     }
-    args.study
-        .refuse_in_a_shard("--plot", !args.plot.is_empty())?;
+    args.study.check(!args.plot.is_empty())?;
     if args.train_images.is_some_and(|n| n < 2) {
         return Err(PipelineError::InvalidSetting {
             name: "train-images",

@@ -92,8 +92,7 @@ fn run(args: &Args) -> Result<(), StudyError> {
     if let Some(dir) = &args.study.merge {
         return report(args, &study::merge(dir)?);
     }
-    args.study
-        .refuse_in_a_shard("--plot", !args.plot.is_empty())?;
+    args.study.check(!args.plot.is_empty())?;
     // Checked before the data is read: three models per seed.
     let seeds = study::seed_range(args.seed, args.seeds, 3)?;
     let data = StudyData::load(

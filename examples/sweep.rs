@@ -59,8 +59,7 @@ fn run(args: &Args) -> Result<(), StudyError> {
     if let Some(dir) = &args.study.merge {
         return report(args, &study::merge(dir)?);
     }
-    args.study
-        .refuse_in_a_shard("--plot", !args.plot.is_empty())?;
+    args.study.check(!args.plot.is_empty())?;
     let grid_path = args.grid.as_ref().ok_or(PipelineError::InvalidSetting {
         name: "grid",
         value: "none".into(),

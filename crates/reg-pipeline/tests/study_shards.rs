@@ -539,10 +539,18 @@ fn plot_is_refused_for_one_shard_of_several() {
         threads: None,
     };
     assert!(matches!(
-        args.refuse_in_a_shard("--plot", true),
+        args.check(true),
+        Err(StudyError::ResultsFolderRequired { .. })
+    ));
+    let args = study::StudyArgs {
+        results: Some("results".into()),
+        ..args
+    };
+    assert!(matches!(
+        args.check(true),
         Err(StudyError::NeedsWholeStudy { .. })
     ));
-    assert!(args.refuse_in_a_shard("--plot", false).is_ok());
+    assert!(args.check(false).is_ok());
 }
 
 /// `small_study` with a data digest in its definition, as the examples set it.

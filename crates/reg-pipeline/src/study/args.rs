@@ -47,24 +47,45 @@ impl StudyArgs {
         Shard::resolve(self.shard, self.shard_count, |k| std::env::var(k).ok())
     }
 
-    /// Refuses an output that needs every run's result (`flag`, such as `--plot`, when
-    /// `given`) in a process that runs only one shard of several: the chart comes from
-    /// `--merge`.
+    /// Checks, before any data is read, what would otherwise fail later: the shard setting,
+    /// a results folder for a shard of several, `--jobs` and `--threads` of at least 1, and
+    /// no chart (`plot`: whether `--plot` was given) in a process that runs one shard of
+    /// several (the chart comes from `--merge`). Nothing to check for `--merge`.
     ///
     /// # Errors
-    /// As [`StudyArgs::shard`]; [`StudyError::NeedsWholeStudy`].
-    pub fn refuse_in_a_shard(&self, flag: &'static str, given: bool) -> Result<(), StudyError> {
-        if !given || self.merge.is_some() {
+    /// As [`StudyArgs::shard`]; [`StudyError::ResultsFolderRequired`];
+    /// [`StudyError::NeedsWholeStudy`]; [`StudyError::Pipeline`] for a `--jobs` or
+    /// `--threads` of 0.
+    pub fn check(&self, plot: bool) -> Result<(), StudyError> {
+        if self.merge.is_some() {
             return Ok(());
+        }
+        for (name, value) in [("jobs", self.jobs), ("threads", self.threads.unwrap_or(1))] {
+            if value == 0 {
+                return Err(PipelineError::InvalidSetting {
+                    name,
+                    value: "0".to_owned(),
+                    allowed: "at least 1",
+                }
+                .into());
+            }
         }
         let shard = self.shard()?;
         if shard.is_whole() {
             return Ok(());
         }
-        Err(StudyError::NeedsWholeStudy {
-            flag,
-            shard: shard.to_string(),
-        })
+        if self.results.is_none() {
+            return Err(StudyError::ResultsFolderRequired {
+                shard: shard.to_string(),
+            });
+        }
+        if plot {
+            return Err(StudyError::NeedsWholeStudy {
+                flag: "--plot",
+                shard: shard.to_string(),
+            });
+        }
+        Ok(())
     }
 }
 
