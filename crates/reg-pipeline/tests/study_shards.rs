@@ -655,3 +655,37 @@ fn two_writers_of_one_run_leave_one_whole_file() {
         assert_eq!(left.len(), 1, "no temporary file left");
     }
 }
+
+#[test]
+fn a_finished_run_file_is_never_replaced_by_a_second_writer() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let study = study_on("aaaa");
+    let first = Shard::new(0, 9).expect("valid");
+    // The file another writer of run 0 wrote, told apart by its time.
+    let mut theirs = execute_study(&study, first, dir.path())
+        .expect("runs")
+        .results[0]
+        .clone();
+    theirs.seconds = 123.0;
+    let path = study::result_path(dir.path(), 0);
+    std::fs::remove_file(&path).expect("removed");
+    let (train, validation, test) = splits();
+    // This writer trains run 0 while the other one finishes it and writes its file.
+    let work = |run: &study::StudyRun| {
+        let ran = experiments::run(
+            &run.variant,
+            run.config.clone(),
+            &train,
+            &validation,
+            &test,
+            &mut (),
+        );
+        std::fs::write(&path, theirs.file_bytes().expect("serializes")).expect("written");
+        ran
+    };
+    study::execute(&study, first, 1, None, Some(dir.path()), &work, &|_, _| {})
+        .expect("the second writer accepts the first one's file");
+    let kept: RunResult =
+        serde_json::from_slice(&std::fs::read(&path).expect("readable")).expect("JSON");
+    assert_eq!(kept.seconds, 123.0, "the first writer's file stays");
+}
