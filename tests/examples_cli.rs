@@ -157,3 +157,78 @@ fn schedule_reports_an_unwritable_chart_as_a_sentence() {
     assert!(!err.contains("Io {") && !err.contains("kind:"), "{err}");
     assert!(err.contains("missing"), "{err}");
 }
+
+/// A model whose weights are finite but whose outputs overflow float32 is an error naming the
+/// first image and layer, not an accuracy computed from NaN.
+#[test]
+fn evaluate_refuses_outputs_that_are_not_finite_naming_image_and_layer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("mnist");
+    checkpoint_support::write_mnist(&data, 20, 30);
+    let config = MlpConfig {
+        sizes: vec![784, 10, 10],
+        dropout: vec![0.0],
+        batch_norm: true,
+        ..MlpConfig::default()
+    };
+    let mut model = Mlp::new(&config, 0).unwrap();
+    let mut state = model.state();
+    for (name, value) in &mut state {
+        if name == "0.weight" {
+            value.fill(3e38);
+        }
+    }
+    model.load_state(&state).unwrap();
+    let path = tmp.path().join("huge.safetensors");
+    std::fs::write(&path, export_bytes(&model).unwrap()).unwrap();
+    let logits = tmp.path().join("logits.npy");
+    let (output, err) = run(
+        "evaluate",
+        &[
+            "--model",
+            &s(&path),
+            "--data-dir",
+            &s(&data),
+            "--logits-out",
+            &s(&logits),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("output for image 0 is not finite"), "{err}");
+    assert!(err.contains("layer 0 (Linear)"), "{err}");
+    assert!(!logits.exists());
+}
+
+/// A small file describing a very wide output layer (10 → 100,000) evaluates in bounded
+/// memory (under a 600 MB address-space limit; holding every logit would take 800 MB), leaves
+/// out the confusion matrix, and refuses `--logits-out` beyond its bound.
+#[cfg(target_os = "linux")]
+#[test]
+fn evaluate_of_a_very_wide_model_stays_in_bounded_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("mnist");
+    checkpoint_support::write_mnist(&data, 20, 1_000);
+    let wide = model_file(tmp.path(), vec![784, 10, 100_000], false);
+    let limited = |extra: &str| {
+        let command = format!(
+            "ulimit -v 600000; exec '{}' --model '{}' --data-dir '{}' {extra}",
+            s(&example("evaluate")),
+            s(&wide),
+            s(&data)
+        );
+        let output = Command::new("sh").args(["-c", &command]).output().unwrap();
+        let (out, err) = (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        );
+        (output, out, err)
+    };
+    let (output, out, err) = limited("");
+    assert!(output.status.success(), "{err}");
+    assert!(out.contains("confusion matrix left out"), "{out}");
+    assert!(out.len() < 2_000, "{out}");
+    let logits = tmp.path().join("logits.npy");
+    let (output, _, err) = limited(&format!("--logits-out '{}'", s(&logits)));
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("--logits-out"), "{err}");
+}

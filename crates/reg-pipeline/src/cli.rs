@@ -10,23 +10,28 @@
 //! error rather than being mixed with a new run's.
 //!
 //! Reliability, as the user sees it:
-//! - One run per checkpoint folder: the run holds an exclusive advisory lock on
-//!   `DIR/reg-train.lock` (the operating system drops it when the process ends, however it
-//!   ends, so a killed run never blocks the next one); a second run is refused.
-//! - Resuming skips damaged checkpoints (checksum mismatch, truncation) with a warning naming
-//!   each, and continues from the newest intact one.
+//! - One run per checkpoint folder: the run holds an exclusive advisory lock on the folder
+//!   itself (or, where a folder cannot be locked, on `DIR/reg-train.lock`); the operating
+//!   system drops it when the process ends, however it ends, so a killed run never blocks the
+//!   next one; a second run is refused.
+//! - Resuming skips damaged checkpoints (checksum mismatch, truncation) and renamed ones (the
+//!   name is not the epochs they hold), moves them aside with a warning naming each, and
+//!   continues from the newest intact one; it refuses other data than the checkpoint was
+//!   trained on (`--allow-other-data`) and says when the matrix-product path changed.
 //! - Outputs (`--export`, `--metrics-out`, `--plot`) are written atomically, the model first;
 //!   one that fails does not stop the others, and the exit status and message name each that
 //!   failed. An output that exists and is not a regular file (a folder, a device, a FIFO) is
 //!   refused before training; a symlink to a regular file is followed (the link stays).
+//!   TensorBoard only watches: its failure is a warning, then an output failure at the end.
 //! - `--threads` above the machine's cores is clamped to them, with a notice.
 //! - Divergence (a non-finite loss, gradient, weight, optimizer moment, or BatchNorm running
 //!   statistic) stops the run naming the epoch, the step and the last good checkpoint, which
 //!   loads and resumes. A validation loss no better than chance after [`CHANCE_EPOCHS`]
-//!   epochs gets a warning ([`no_better_than_chance`]).
+//!   epochs gets a warning ([`no_better_than_chance`]) naming the likely causes.
 //! - Ctrl-C stops after the current step; the unfinished epoch is abandoned, nothing
 //!   half-done is written, and the message says what was saved and the command that resumes
-//!   (exit status 130). A second Ctrl-C exits at once.
+//!   (exit status 130). After the last epoch it lets the outputs be written, says so, and
+//!   exits with 130 too. A second Ctrl-C exits at once.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -81,8 +86,9 @@ Outputs (--export, --metrics-out, --plot, checkpoints) are written atomically, t
 if one fails the others are still written and the exit status is 1. An output must be a new \
 path or a regular file: a symlink to a regular file is followed (the link stays); a folder, \
 device, FIFO, dangling symlink or symlink loop is refused before training.
-One run at a time per --checkpoint-dir (lock file reg-train.lock, released when the process \
-ends). Checkpoints carry a SHA-256 checksum; --resume skips damaged ones with a warning.
+One run at a time per --checkpoint-dir (the folder is locked until the process ends). \
+Checkpoints carry a SHA-256 checksum; --resume moves damaged or renamed ones aside with a \
+warning, and refuses other data than the checkpoint was trained on.
 Divergence stops the run naming the epoch, step and last good checkpoint. Ctrl-C stops after \
 the current step and prints the command that resumes (exit status 130).";
 
@@ -148,7 +154,7 @@ pub struct Args {
     #[arg(long)]
     pub metrics_out: Option<PathBuf>,
     /// Write the full training state here after every epoch (the newest 2 are kept). One run
-    /// at a time per folder (it holds the lock file reg-train.lock there).
+    /// at a time per folder (it holds a lock on the folder).
     #[arg(long)]
     pub checkpoint_dir: Option<PathBuf>,
     /// Continue from the newest checkpoint in --checkpoint-dir with its settings (start fresh,
@@ -411,7 +417,9 @@ pub fn run_interruptible(args: &Args, handle_ctrl_c: bool) -> Result<RunMetrics,
     let mut observers = Observers {
         console: &mut console,
         chance: &mut chance,
-        tensorboard: tensorboard.as_mut(),
+        tensorboard: tensorboard
+            .as_mut()
+            .map(|t| t as &mut (dyn Observer + Send)),
         tensorboard_failure: None,
         checkpointer: checkpointer.as_mut(),
     };
@@ -427,19 +435,7 @@ pub fn run_interruptible(args: &Args, handle_ctrl_c: bool) -> Result<RunMetrics,
         )
     });
     let tensorboard_failure = observers.tensorboard_failure.take();
-    let metrics = match fitted {
-        Ok(metrics) => metrics,
-        Err(e @ PipelineError::Interrupted { .. }) => {
-            report_interruption(&e, args, checkpointer.as_ref());
-            return Err(e);
-        }
-        Err(e) => {
-            return Err(match &checkpointer {
-                Some(c) => c.annotate(e),
-                None => e,
-            });
-        }
-    };
+    let metrics = fitted.map_err(|e| explain_stop(e, args, checkpointer.as_ref()))?;
     let tensorboard = tensorboard.filter(|_| tensorboard_failure.is_none());
     print_results(&metrics, checkpointer.as_ref(), tensorboard.as_ref(), args);
     let run = RunInfo {
@@ -455,6 +451,23 @@ pub fn run_interruptible(args: &Args, handle_ctrl_c: bool) -> Result<RunMetrics,
     let failed = tensorboard_failure.map(|e| ("--tensorboard", e));
     write_outputs(args, &trainer, &metrics, &run, failed)?;
     Ok(metrics)
+}
+
+/// A run that stopped early: after Ctrl-C, what was saved and how to resume (on stderr);
+/// after divergence, the newest checkpoint named in the error.
+fn explain_stop(
+    error: PipelineError,
+    args: &Args,
+    checkpointer: Option<&Checkpointer>,
+) -> PipelineError {
+    match (error, checkpointer) {
+        (e @ PipelineError::Interrupted { .. }, _) => {
+            report_interruption(&e, args, checkpointer);
+            e
+        }
+        (e, Some(c)) => c.annotate(e),
+        (e, None) => e,
+    }
 }
 
 /// What a run starts from, once its settings, outputs and data have been checked.
@@ -1050,7 +1063,7 @@ fn lock_file(dir: &Path) -> Result<std::fs::File, PipelineError> {
 struct Observers<'a> {
     console: &'a mut Console,
     chance: &'a mut ChanceWarning,
-    tensorboard: Option<&'a mut TensorBoardObserver>,
+    tensorboard: Option<&'a mut (dyn Observer + Send)>,
     tensorboard_failure: Option<PipelineError>,
     checkpointer: Option<&'a mut Checkpointer>,
 }
@@ -1154,5 +1167,57 @@ fn short(value: f64) -> String {
         value.to_string()
     } else {
         format!("{value:e}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An observer whose every write fails, as TensorBoard's on a full disk.
+    struct FullDisk;
+
+    impl Observer for FullDisk {
+        fn on_epoch(&mut self, _: &Trainer, _: &EpochMetrics) -> Result<(), PipelineError> {
+            Err(PipelineError::io(
+                "tb/events",
+                std::io::Error::other("No space left"),
+            ))
+        }
+    }
+
+    #[test]
+    fn a_failing_tensorboard_is_set_aside_and_training_goes_on() {
+        let trainer = Trainer::new(TrainConfig::default()).unwrap();
+        let metrics = EpochMetrics {
+            epoch: 1,
+            lr: 1e-3,
+            train_loss: 0.5,
+            train_acc: 0.9,
+            val_loss: 0.4,
+            val_acc: 0.9,
+            seconds: 1.0,
+            eval_seconds: 0.1,
+        };
+        let (mut console, mut chance, mut full) = (
+            Console::new(ProgressMode::Off, 2),
+            ChanceWarning::default(),
+            FullDisk,
+        );
+        let mut observers = Observers {
+            console: &mut console,
+            chance: &mut chance,
+            tensorboard: Some(&mut full),
+            tensorboard_failure: None,
+            checkpointer: None,
+        };
+        assert!(observers.on_epoch(&trainer, &metrics).is_ok());
+        assert!(observers.tensorboard.is_none());
+        assert!(matches!(
+            observers.tensorboard_failure,
+            Some(PipelineError::Io { .. })
+        ));
+        // Later epochs go on without it.
+        assert!(observers.on_epoch(&trainer, &metrics).is_ok());
     }
 }

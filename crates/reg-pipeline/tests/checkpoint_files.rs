@@ -759,3 +759,29 @@ fn fit_refuses_data_too_small_to_train_or_measure() {
         );
     }
 }
+
+/// Pruning keeps the checkpoint just written and the newest older ones; files numbered above
+/// it (damaged, renamed or stray: not this run's) neither count nor get deleted.
+#[test]
+fn pruning_is_not_steered_by_higher_numbered_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (trainer, _, _) = trained();
+    let good = checkpoint_bytes(&trainer).unwrap();
+    for epochs in [1, 2, 3, 40, 99] {
+        std::fs::write(dir.path().join(checkpoint_file_name(epochs)), &good).unwrap();
+    }
+    reg_pipeline::checkpoint::prune_checkpoints(dir.path(), 3, 2).unwrap();
+    let kept: Vec<usize> = list_checkpoints(dir.path())
+        .unwrap()
+        .into_iter()
+        .map(|(e, _)| e)
+        .collect();
+    assert_eq!(kept, [2, 3, 40, 99]);
+    reg_pipeline::checkpoint::prune_checkpoints(dir.path(), 3, 1).unwrap();
+    let kept: Vec<usize> = list_checkpoints(dir.path())
+        .unwrap()
+        .into_iter()
+        .map(|(e, _)| e)
+        .collect();
+    assert_eq!(kept, [3, 40, 99]);
+}

@@ -430,3 +430,65 @@ fn ctrl_c_while_the_outputs_are_written_says_so_and_exits_130() {
     assert!(err.contains("every output were completed"), "{err}");
     assert!(metrics.is_file());
 }
+
+/// Unmounts a test's tmpfs however the test ends.
+#[cfg(target_os = "linux")]
+struct Mounted(PathBuf);
+
+#[cfg(target_os = "linux")]
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// TensorBoard on a full disk (a 200 kB tmpfs, nearly filled): a warning, training to the
+/// end, the model and the metrics written beside it, exit status 1 naming `--tensorboard`.
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "mounts a 200 kB tmpfs, which needs root; .ci/run runs it"]
+fn tensorboard_on_a_full_disk_costs_neither_the_model_nor_the_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data(tmp.path());
+    let small = tmp.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=200k", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount failed: run as root");
+    let _unmount = Mounted(small.clone());
+    // One 4 kB page left: about a dozen epochs of scalars.
+    std::fs::write(small.join("filler"), vec![0u8; 49 * 4096]).unwrap();
+    let (model, metrics) = (
+        tmp.path().join("model.safetensors"),
+        tmp.path().join("m.json"),
+    );
+    let output = run(&args(
+        &data,
+        &[
+            "--epochs",
+            "40",
+            "--tensorboard",
+            &s(&small.join("run")),
+            "--export",
+            &s(&model),
+            "--metrics-out",
+            &s(&metrics),
+        ],
+    ));
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err.matches("TensorBoard's event file can no longer be written")
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("--tensorboard:"), "{err}");
+    assert!(reg_pipeline::export::import_safetensors(&model).is_ok());
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&metrics).unwrap()).unwrap();
+    assert_eq!(json["epochs"].as_array().unwrap().len(), 40);
+}

@@ -14,8 +14,8 @@ use reg_pipeline::data::{
     DataError, DownloadOptions, MNIST_FILES, Mnist, ensure_mnist, sha256_hex,
 };
 
-/// Serves `files` (URL path → body) with status 200, anything else with 404; records the
-/// paths requested. Stops when dropped.
+/// Serves `files` (URL path → body) with status 200 (a body `REDIRECT <location>` as a 302 to
+/// it), anything else with 404; records the paths requested. Stops when dropped.
 struct Server {
     base: String,
     requests: Arc<Mutex<Vec<String>>>,
@@ -93,6 +93,13 @@ fn serve(
     log.lock().unwrap().push(path.clone());
     let mut out = stream;
     match files.get(&path) {
+        Some(body) if body.starts_with(b"REDIRECT ") => {
+            let location = String::from_utf8_lossy(&body[9..]).into_owned();
+            write!(
+                out,
+                "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )?;
+        }
         Some(body) => {
             write!(
                 out,
@@ -397,4 +404,174 @@ fn a_run_without_data_dir_downloads_into_the_per_user_cache_folder() {
     );
     // --epochs 1 alone: warmup defaults to 0.
     assert_eq!(metrics["config"]["warmup"], 0);
+}
+
+/// The files of `mirror_files(prefix)`, each answered by a redirect to `target` + its name.
+fn redirects(prefix: &str, target: &str) -> HashMap<String, Vec<u8>> {
+    MNIST_FILES
+        .iter()
+        .map(|f| {
+            let body = format!("REDIRECT {target}{}", f.gz_name()).into_bytes();
+            (format!("{prefix}{}", f.gz_name()), body)
+        })
+        .collect()
+}
+
+#[test]
+fn a_redirect_is_followed_and_a_failed_one_names_where_it_led() {
+    let mut files = mirror_files("/mnist/");
+    files.extend(redirects("/moved/", "/mnist/"));
+    let dead = dead_url();
+    files.extend(redirects("/dead/", &dead));
+    let server = Server::start(files);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    ensure_mnist(&dir, &tiny_options(vec![server.url("/moved/")])).unwrap();
+    assert_eq!(Mnist::load(&dir).unwrap().train.labels(), &[5, 0]);
+
+    let other = tmp.path().join("other");
+    let Err(DataError::Download { attempts, .. }) =
+        ensure_mnist(&other, &tiny_options(vec![server.url("/dead/")]))
+    else {
+        panic!("a redirect to a closed port must fail the download");
+    };
+    assert!(
+        attempts[0].contains(&format!("redirected to {dead}")),
+        "{attempts:?}"
+    );
+}
+
+/// Two downloads into one empty folder at once (two runs, two study shards) both succeed,
+/// each writing through a temporary name of its own.
+#[test]
+fn two_downloads_into_one_empty_folder_both_succeed() {
+    let server = Server::start(mirror_files("/mnist/"));
+    for round in 0..5 {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cache");
+        let options = tiny_options(vec![server.url("/mnist/")]);
+        let results: Vec<Result<(), DataError>> = std::thread::scope(|scope| {
+            let both = [(), ()].map(|()| scope.spawn(|| ensure_mnist(&dir, &options)));
+            both.map(|h| h.join().unwrap()).into()
+        });
+        for result in results {
+            assert!(result.is_ok(), "round {round}: {result:?}");
+        }
+        let mut expected: Vec<String> = MNIST_FILES.iter().map(|f| f.gz_name()).collect();
+        expected.sort();
+        assert_eq!(dir_entries(&dir), expected, "round {round}");
+        assert_eq!(Mnist::load(&dir).unwrap().test.labels(), &[7]);
+    }
+}
+
+#[test]
+fn a_cache_folder_that_is_a_file_is_named_as_the_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    std::fs::create_dir_all(cache.join("reg")).unwrap();
+    std::fs::write(cache.join("reg").join("mnist"), b"not a folder").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_reg-train"))
+        .args(["--epochs", "1", "--quiet"])
+        .env_remove("MNIST_DIR")
+        .env("XDG_CACHE_HOME", &cache)
+        .env("MNIST_MIRRORS", dead_url())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("reg's per-user MNIST cache"), "{stderr}");
+    assert!(!stderr.contains("given by"), "{stderr}");
+}
+
+/// Real MNIST served from a loopback mirror, or `None` (the test then fails under
+/// `REG_REQUIRE_MNIST=1`, as CI sets it).
+fn served_mnist() -> Option<Server> {
+    match shared_mnist_gz() {
+        Some(files) => Some(Server::start(files)),
+        None if std::env::var_os("REG_REQUIRE_MNIST").is_some() => {
+            panic!("REG_REQUIRE_MNIST is set but no real MNIST .gz files are beside the project")
+        }
+        None => {
+            eprintln!("skipped: no real MNIST .gz files beside the project to serve");
+            None
+        }
+    }
+}
+
+/// A short run of `reg-train` with reg's cache under `cache` and `server` as the mirror.
+fn cached_run(cache: &Path, server: &Server) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_reg-train"));
+    command
+        .args([
+            "--epochs",
+            "1",
+            "--validation",
+            "59990",
+            "--batch-size",
+            "10",
+            "--quiet",
+        ])
+        .env_remove("MNIST_DIR")
+        .env("XDG_CACHE_HOME", cache)
+        .env("MNIST_MIRRORS", server.url("/mirror/"));
+    command
+}
+
+#[test]
+fn two_runs_downloading_into_one_empty_cache_both_succeed() {
+    let Some(server) = served_mnist() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            cached_run(&cache, &server)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_damaged_raw_file_in_the_cache_is_replaced() {
+    let Some(server) = served_mnist() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let dir = cache.join("reg").join("mnist");
+    std::fs::create_dir_all(&dir).unwrap();
+    // The cache holds the test images raw, with 8 bytes overwritten.
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mnist");
+    for f in &MNIST_FILES {
+        let raw = reg_pipeline::data::read_idx_file(
+            &shared.join(f.gz_name()),
+            reg_pipeline::data::MAX_IDX_BYTES,
+        )
+        .unwrap();
+        std::fs::write(dir.join(f.name), raw).unwrap();
+    }
+    let damaged = dir.join("t10k-images-idx3-ubyte");
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    bytes[5000..5008].copy_from_slice(&[255; 8]);
+    std::fs::write(&damaged, bytes).unwrap();
+
+    let output = cached_run(&cache, &server).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("is damaged"), "{stderr}");
+    assert!(!damaged.exists(), "the damaged file was replaced");
+    assert!(dir.join("t10k-images-idx3-ubyte.gz").is_file());
+    assert_eq!(server.requests().len(), 1);
 }

@@ -547,25 +547,39 @@ where
         .filter(|c| c.copy)
         .chain(curves.iter().filter(|c| !c.copy));
     for c in ordered {
-        let width = if c.copy { 7 } else { 2 };
-        let style = color(c.style).mix(if c.copy { 0.55 } else { 1.0 });
-        let line = style.stroke_width(width);
-        if !c.dashed.is_empty() {
-            chart.draw_series(DashedLineSeries::new(c.dashed.iter().copied(), 7, 5, line))?;
-        }
-        if let [point] = c.dashed[..] {
-            // One epoch makes no line: a hollow dot shows where it would start.
-            chart.draw_series(std::iter::once(Circle::new(point, 5, line)))?;
-        }
-        chart.draw_series(LineSeries::new(c.solid.iter().copied(), line))?;
-        // About five markers per line, staggered between models so that coinciding lines
-        // show both and a crowded panel stays readable.
-        let every = epochs.div_ceil(5).max(1);
-        let offset = c.style % every;
-        for (k, &p) in c.solid.iter().enumerate() {
-            if (k + offset) % every == 0 {
-                draw_marker(chart.plotting_area(), p, c.style)?;
-            }
+        draw_curves(&mut chart, c, epochs)?;
+    }
+    Ok(())
+}
+
+/// One model's dashed and solid lines in a panel, with markers on the solid one.
+fn draw_curves<X, Y>(
+    chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<X, Y>>,
+    c: &Curves,
+    epochs: usize,
+) -> DrawResult
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let width = if c.copy { 7 } else { 2 };
+    let style = color(c.style).mix(if c.copy { 0.55 } else { 1.0 });
+    let line = style.stroke_width(width);
+    if !c.dashed.is_empty() {
+        chart.draw_series(DashedLineSeries::new(c.dashed.iter().copied(), 7, 5, line))?;
+    }
+    if let [point] = c.dashed[..] {
+        // One epoch makes no line: a hollow dot shows where it would start.
+        chart.draw_series(std::iter::once(Circle::new(point, 5, line)))?;
+    }
+    chart.draw_series(LineSeries::new(c.solid.iter().copied(), line))?;
+    // About five markers per line, staggered between models so that coinciding lines
+    // show both and a crowded panel stays readable.
+    let every = epochs.div_ceil(5).max(1);
+    let offset = c.style % every;
+    for (k, &p) in c.solid.iter().enumerate() {
+        if (k + offset).is_multiple_of(every) {
+            draw_marker(chart.plotting_area(), p, c.style)?;
         }
     }
     Ok(())
