@@ -44,6 +44,10 @@ struct Args {
     /// Most epochs per model (≥ 2; warmup is min(3, epochs − 1)).
     #[arg(long, default_value_t = 10)]
     epochs: usize,
+    /// Train on only the first N training images (default: all 55,000; the validation set is
+    /// the last 5,000 of the training file either way). For quick checks.
+    #[arg(long, value_name = "N")]
+    train_images: Option<usize>,
     /// First seed: the runs use seeds seed, seed + 1, …, seed + seeds − 1.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), StudyError> {
+    reg_pipeline::nn::check_product_path_setting()?;
     for path in &args.plot {
         // Fail before training, not after it, when the chart cannot be written.
         check_chart_path(path)?;
@@ -87,8 +92,18 @@ fn run(args: &Args) -> Result<(), StudyError> {
     if let Some(dir) = &args.study.merge {
         return report(args, &study::merge(dir)?);
     }
+    args.study.check(!args.plot.is_empty())?;
+    if args.train_images.is_some_and(|n| n < 2) {
+        return Err(PipelineError::InvalidSetting {
+            name: "train-images",
+            value: format!("{:?}", args.train_images),
+            allowed: "at least 2 (one training step needs 2 images)",
+        }
+        .into());
+    }
     let study = ablation_study(args)?;
-    let data = StudyData::load(args.data_dir.as_deref(), args.quiet, None)?;
+    let data = StudyData::load(args.data_dir.as_deref(), args.quiet, args.train_images)?;
+    let study = study.with_data_digest(&data.digest);
     let work = |run: &StudyRun| {
         experiments::run_study_run(run, data.splits(), args.tensorboard.as_deref(), args.quiet)
     };
@@ -125,19 +140,16 @@ fn ablation_study(args: &Args) -> Result<Study, StudyError> {
         .into());
     }
     let chosen = |name: &str| args.only.is_empty() || args.only.iter().any(|o| same(o, name));
-    if args.seeds == 0 {
-        return Err(PipelineError::InvalidSetting {
-            name: "seeds",
-            value: "0".into(),
-            allowed: "at least 1",
-        }
-        .into());
-    }
-    let seeds: Vec<u64> = (args.seed..).take(args.seeds).collect();
+    let variants = all.iter().filter(|(name, _)| chosen(name)).count();
+    let seeds = study::seed_range(args.seed, args.seeds, variants)?;
     let reference = chosen("full").then_some("full");
+    let training = args.train_images.map_or_else(
+        || "55,000 training images".to_owned(),
+        |n| format!("the first {n} training images"),
+    );
     Ok(Study::over_seeds(
         format!("ablation, {} epochs", args.epochs),
-        "MNIST: 55,000 training images, the last 5,000 for validation, 10,000 test",
+        format!("MNIST: {training}, the last 5,000 for validation, 10,000 test"),
         reference,
         &seeds,
         |seed| {

@@ -76,6 +76,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), StudyError> {
+    reg_pipeline::nn::check_product_path_setting()?;
     if args.train_images < 2 {
         return Err(PipelineError::InvalidSetting {
             name: "train-images",
@@ -91,21 +92,15 @@ fn run(args: &Args) -> Result<(), StudyError> {
     if let Some(dir) = &args.study.merge {
         return report(args, &study::merge(dir)?);
     }
-    if args.seeds == 0 {
-        return Err(PipelineError::InvalidSetting {
-            name: "seeds",
-            value: "0".into(),
-            allowed: "at least 1",
-        }
-        .into());
-    }
+    args.study.check(!args.plot.is_empty())?;
+    // Checked before the data is read: three models per seed.
+    let seeds = study::seed_range(args.seed, args.seeds, 3)?;
     let data = StudyData::load(
         args.data_dir.as_deref(),
         args.quiet,
         Some(args.train_images),
     )?;
     let (train, validation_size) = (&data.train, data.validation.len());
-    let seeds: Vec<u64> = (args.seed..).take(args.seeds).collect();
     let study = Study::over_seeds(
         format!("overfitting, {} epochs", args.epochs),
         format!(
@@ -115,7 +110,8 @@ fn run(args: &Args) -> Result<(), StudyError> {
         Some(REFERENCE),
         &seeds,
         |seed| experiments::overfitting_configs(train.image_len(), args.epochs, seed),
-    );
+    )
+    .with_data_digest(&data.digest);
     let work = |run: &StudyRun| {
         experiments::run_study_run(run, data.splits(), args.tensorboard.as_deref(), args.quiet)
     };

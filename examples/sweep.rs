@@ -51,6 +51,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), StudyError> {
+    reg_pipeline::nn::check_product_path_setting()?;
     for path in &args.plot {
         // Fail before training, not after it, when the chart cannot be written.
         check_chart_path(path)?;
@@ -58,6 +59,7 @@ fn run(args: &Args) -> Result<(), StudyError> {
     if let Some(dir) = &args.study.merge {
         return report(args, &study::merge(dir)?);
     }
+    args.study.check(!args.plot.is_empty())?;
     let grid_path = args.grid.as_ref().ok_or(PipelineError::InvalidSetting {
         name: "grid",
         value: "none".into(),
@@ -74,6 +76,7 @@ fn run(args: &Args) -> Result<(), StudyError> {
         other => other,
     })?;
     let data = StudyData::load(args.data_dir.as_deref(), args.quiet, grid.train_images)?;
+    let study = study.with_data_digest(&data.digest);
     let work = |run: &StudyRun| experiments::run_study_run(run, data.splits(), None, args.quiet);
     match args.study.run(&study, args.quiet, &work)? {
         Some(results) => report(args, &results),

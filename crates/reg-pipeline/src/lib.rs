@@ -37,7 +37,7 @@ pub use nn::sgd::Sgd;
 pub use persist::CheckpointError;
 pub use train::early_stopping::EarlyStopping;
 pub use train::metrics::{RunMetrics, median};
-pub use train::threads::set_threads;
+pub use train::threads::{allotted_cores, set_threads};
 pub use train::trainer::{
     AnyOptimizer, BatchProgress, EpochMetrics, Evaluation, Observer, OptimizerKind, ScheduleKind,
     TrainConfig, Trainer, evaluate, fit, on_pool,

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use super::{RunResult, Shard, Study, StudyError, StudyRun, store};
+use super::{Divergence, RunResult, Shard, Study, StudyError, StudyRun, store};
 use crate::PipelineError;
 use crate::study::experiments::ExperimentRun;
 
@@ -22,7 +22,8 @@ pub struct Outcome {
 }
 
 /// Runs `shard`'s runs of `study` with `work`, `jobs` at a time, each on its own rayon pool
-/// of `max(1, cores / jobs)` threads (the results do not depend on the thread count). With a
+/// of `max(1, cores / jobs)` threads, at most `threads` (cores: [`crate::allotted_cores`];
+/// the results do not depend on the thread count). With a
 /// `results` folder, each finished run is written there at once as its own file
 /// ([`super::result_path`]) and runs whose file is already there are skipped; `on_result` is
 /// called after each run with whether it was skipped.
@@ -33,21 +34,23 @@ pub struct Outcome {
 /// # Errors
 /// [`StudyError::ResultsFolderRequired`] for a shard of several without `results`;
 /// [`StudyError::MixedDefinitions`] when the folder holds another study's result for a run;
-/// [`StudyError::Pipeline`] for an invalid `jobs`, a failing run or an unwritable file.
+/// [`StudyError::Pipeline`] for an invalid `jobs` or `threads`, too many runs
+/// ([`super::MAX_RUNS`]), a failing run or an unwritable file.
 pub fn execute(
     study: &Study,
     shard: Shard,
     jobs: usize,
+    threads: Option<usize>,
     results: Option<&Path>,
     work: &(dyn Fn(&StudyRun) -> Result<ExperimentRun, PipelineError> + Sync),
     on_result: &(dyn Fn(&RunResult, bool) + Sync),
 ) -> Result<Outcome, StudyError> {
-    check_setup(shard, jobs, results)?;
+    check_setup(study, shard, (jobs, threads), results)?;
     let (mut done, todo) = split_finished(study, shard, results, on_result)?;
     let skipped = done.len();
     let ran = todo.len();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = (cores / jobs).max(1);
+    let cores = crate::allotted_cores()?;
+    let threads = (cores / jobs).max(1).min(threads.unwrap_or(usize::MAX));
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let finished: Mutex<Vec<RunResult>> = Mutex::new(Vec::new());
@@ -68,9 +71,8 @@ pub fn execute(
                     let Some(run) = todo.get(next.fetch_add(1, Ordering::SeqCst)) else {
                         break;
                     };
-                    let outcome = pool.install(|| work(run)).map_err(StudyError::from);
-                    let result = outcome.and_then(|experiment| {
-                        let result = RunResult::new(study, run, experiment);
+                    let outcome = pool.install(|| outcome_of(study, run, work(run)));
+                    let result = outcome.map_err(StudyError::from).and_then(|result| {
                         if let Some(dir) = results {
                             store::write(dir, &result)?;
                         }
@@ -103,15 +105,51 @@ pub fn execute(
     })
 }
 
-/// Refuses a `jobs` of 0 and a shard of several without a results folder; creates the folder.
-fn check_setup(shard: Shard, jobs: usize, results: Option<&Path>) -> Result<(), StudyError> {
-    if jobs == 0 {
+/// The result of a run from what `work` returned: a diverged run is a result too (the study
+/// goes on, and the report shows where it diverged).
+fn outcome_of(
+    study: &Study,
+    run: &StudyRun,
+    worked: Result<ExperimentRun, PipelineError>,
+) -> Result<RunResult, PipelineError> {
+    match worked {
+        Ok(experiment) => Ok(RunResult::new(study, run, experiment)),
+        Err(PipelineError::Diverged {
+            epoch, step, what, ..
+        }) => Ok(RunResult::diverged(
+            study,
+            run,
+            Divergence { epoch, step, what },
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// Refuses a `jobs` or `threads` of 0, a study of more than [`super::MAX_RUNS`] runs and a
+/// shard of several without a results folder; creates the folder.
+fn check_setup(
+    study: &Study,
+    shard: Shard,
+    (jobs, threads): (usize, Option<usize>),
+    results: Option<&Path>,
+) -> Result<(), StudyError> {
+    if study.runs.len() > super::MAX_RUNS {
         return Err(PipelineError::InvalidSetting {
-            name: "jobs",
-            value: jobs.to_string(),
-            allowed: "at least 1",
+            name: "runs",
+            value: study.runs.len().to_string(),
+            allowed: "at most 100,000 runs per study",
         }
         .into());
+    }
+    for (name, value) in [("jobs", jobs), ("threads", threads.unwrap_or(1))] {
+        if value == 0 {
+            return Err(PipelineError::InvalidSetting {
+                name,
+                value: "0".to_owned(),
+                allowed: "at least 1",
+            }
+            .into());
+        }
     }
     if results.is_none() && !shard.is_whole() {
         return Err(StudyError::ResultsFolderRequired {

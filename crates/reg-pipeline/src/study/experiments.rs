@@ -97,6 +97,9 @@ pub struct StudyData {
     pub validation: Dataset,
     /// What the kept weights are measured on at the end.
     pub test: Dataset,
+    /// [`crate::data::Mnist::digest`] of the files loaded (before the split), for
+    /// [`crate::study::Study::with_data_digest`].
+    pub digest: String,
 }
 
 impl StudyData {
@@ -111,6 +114,7 @@ impl StudyData {
         train_images: Option<usize>,
     ) -> Result<Self, crate::data::DataError> {
         let (mnist, _dir) = crate::data::Mnist::find_and_load(data_dir, quiet)?;
+        let digest = mnist.digest();
         let validation_size = TrainConfig::default().validation;
         let (train, validation) = mnist.train.split_off_last(validation_size)?;
         let train = match train_images {
@@ -121,6 +125,7 @@ impl StudyData {
             train,
             validation,
             test: mnist.test,
+            digest,
         })
     }
 
@@ -136,7 +141,8 @@ impl StudyData {
 
 /// One run of a study, as the study examples train it: [`run`] with a line per epoch naming
 /// the run (runs may train side by side with `--jobs`) unless `quiet`, and with `tensorboard`,
-/// the run's scalars in a folder of its own under it (`full_seed_0`, …).
+/// the run's scalars in a folder of its own under it (`full_seed_0`, …), replacing the event
+/// file an earlier start of the same run left there.
 ///
 /// # Errors
 /// The TensorBoard folder cannot be created, or whatever [`run`] returns.
@@ -148,7 +154,11 @@ pub fn run_study_run(
 ) -> Result<ExperimentRun, PipelineError> {
     let label = format!("{} seed {}", study_run.variant, study_run.seed);
     let tensorboard = tensorboard
-        .map(|dir| TensorBoardObserver::create(&dir.join(run_folder_name(&label))))
+        .map(|dir| {
+            let folder = dir.join(run_folder_name(&label));
+            remove_event_files(&folder)?;
+            TensorBoardObserver::create(&folder)
+        })
         .transpose()?;
     let lines = EpochLines { quiet, label };
     run(
@@ -159,6 +169,28 @@ pub fn run_study_run(
         data.test,
         &mut (lines, tensorboard),
     )
+}
+
+/// Removes the TensorBoard event files a run started earlier left in its folder (a run killed
+/// and started again, or the same study run again), so the folder holds the new run's file
+/// only: TensorBoard would otherwise draw both, its steps going 1, 2, 1, 2, 3.
+fn remove_event_files(folder: &Path) -> Result<(), PipelineError> {
+    let entries = match std::fs::read_dir(folder) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(PipelineError::io(folder, e)),
+    };
+    for entry in entries {
+        let path = entry.map_err(|e| PipelineError::io(folder, e))?.path();
+        let is_events = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("events.out.tfevents."));
+        if is_events && path.is_file() {
+            std::fs::remove_file(&path).map_err(|e| PipelineError::io(&path, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// One line per epoch, naming the run.

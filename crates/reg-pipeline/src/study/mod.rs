@@ -36,6 +36,7 @@ mod args;
 mod chart;
 mod exec;
 pub mod experiments;
+mod files;
 mod grid;
 mod report;
 mod shard;
@@ -53,10 +54,11 @@ pub use args::StudyArgs;
 #[cfg(feature = "plot")]
 pub use chart::write_band_chart;
 pub use exec::{Outcome, execute};
+pub use files::MAX_RUNS;
 pub use grid::{DropoutSetting, SweepGrid};
 pub use report::{Paired, Report, VariantSummary};
 pub use shard::Shard;
-pub use store::{RunResult, merge, result_path};
+pub use store::{Divergence, RunResult, merge, result_path};
 
 /// One run of a study: a variant trained with one seed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -76,22 +78,36 @@ pub struct StudyRun {
 pub struct Study {
     name: String,
     data: String,
+    data_digest: String,
+    product_path: String,
     reference: Option<String>,
     runs: Vec<StudyRun>,
 }
 
 impl Study {
-    /// An empty study. `data` describes the data the runs see (it is part of the definition,
-    /// so results on other data are not mixed in); `reference` names the variant the others
-    /// are compared with seed by seed in the [`Report`].
+    /// An empty study. `data` describes the data the runs see; `reference` names the variant
+    /// the others are compared with seed by seed in the [`Report`]. The definition also holds
+    /// this process's matrix-product path ([`crate::nn::product_path`]: the paths round
+    /// differently) and, once [`Study::with_data_digest`] has set it, the digest of the data
+    /// loaded, so results on other data or another path are never mixed in.
     #[must_use]
     pub fn new(name: impl Into<String>, data: impl Into<String>, reference: Option<&str>) -> Self {
         Self {
             name: name.into(),
             data: data.into(),
+            data_digest: String::new(),
+            product_path: crate::nn::product_path().to_owned(),
             reference: reference.map(str::to_owned),
             runs: Vec::new(),
         }
+    }
+
+    /// The study with `digest` (such as [`crate::data::Mnist::digest`] of the data actually
+    /// loaded) in its definition.
+    #[must_use]
+    pub fn with_data_digest(mut self, digest: impl Into<String>) -> Self {
+        self.data_digest = digest.into();
+        self
     }
 
     /// Every variant of `variants(seed)` for every seed, variant-major: all seeds of the first
@@ -140,14 +156,47 @@ impl Study {
         &self.runs
     }
 
-    /// SHA-256 (hex) of the whole definition (name, data, reference and every run's variant,
-    /// seed and settings, in order): equal hashes mean the same study.
+    /// SHA-256 (hex) of the whole definition (name, data and its digest, product path,
+    /// reference and every run's variant, seed and settings, in order): equal hashes mean the
+    /// same study.
     #[must_use]
     pub fn definition_hash(&self) -> String {
         // Serializing plain data (strings, numbers, enums) to JSON cannot fail.
         let json = serde_json::to_vec(self).unwrap_or_default();
         crate::data::sha256_hex(&json)
     }
+}
+
+/// The seeds `first`, `first + 1`, …, `first + count − 1` of a study whose every seed has
+/// `runs_per_seed` runs, checked before anything is allocated: at least one seed, at most
+/// [`MAX_RUNS`] runs in all, and no seed past `u64::MAX` (no wrapping around to 0).
+///
+/// # Errors
+/// [`PipelineError::InvalidSetting`] naming `seeds` or `seed`.
+pub fn seed_range(first: u64, count: usize, runs_per_seed: usize) -> Result<Vec<u64>, StudyError> {
+    let too_many = count
+        .checked_mul(runs_per_seed.max(1))
+        .is_none_or(|runs| runs > MAX_RUNS);
+    if count == 0 || too_many {
+        return Err(PipelineError::InvalidSetting {
+            name: "seeds",
+            value: count.to_string(),
+            allowed: "at least 1, and at most 100,000 runs in all (seeds × variants)",
+        }
+        .into());
+    }
+    let last = u64::try_from(count - 1)
+        .ok()
+        .and_then(|span| first.checked_add(span));
+    if last.is_none() {
+        return Err(PipelineError::InvalidSetting {
+            name: "seed",
+            value: first.to_string(),
+            allowed: "a first seed such that seed + seeds − 1 ≤ 18446744073709551615",
+        }
+        .into());
+    }
+    Ok((0..count as u64).map(|k| first + k).collect())
 }
 
 /// Everything that can stop a study.
@@ -164,6 +213,24 @@ pub enum StudyError {
         value: String,
         /// What is wrong with it.
         reason: &'static str,
+    },
+    /// A Slurm job array whose task ids cannot be mapped onto shards.
+    #[error("invalid Slurm job array ({found}): {reason}")]
+    SlurmArray {
+        /// The `SLURM_ARRAY_TASK_*` variables found.
+        found: String,
+        /// What is wrong, and the fix.
+        reason: &'static str,
+    },
+    /// An output that needs every run (a chart) was asked of one shard of several.
+    #[error(
+        "{flag} needs every run, but this process runs shard {shard} only: give {flag} to the --merge that follows the shards"
+    )]
+    NeedsWholeStudy {
+        /// The flag.
+        flag: &'static str,
+        /// The shard, as `i/n`.
+        shard: String,
     },
     /// A sharded run was started without a folder for its result files.
     #[error("shard {shard} of a study needs --results DIR, a folder shared by all shards")]
@@ -190,6 +257,64 @@ pub enum StudyError {
         /// Its definition: study name and hash.
         found: String,
         /// The definition expected.
+        expected: String,
+    },
+    /// A result file's checksum or values show it was changed after it was written.
+    #[error("{path}: not trusted as a study result: {reason}")]
+    CorruptResult {
+        /// The file (or the results folder, for a check over all files).
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A file in a results folder is named like a result file but is not one
+    /// (`run-00001 (copy).json`).
+    #[error("{path}: not a result file name (run-NNNNN.json); move it out of the results folder")]
+    StrayFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A file to read is not a regular file (a FIFO, a device such as `/dev/zero`, a folder).
+    #[error("{path}: not a regular file")]
+    NotAFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A file to read is larger than such a file can be.
+    #[error("{path}: {size} bytes, more than the {limit} bytes such a file can have")]
+    FileTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size (or what was read of it).
+        size: u64,
+        /// The largest size accepted.
+        limit: u64,
+    },
+    /// A result file was trained on other data than this study (or than the folder's other
+    /// files).
+    #[error(
+        "{path} was trained on other data (digest {found}, expected {expected}): results on \
+         different data must not share a folder"
+    )]
+    OtherData {
+        /// The offending file.
+        path: PathBuf,
+        /// Its data digest.
+        found: String,
+        /// The digest expected.
+        expected: String,
+    },
+    /// A result file was computed on another matrix-product path (which rounds differently).
+    #[error(
+        "{path} was computed with the {found} matrix products, this study with the {expected} \
+         ones (REG_GEMM): results of different paths must not share a folder"
+    )]
+    OtherProductPath {
+        /// The offending file.
+        path: PathBuf,
+        /// Its product path.
+        found: String,
+        /// The path expected.
         expected: String,
     },
     /// Some runs of the study have no result file yet.

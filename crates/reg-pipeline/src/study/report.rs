@@ -3,6 +3,7 @@
 
 use super::RunResult;
 use super::stats::MeanCi;
+use super::store::Divergence;
 
 /// One variant's measurements over its seeds.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +68,12 @@ pub struct Report {
     pub reference: Option<String>,
     /// Variants in the study's order.
     pub variants: Vec<VariantSummary>,
+    /// The thread counts the runs trained on, each once, in increasing order.
+    pub threads: Vec<usize>,
+    /// The runs whose training diverged (variant, seed, where), left out of the statistics.
+    pub diverged: Vec<(String, u64, Divergence)>,
+    /// The matrix-product path of the runs (part of the study's definition).
+    pub product_path: String,
 }
 
 impl Report {
@@ -74,6 +81,33 @@ impl Report {
     /// order of first appearance. Seeds are paired with the reference's by seed value.
     #[must_use]
     pub fn new(results: &[RunResult]) -> Self {
+        let diverged = results
+            .iter()
+            .filter_map(|r| Some((r.variant.clone(), r.seed, r.diverged.clone()?)))
+            .collect();
+        let trained: Vec<RunResult> = results
+            .iter()
+            .filter(|r| r.diverged.is_none())
+            .cloned()
+            .collect();
+        let mut summary = Self::of_trained(&trained);
+        summary.diverged = diverged;
+        let mut threads: Vec<usize> = results.iter().map(|r| r.threads).collect();
+        threads.sort_unstable();
+        threads.dedup();
+        summary.threads = threads;
+        summary.product_path = results
+            .first()
+            .map(|r| r.product_path.clone())
+            .unwrap_or_default();
+        if summary.study.is_empty() {
+            summary.study = results.first().map(|r| r.study.clone()).unwrap_or_default();
+        }
+        summary
+    }
+
+    /// The report of runs that all trained to the end.
+    fn of_trained(results: &[RunResult]) -> Self {
         let mut names: Vec<&str> = Vec::new();
         for r in results {
             if !names.contains(&r.variant.as_str()) {
@@ -130,12 +164,15 @@ impl Report {
             study: results.first().map(|r| r.study.clone()).unwrap_or_default(),
             reference,
             variants,
+            threads: Vec::new(),
+            diverged: Vec::new(),
+            product_path: String::new(),
         }
     }
 
     /// A markdown table, then a line saying what ± and Δ mean and which differences are
-    /// significant. With `with_time`, a column of mean seconds per run (the only part that
-    /// differs between two runs of the same study).
+    /// significant. With `with_time`, a column of mean seconds per run and a line giving the
+    /// runs' thread counts (the only parts that differ between two runs of the same study).
     #[must_use]
     pub fn markdown(&self, with_time: bool) -> String {
         let reference = self.reference.as_deref();
@@ -189,7 +226,28 @@ impl Report {
         }
         table.push('\n');
         table.push_str(&self.legend());
+        table.push_str(&self.footer(with_time));
         table
+    }
+
+    /// A line per diverged run, the matrix-product path, and with `with_time` the runs'
+    /// thread counts.
+    fn footer(&self, with_time: bool) -> String {
+        let mut text = String::new();
+        for (variant, seed, at) in &self.diverged {
+            text.push_str(&format!(
+                "Diverged, left out of the table: {variant}, seed {seed}, at epoch {}, step {} ({}).\n",
+                at.epoch, at.step, at.what
+            ));
+        }
+        if !self.product_path.is_empty() {
+            text.push_str(&format!("Matrix products: {}.\n", self.product_path));
+        }
+        if with_time {
+            let counts: Vec<String> = self.threads.iter().map(usize::to_string).collect();
+            text.push_str(&format!("Threads per run: {}.\n", counts.join(", ")));
+        }
+        text
     }
 
     /// What the table's ± and Δ mean, and the variants whose difference is significant.
@@ -242,8 +300,13 @@ mod tests {
 
     fn result(variant: &str, seed: u64, test_acc: f64) -> RunResult {
         RunResult {
+            checksum: String::new(),
+            threads: 1,
+            diverged: None,
             study: "s".into(),
             data: "d".into(),
+            data_digest: String::new(),
+            product_path: "portable".into(),
             reference: Some("full".into()),
             definition: "h".into(),
             runs_total: 4,
@@ -292,6 +355,30 @@ mod tests {
         assert!(table.contains("| acc |"), "{table}");
         assert!(
             table.contains("Significant in test accuracy: worse; in test loss: none."),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn a_diverged_run_is_listed_and_left_out_of_the_statistics() {
+        let mut blown = result("worse", 1, 0.0);
+        blown.diverged = Some(Divergence {
+            epoch: 1,
+            step: 3,
+            what: "loss = inf".into(),
+        });
+        let results = [
+            result("full", 0, 0.98),
+            result("full", 1, 0.98),
+            result("worse", 0, 0.97),
+            blown,
+        ];
+        let report = Report::new(&results);
+        assert_eq!(report.variants[1].seeds, [0]);
+        assert_eq!(report.diverged.len(), 1);
+        let table = report.markdown(false);
+        assert!(
+            table.contains("worse, seed 1, at epoch 1, step 3"),
             "{table}"
         );
     }

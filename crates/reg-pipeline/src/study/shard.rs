@@ -61,17 +61,20 @@ impl Shard {
     /// `count`, which comes from `--shard-count` or `REG_SHARD_COUNT`); else the whole study.
     /// `env` looks a variable up (`|k| std::env::var(k).ok()` in a program).
     ///
+    /// A Slurm array must be a range (`--array=0-6` or `0-12:2`): its ids are then
+    /// `MIN + k·STEP` for `k < COUNT`. A list (`--array=0,2`) or a partial resubmission is
+    /// refused, since its ids cannot be mapped onto shards.
+    ///
     /// # Errors
-    /// [`StudyError::Shard`] when a value is malformed or out of range, or when
-    /// `JOB_COMPLETION_INDEX` is set without a count.
+    /// [`StudyError::Shard`] when a value is malformed or out of range, when
+    /// `JOB_COMPLETION_INDEX` is set without a count, or when a count is given but the index
+    /// does not come from `JOB_COMPLETION_INDEX`; [`StudyError::SlurmArray`] for an array
+    /// that is not a range or a step of 0.
     pub fn resolve(
         flag: Option<Shard>,
         count: Option<usize>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, StudyError> {
-        if let Some(shard) = flag {
-            return Ok(shard);
-        }
         let number = |name: &'static str| -> Result<Option<usize>, StudyError> {
             env(name)
                 .map(|v| {
@@ -82,24 +85,23 @@ impl Shard {
                 })
                 .transpose()
         };
-        if let Some(id) = number("SLURM_ARRAY_TASK_ID")? {
-            let Some(total) = number("SLURM_ARRAY_TASK_COUNT")? else {
-                return Err(StudyError::Shard {
-                    value: format!("SLURM_ARRAY_TASK_ID={id}"),
-                    reason: "SLURM_ARRAY_TASK_COUNT is not set",
-                });
-            };
-            let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
-            let step = number("SLURM_ARRAY_TASK_STEP")?.unwrap_or(1).max(1);
-            if id < min || (id - min) % step != 0 {
-                return Err(StudyError::Shard {
-                    value: format!("SLURM_ARRAY_TASK_ID={id} (min {min}, step {step})"),
-                    reason: "not one of the array's task ids",
-                });
-            }
-            return Self::new((id - min) / step, total);
+        let k8s_index = number("JOB_COMPLETION_INDEX")?;
+        let slurm_id = number("SLURM_ARRAY_TASK_ID")?;
+        if let Some(count) =
+            count.filter(|_| flag.is_some() || k8s_index.is_none() || slurm_id.is_some())
+        {
+            return Err(StudyError::Shard {
+                value: format!("--shard-count {count}"),
+                reason: "applies only to a Kubernetes Indexed Job (JOB_COMPLETION_INDEX set, no --shard and no Slurm array); --shard I/N and a Slurm array carry their own count",
+            });
         }
-        if let Some(index) = number("JOB_COMPLETION_INDEX")? {
+        if let Some(shard) = flag {
+            return Ok(shard);
+        }
+        if let Some(id) = slurm_id {
+            return slurm_shard(id, &number);
+        }
+        if let Some(index) = k8s_index {
             let count = match count {
                 Some(c) => Some(c),
                 None => number("REG_SHARD_COUNT")?,
@@ -113,6 +115,55 @@ impl Shard {
             return Self::new(index, count);
         }
         Ok(Self::WHOLE)
+    }
+}
+
+/// The shard of Slurm array task `id`, from the array's `SLURM_ARRAY_TASK_*` variables.
+fn slurm_shard(
+    id: usize,
+    number: &dyn Fn(&'static str) -> Result<Option<usize>, StudyError>,
+) -> Result<Shard, StudyError> {
+    let Some(total) = number("SLURM_ARRAY_TASK_COUNT")? else {
+        return Err(StudyError::Shard {
+            value: format!("SLURM_ARRAY_TASK_ID={id}"),
+            reason: "SLURM_ARRAY_TASK_COUNT is not set",
+        });
+    };
+    let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+    let step = number("SLURM_ARRAY_TASK_STEP")?.unwrap_or(1);
+    let max = number("SLURM_ARRAY_TASK_MAX")?;
+    let found = || {
+        format!(
+            "SLURM_ARRAY_TASK_ID={id}, SLURM_ARRAY_TASK_MIN={min}, SLURM_ARRAY_TASK_MAX={}, \
+             SLURM_ARRAY_TASK_STEP={step}, SLURM_ARRAY_TASK_COUNT={total}",
+            max.map_or_else(|| "(unset)".to_owned(), |m| m.to_string())
+        )
+    };
+    let refuse = |reason| StudyError::SlurmArray {
+        found: found(),
+        reason,
+    };
+    if step == 0 {
+        return Err(refuse("a step of 0 is not an array's step"));
+    }
+    let last = total
+        .checked_sub(1)
+        .and_then(|k| k.checked_mul(step))
+        .and_then(|span| span.checked_add(min));
+    let is_range = last.is_some() && max.is_none_or(|max| Some(max) == last);
+    let position = id
+        .checked_sub(min)
+        .filter(|offset| offset % step == 0)
+        .map(|offset| offset / step)
+        .filter(|&k| k < total);
+    match (is_range, position) {
+        (true, Some(k)) => Shard::new(k, total),
+        _ => Err(refuse(
+            "the array's task ids are not MIN + k·STEP for k < COUNT (a list such as \
+             --array=0,2, or a partial resubmission): submit the whole range again \
+             (--array=0-N or --array=0-N:STEP; finished runs are skipped), or run one shard \
+             by hand with --shard I/N",
+        )),
     }
 }
 
@@ -235,7 +286,7 @@ mod tests {
         ]);
         assert!(matches!(
             Shard::resolve(None, None, past_end),
-            Err(StudyError::Shard { .. })
+            Err(StudyError::SlurmArray { .. })
         ));
     }
 
@@ -255,6 +306,74 @@ mod tests {
             Shard::resolve(None, None, with_env).expect("valid"),
             Shard::new(3, 4).expect("v")
         );
+    }
+
+    #[test]
+    fn a_slurm_list_array_is_refused_naming_the_variables() {
+        // --array=0,2: Slurm sets COUNT=2, MIN=0, MAX=2, STEP=1 in both tasks.
+        for id in ["0", "2"] {
+            let vars = [
+                ("SLURM_ARRAY_TASK_ID", id),
+                ("SLURM_ARRAY_TASK_COUNT", "2"),
+                ("SLURM_ARRAY_TASK_MIN", "0"),
+                ("SLURM_ARRAY_TASK_MAX", "2"),
+                ("SLURM_ARRAY_TASK_STEP", "1"),
+            ];
+            let list = env(&vars);
+            assert!(
+                matches!(
+                    Shard::resolve(None, None, list),
+                    Err(StudyError::SlurmArray { .. })
+                ),
+                "task {id}"
+            );
+        }
+        // --array=0-4:2 is a range: ids 0, 2, 4.
+        let stepped = env(&[
+            ("SLURM_ARRAY_TASK_ID", "4"),
+            ("SLURM_ARRAY_TASK_COUNT", "3"),
+            ("SLURM_ARRAY_TASK_MIN", "0"),
+            ("SLURM_ARRAY_TASK_MAX", "4"),
+            ("SLURM_ARRAY_TASK_STEP", "2"),
+        ]);
+        assert_eq!(
+            Shard::resolve(None, None, stepped).expect("valid"),
+            Shard::new(2, 3).expect("v")
+        );
+    }
+
+    #[test]
+    fn a_slurm_step_of_zero_is_refused() {
+        let zero = env(&[
+            ("SLURM_ARRAY_TASK_ID", "0"),
+            ("SLURM_ARRAY_TASK_COUNT", "2"),
+            ("SLURM_ARRAY_TASK_STEP", "0"),
+        ]);
+        assert!(matches!(
+            Shard::resolve(None, None, zero),
+            Err(StudyError::SlurmArray { .. })
+        ));
+    }
+
+    #[test]
+    fn a_shard_count_without_a_kubernetes_index_is_refused() {
+        assert!(matches!(
+            Shard::resolve(None, Some(4), env(&[])),
+            Err(StudyError::Shard { .. })
+        ));
+        let slurm = env(&[
+            ("SLURM_ARRAY_TASK_ID", "0"),
+            ("SLURM_ARRAY_TASK_COUNT", "2"),
+        ]);
+        assert!(matches!(
+            Shard::resolve(None, Some(4), slurm),
+            Err(StudyError::Shard { .. })
+        ));
+        let flag = Shard::new(0, 2).expect("valid");
+        assert!(matches!(
+            Shard::resolve(Some(flag), Some(2), env(&[])),
+            Err(StudyError::Shard { .. })
+        ));
     }
 
     #[test]

@@ -310,7 +310,8 @@ impl Trainer {
     ///
     /// # Errors
     /// [`PipelineError::Diverged`] when the loss or a gradient becomes non-finite (the failing
-    /// step does not update the weights) or a BatchNorm running statistic does;
+    /// step does not update the weights), a BatchNorm running statistic does, or the
+    /// validation pass meets non-finite values (reported at the epoch's last step);
     /// [`PipelineError::Interrupted`] when the flag of [`Trainer::set_interrupt`] is raised;
     /// [`PipelineError::Core`] for shape errors.
     pub fn run_epoch(
@@ -337,7 +338,17 @@ impl Trainer {
         let started = Instant::now();
         let (train_loss, train_acc) = self.train_epoch(train, epoch, lr, on_batch)?;
         let seconds = started.elapsed().as_secs_f64();
-        let val = self.evaluate(validation)?;
+        // Weights that became non-finite without a non-finite loss (it saturates) show in the
+        // validation pass: that is divergence too, found after the epoch's last step.
+        let val = self.evaluate(validation).map_err(|e| match e {
+            PipelineError::Core(e @ reg_core::Error::NonFinite { .. }) => PipelineError::Diverged {
+                epoch: epoch + 1,
+                step: train.len().div_ceil(self.config.batch_size),
+                what: format!("validation: {e}"),
+                last_checkpoint: None,
+            },
+            other => other,
+        })?;
         let metrics = EpochMetrics {
             epoch: epoch + 1,
             lr,
