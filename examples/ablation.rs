@@ -89,10 +89,10 @@ fn run(args: &Args) -> Result<(), StudyError> {
         // Fail before training, not after it, when the chart cannot be written.
         check_chart_path(path)?;
     }
+    args.study.check(!args.plot.is_empty())?;
     if let Some(dir) = &args.study.merge {
         return report(args, &study::merge(dir)?);
     }
-    args.study.check(!args.plot.is_empty())?;
     if args.train_images.is_some_and(|n| n < 2) {
         return Err(PipelineError::InvalidSetting {
             name: "train-images",

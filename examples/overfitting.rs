@@ -89,10 +89,10 @@ fn run(args: &Args) -> Result<(), StudyError> {
         // Fail before training, not after it, when the chart cannot be written.
         check_chart_path(path)?;
     }
+    args.study.check(!args.plot.is_empty())?;
     if let Some(dir) = &args.study.merge {
         return report(args, &study::merge(dir)?);
     }
-    args.study.check(!args.plot.is_empty())?;
     // Checked before the data is read: three models per seed.
     let seeds = study::seed_range(args.seed, args.seeds, 3)?;
     let data = StudyData::load(

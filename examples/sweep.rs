@@ -56,10 +56,10 @@ fn run(args: &Args) -> Result<(), StudyError> {
         // Fail before training, not after it, when the chart cannot be written.
         check_chart_path(path)?;
     }
+    args.study.check(!args.plot.is_empty())?;
     if let Some(dir) = &args.study.merge {
         return report(args, &study::merge(dir)?);
     }
-    args.study.check(!args.plot.is_empty())?;
     let grid_path = args.grid.as_ref().ok_or(PipelineError::InvalidSetting {
         name: "grid",
         value: "none".into(),

@@ -149,3 +149,23 @@ fn ctrl_c_ends_a_study_started_with_sigint_ignored() {
     assert_eq!(status.code(), Some(130));
     drain.join().unwrap();
 }
+
+#[test]
+fn study_folders_that_are_files_and_a_negative_shard_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nowhere = tmp.path().join("no-data").display().to_string();
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let file = file.display().to_string();
+    for flag in ["--results", "--merge"] {
+        let (output, err) = run("ablation", &["--data-dir", &nowhere, flag, &file]);
+        assert_eq!(output.status.code(), Some(1), "{flag}: {err}");
+        assert!(err.contains(&format!("{flag} = {file}")), "{err}");
+        assert!(err.contains("this is a file"), "{err}");
+        assert!(!err.contains("os error"), "{err}");
+    }
+    let (output, err) = run("ablation", &["--data-dir", &nowhere, "--shard", "-1/2"]);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("invalid value '-1/2' for '--shard"), "{err}");
+    assert!(!err.contains("unexpected argument"), "{err}");
+}

@@ -15,7 +15,8 @@ pub struct StudyArgs {
     /// Run only shard I of N (I from 0): the runs at positions I, I+N, I+2N, … Without it, a
     /// Slurm job array (SLURM_ARRAY_TASK_ID/COUNT) or a Kubernetes Indexed Job
     /// (JOB_COMPLETION_INDEX with --shard-count) sets the shard; else all runs.
-    #[arg(long, value_name = "I/N")]
+    // Hyphen values reach the parser, so that `-1/2` is called an invalid shard.
+    #[arg(long, value_name = "I/N", allow_hyphen_values = true)]
     pub shard: Option<Shard>,
     /// Number of shards when the index comes from JOB_COMPLETION_INDEX (default
     /// $REG_SHARD_COUNT).
@@ -50,13 +51,24 @@ impl StudyArgs {
     /// Checks, before any data is read, what would otherwise fail later: the shard setting,
     /// a results folder for a shard of several, `--jobs` and `--threads` of at least 1, and
     /// no chart (`plot`: whether `--plot` was given) in a process that runs one shard of
-    /// several (the chart comes from `--merge`). Nothing to check for `--merge`.
+    /// several (the chart comes from `--merge`); `--results` and `--merge` must not be files.
     ///
     /// # Errors
     /// As [`StudyArgs::shard`]; [`StudyError::ResultsFolderRequired`];
     /// [`StudyError::NeedsWholeStudy`]; [`StudyError::Pipeline`] for a `--jobs` or
     /// `--threads` of 0.
     pub fn check(&self, plot: bool) -> Result<(), StudyError> {
+        let folders = [("merge", &self.merge), ("results", &self.results)];
+        for (name, dir) in folders {
+            if let Some(dir) = dir.as_deref().filter(|d| d.exists() && !d.is_dir()) {
+                return Err(PipelineError::InvalidSetting {
+                    name,
+                    value: dir.display().to_string(),
+                    allowed: "a folder, or a path where one can be made (this is a file)",
+                }
+                .into());
+            }
+        }
         if self.merge.is_some() {
             return Ok(());
         }
