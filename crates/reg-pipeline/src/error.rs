@@ -81,12 +81,13 @@ pub enum PipelineError {
     /// Another run holds the lock of this checkpoint folder.
     #[error(
         "checkpoint folder {} is in use by another run (it holds {}); wait for that run to end or choose another --checkpoint-dir",
-        dir.display(), lock.display()
+        dir.display(),
+        if lock == dir { "a lock on the folder".to_owned() } else { lock.display().to_string() }
     )]
     Locked {
         /// The folder.
         dir: PathBuf,
-        /// Its lock file.
+        /// What is locked: the folder itself, or its lock file.
         lock: PathBuf,
     },
     /// Some outputs could not be written after training (the others were).
