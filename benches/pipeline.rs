@@ -28,16 +28,17 @@ fn pseudo_random(i: usize, salt: u64) -> u64 {
     x ^ (x >> 32)
 }
 
-/// `n` images: real MNIST training images (from `salt · n` on) when the files are in
-/// `MNIST_DIR` or `../shared/data/mnist`, since the first layer's products skip the all-zero
+/// `n` images: real MNIST training images (from `salt · n` on) when the files are where the
+/// command line finds them (`MNIST_DIR`, the per-user cache) or in `../shared/data/mnist`, since the first layer's products skip the all-zero
 /// steps of MNIST's blank borders and background; else synthetic ones (see `synthetic`).
 fn images(n: usize, salt: u64) -> Dataset {
     static MNIST: std::sync::OnceLock<Option<Dataset>> = std::sync::OnceLock::new();
     let real = MNIST.get_or_init(|| {
-        let dir = std::env::var_os("MNIST_DIR").map_or_else(
-            || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist"),
-            std::path::PathBuf::from,
-        );
+        // Where the command line finds MNIST (MNIST_DIR, the per-user cache), else the
+        // repository's development copy.
+        let dir = reg::pipeline::data::local_mnist_dir().unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist")
+        });
         let train = reg::pipeline::data::Mnist::load(&dir).ok().map(|m| m.train);
         eprintln!(
             "bench data: {}",

@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+mod checkpoint_support;
+
 use reg_pipeline::data::{
     DataError, DownloadOptions, MNIST_FILES, Mnist, ensure_mnist, sha256_hex,
 };
@@ -324,24 +326,28 @@ fn when_every_mirror_fails_the_error_says_where_to_put_the_files() {
 }
 
 /// The real MNIST `.gz` files beside the project (development and CI), if there.
-fn shared_mnist_gz() -> Option<HashMap<String, Vec<u8>>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mnist");
+/// Real MNIST as a mirror serves it (`/mirror/<name>.gz`), from wherever the tests find it.
+fn real_mnist_gz() -> HashMap<String, Vec<u8>> {
+    let dir = checkpoint_support::real_mnist_dir();
     MNIST_FILES
         .iter()
         .map(|f| {
-            let body = std::fs::read(dir.join(f.gz_name())).ok()?;
-            Some((format!("/mirror/{}", f.gz_name()), body))
+            let path = f.find_in(&dir).unwrap();
+            let body = std::fs::read(&path).unwrap();
+            let body = if reg_pipeline::data::is_gzip(&body) {
+                body
+            } else {
+                gz(&body)
+            };
+            (format!("/mirror/{}", f.gz_name()), body)
         })
         .collect()
 }
 
 #[test]
+#[ignore = "needs real MNIST (MNIST_DIR, the per-user cache or ../shared/data/mnist); .ci/run runs it"]
 fn a_run_without_data_dir_downloads_into_the_per_user_cache_folder() {
-    let Some(files) = shared_mnist_gz() else {
-        eprintln!("skipped: no real MNIST .gz files beside the project to serve");
-        return;
-    };
-    let server = Server::start(files);
+    let server = Server::start(real_mnist_gz());
     let tmp = tempfile::tempdir().unwrap();
     let (cache, work) = (tmp.path().join("cache"), tmp.path().join("work"));
     std::fs::create_dir_all(&work).unwrap();
@@ -483,21 +489,6 @@ fn a_cache_folder_that_is_a_file_is_named_as_the_cache() {
     assert!(!stderr.contains("given by"), "{stderr}");
 }
 
-/// Real MNIST served from a loopback mirror, or `None` (the test then fails under
-/// `REG_REQUIRE_MNIST=1`, as CI sets it).
-fn served_mnist() -> Option<Server> {
-    match shared_mnist_gz() {
-        Some(files) => Some(Server::start(files)),
-        None if std::env::var_os("REG_REQUIRE_MNIST").is_some() => {
-            panic!("REG_REQUIRE_MNIST is set but no real MNIST .gz files are beside the project")
-        }
-        None => {
-            eprintln!("skipped: no real MNIST .gz files beside the project to serve");
-            None
-        }
-    }
-}
-
 /// A short run of `reg-train` with reg's cache under `cache` and `server` as the mirror.
 fn cached_run(cache: &Path, server: &Server) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_reg-train"));
@@ -518,10 +509,9 @@ fn cached_run(cache: &Path, server: &Server) -> std::process::Command {
 }
 
 #[test]
+#[ignore = "needs real MNIST (MNIST_DIR, the per-user cache or ../shared/data/mnist); .ci/run runs it"]
 fn two_runs_downloading_into_one_empty_cache_both_succeed() {
-    let Some(server) = served_mnist() else {
-        return;
-    };
+    let server = Server::start(real_mnist_gz());
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
     let children: Vec<_> = (0..2)
@@ -544,19 +534,18 @@ fn two_runs_downloading_into_one_empty_cache_both_succeed() {
 }
 
 #[test]
+#[ignore = "needs real MNIST (MNIST_DIR, the per-user cache or ../shared/data/mnist); .ci/run runs it"]
 fn a_damaged_raw_file_in_the_cache_is_replaced() {
-    let Some(server) = served_mnist() else {
-        return;
-    };
+    let server = Server::start(real_mnist_gz());
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
     let dir = cache.join("reg").join("mnist");
     std::fs::create_dir_all(&dir).unwrap();
     // The cache holds the test images raw, with 8 bytes overwritten.
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mnist");
+    let real = checkpoint_support::real_mnist_dir();
     for f in &MNIST_FILES {
         let raw = reg_pipeline::data::read_idx_file(
-            &shared.join(f.gz_name()),
+            &f.find_in(&real).unwrap(),
             reg_pipeline::data::MAX_IDX_BYTES,
         )
         .unwrap();
@@ -574,4 +563,15 @@ fn a_damaged_raw_file_in_the_cache_is_replaced() {
     assert!(!damaged.exists(), "the damaged file was replaced");
     assert!(dir.join("t10k-images-idx3-ubyte.gz").is_file());
     assert_eq!(server.requests().len(), 1);
+}
+
+/// An offline first run (every mirror unreachable) leaves no empty data folder behind, so a
+/// later run is not misled into finding one.
+#[test]
+fn a_failed_download_leaves_no_folder_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shared/data/mnist");
+    let result = ensure_mnist(&dir, &tiny_options(vec![dead_url()]));
+    assert!(matches!(result, Err(DataError::Download { .. })));
+    assert!(!tmp.path().join("shared").exists());
 }

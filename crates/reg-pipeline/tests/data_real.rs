@@ -1,43 +1,16 @@
-//! The real MNIST files, when the shared copy is beside the project (development and CI).
-//!
-//! Where MNIST must be present — `.ci/run` sets `REG_REQUIRE_MNIST=1`, and hosted CI sets
-//! `CI` — its absence fails the test, so a moved or missing data folder cannot turn this test
-//! into a silent pass. Elsewhere (a fresh clone) it is skipped, and says so.
+//! The real MNIST files, where the command line finds them (`MNIST_DIR`, the per-user cache)
+//! or beside the clone (`../shared/data/mnist`). Ignored by a plain `cargo test`, which then
+//! reports it as not run; `.ci/run` runs it with `--ignored`.
 #![allow(clippy::unwrap_used)] // in tests a panic is the failure report
 
-use std::path::PathBuf;
+mod checkpoint_support;
 
 use reg_pipeline::data::{Dataset, MAX_IDX_BYTES, MNIST_FILES, read_idx_file, sha256_hex};
 
-/// Whether this environment promises the data: `REG_REQUIRE_MNIST=1`, or `CI` set (to
-/// anything but `false` or `0`, as CI services set it).
-fn mnist_required() -> bool {
-    let set =
-        |name: &str| std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
-    set("REG_REQUIRE_MNIST") || set("CI")
-}
-
-fn shared_mnist() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mnist");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        !mnist_required(),
-        "MNIST is required here (REG_REQUIRE_MNIST or CI is set) but there is none at {}",
-        dir.display()
-    );
-    // Printed by `cargo test` with the test's output (`--nocapture` shows it always).
-    println!(
-        "SKIPPED real_mnist test: no MNIST at {} (set REG_REQUIRE_MNIST=1 to make this a failure)",
-        dir.display()
-    );
-    None
-}
-
 #[test]
+#[ignore = "needs real MNIST (MNIST_DIR, the per-user cache or ../shared/data/mnist); .ci/run runs it"]
 fn real_mnist_has_the_published_checksums_counts_and_first_labels() {
-    let Some(dir) = shared_mnist() else { return };
+    let dir = checkpoint_support::real_mnist_dir();
     // Each file is decompressed once: checksummed, then parsed from the same bytes.
     let mut files = Vec::new();
     for file in MNIST_FILES {

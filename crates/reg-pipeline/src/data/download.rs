@@ -156,7 +156,6 @@ pub fn ensure_mnist(dir: &Path, options: &DownloadOptions) -> Result<(), DataErr
             });
         }
     }
-    std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
     if !options.quiet {
         eprintln!(
             "MNIST: downloading {} file(s) into {} (about 11 MB in all, checked by SHA-256)",
@@ -405,6 +404,8 @@ fn progress_bar(quiet: bool, len: Option<u64>, label: &str) -> indicatif::Progre
 
 /// Writes `bytes` to `dir/name` with reg's one [atomic write](crate::persist::atomic).
 fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), DataError> {
+    // Made only now, with a file to put in it: a download that fails leaves no empty folder.
+    std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
     crate::persist::atomic::replace(&dir.join(name), bytes)
         .map_err(|(path, e)| DataError::io(&path, e))
 }

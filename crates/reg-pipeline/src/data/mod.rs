@@ -128,6 +128,19 @@ pub fn resolve_data_dir_with(cli: Option<&Path>, mnist_dir_env: Option<&OsStr>) 
     }
 }
 
+/// The folder the examples would read MNIST from without `--data-dir` — `$MNIST_DIR` if set,
+/// else [`default_data_dir`] — when it already holds the four files (`.gz` or raw); `None`
+/// otherwise. Nothing is downloaded: tests and benches use it to find real MNIST where a user
+/// has it, and report themselves as not run when it is not there.
+#[must_use]
+pub fn local_mnist_dir() -> Option<PathBuf> {
+    let dir = resolve_data_dir(None);
+    MNIST_FILES
+        .iter()
+        .all(|f| f.find_in(&dir).is_some())
+        .then_some(dir)
+}
+
 /// MNIST's training and test sets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mnist {

@@ -3,7 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use reg_pipeline::data::Dataset;
 
@@ -67,4 +67,17 @@ pub fn write_mnist(dir: &Path, train: usize, test: usize) {
 pub fn dataset(n: usize, seed: u64) -> Dataset {
     let (px, lb) = images(n, seed);
     Dataset::new(px, lb, 28, 28).unwrap()
+}
+
+/// Real MNIST where the command line finds it (`MNIST_DIR`, the per-user cache), else this
+/// repository's development copy (`../shared/data/mnist` beside the clone). The tests that
+/// need it are `#[ignore]`d, so that `cargo test` reports them as not run rather than passed;
+/// `.ci/run` runs them with `--ignored`, where a missing folder fails them.
+pub fn real_mnist_dir() -> PathBuf {
+    reg_pipeline::data::local_mnist_dir()
+        .or_else(|| {
+            let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mnist");
+            shared.is_dir().then_some(shared)
+        })
+        .expect("real MNIST: set MNIST_DIR, or run `cargo run --release --example pipeline` once to fill the cache")
 }
