@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Reads the TensorBoard event files that `pipeline --tensorboard DIR` wrote, with the
-`tensorboard` package's own readers, and checks them against the run's metrics JSON.
+"""Reads the TensorBoard event files that `pipeline --tensorboard DIR` wrote into its run's
+folder (`DIR/seed<S>_<date>_<time>`), with the `tensorboard` package's own readers, and checks
+them against the run's metrics JSON.
 
-    /work/venv-torch/bin/python scripts/read_tensorboard.py DIR METRICS.json
+    python scripts/read_tensorboard.py DIR/RUN METRICS.json
 
 Two readers, as TensorBoard itself uses them: `EventFileLoader` (the record framing with its
 CRC-32C checks, each record parsed as an `Event` protobuf) and `EventAccumulator` (what the

@@ -175,7 +175,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE.svg|FILE.png")]
     pub plot: Vec<PathBuf>,
     /// Write each epoch's train and validation loss and accuracy, learning rate and seconds as
-    /// TensorBoard scalars to a new event file in this folder (`tensorboard --logdir DIR`).
+    /// TensorBoard scalars, in a folder of this run's own under DIR (`seed0_<UTC date and
+    /// time>`), so runs sharing DIR show as separate runs (`tensorboard --logdir DIR`).
     #[arg(long, value_name = "DIR")]
     pub tensorboard: Option<PathBuf>,
     /// No progress bar, no per-epoch lines; only the summary.
@@ -498,7 +499,7 @@ fn prepare(args: &Args) -> Result<Prepared, PipelineError> {
     let tensorboard = args
         .tensorboard
         .as_deref()
-        .map(TensorBoardObserver::create)
+        .map(|dir| TensorBoardObserver::create(&tensorboard_run_folder(dir, trainer.config.seed)))
         .transpose()?;
     // On --resume, the checkpoint's settings.
     let data = load_data(args, &trainer.config)?;
@@ -1187,6 +1188,24 @@ mod tests {
     }
 
     #[test]
+    fn utc_stamps_match_known_dates() {
+        assert_eq!(utc_stamp(0), "1970-01-01_00-00-00");
+        assert_eq!(utc_stamp(951_782_400), "2000-02-29_00-00-00");
+        assert_eq!(utc_stamp(1_796_155_199), "2026-12-01_19-59-59");
+    }
+
+    #[test]
+    fn two_runs_in_one_tensorboard_folder_get_folders_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = tensorboard_run_folder(dir.path(), 3);
+        std::fs::create_dir(&first).unwrap();
+        let second = tensorboard_run_folder(dir.path(), 3);
+        assert_ne!(first, second);
+        let name = first.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with("seed3_20"), "{name}");
+    }
+
+    #[test]
     fn a_failing_tensorboard_is_set_aside_and_training_goes_on() {
         let trainer = Trainer::new(TrainConfig::default()).unwrap();
         let metrics = EpochMetrics {
@@ -1220,4 +1239,42 @@ mod tests {
         // Later epochs go on without it.
         assert!(observers.on_epoch(&trainer, &metrics).is_ok());
     }
+}
+
+/// This run's own TensorBoard folder under `dir`: `seed<S>_<YYYY-MM-DD_HH-MM-SS>` (UTC), with
+/// `-2`, `-3`, … when two runs start in the same second. Each run then shows as its own run in
+/// TensorBoard, as PyTorch's `SummaryWriter` does with its default folder.
+fn tensorboard_run_folder(dir: &Path, seed: u64) -> PathBuf {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let base = format!("seed{seed}_{}", utc_stamp(seconds));
+    (1..)
+        .map(|n| match n {
+            1 => dir.join(&base),
+            n => dir.join(format!("{base}-{n}")),
+        })
+        .find(|path| !path.exists())
+        .unwrap_or_else(|| dir.join(base))
+}
+
+/// `YYYY-MM-DD_HH-MM-SS` of `seconds` since 1970 in UTC (days to a civil date as in Howard
+/// Hinnant's `civil_from_days`).
+fn utc_stamp(seconds: u64) -> String {
+    let (days, rest) = (seconds / 86_400, seconds % 86_400);
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}_{:02}-{:02}-{:02}",
+        rest / 3_600,
+        rest / 60 % 60,
+        rest % 60
+    )
 }
