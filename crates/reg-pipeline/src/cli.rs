@@ -1171,6 +1171,44 @@ fn short(value: f64) -> String {
     }
 }
 
+/// This run's own TensorBoard folder under `dir`: `seed<S>_<YYYY-MM-DD_HH-MM-SS>` (UTC), with
+/// `-2`, `-3`, … when two runs start in the same second. Each run then shows as its own run in
+/// TensorBoard, as PyTorch's `SummaryWriter` does with its default folder.
+fn tensorboard_run_folder(dir: &Path, seed: u64) -> PathBuf {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let base = format!("seed{seed}_{}", utc_stamp(seconds));
+    (1..)
+        .map(|n| match n {
+            1 => dir.join(&base),
+            n => dir.join(format!("{base}-{n}")),
+        })
+        .find(|path| !path.exists())
+        .unwrap_or_else(|| dir.join(base))
+}
+
+/// `YYYY-MM-DD_HH-MM-SS` of `seconds` since 1970 in UTC (days to a civil date as in Howard
+/// Hinnant's `civil_from_days`).
+fn utc_stamp(seconds: u64) -> String {
+    let (days, rest) = (seconds / 86_400, seconds % 86_400);
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}_{:02}-{:02}-{:02}",
+        rest / 3_600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1239,42 +1277,4 @@ mod tests {
         // Later epochs go on without it.
         assert!(observers.on_epoch(&trainer, &metrics).is_ok());
     }
-}
-
-/// This run's own TensorBoard folder under `dir`: `seed<S>_<YYYY-MM-DD_HH-MM-SS>` (UTC), with
-/// `-2`, `-3`, … when two runs start in the same second. Each run then shows as its own run in
-/// TensorBoard, as PyTorch's `SummaryWriter` does with its default folder.
-fn tensorboard_run_folder(dir: &Path, seed: u64) -> PathBuf {
-    let seconds = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let base = format!("seed{seed}_{}", utc_stamp(seconds));
-    (1..)
-        .map(|n| match n {
-            1 => dir.join(&base),
-            n => dir.join(format!("{base}-{n}")),
-        })
-        .find(|path| !path.exists())
-        .unwrap_or_else(|| dir.join(base))
-}
-
-/// `YYYY-MM-DD_HH-MM-SS` of `seconds` since 1970 in UTC (days to a civil date as in Howard
-/// Hinnant's `civil_from_days`).
-fn utc_stamp(seconds: u64) -> String {
-    let (days, rest) = (seconds / 86_400, seconds % 86_400);
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}_{:02}-{:02}-{:02}",
-        rest / 3_600,
-        rest / 60 % 60,
-        rest % 60
-    )
 }
