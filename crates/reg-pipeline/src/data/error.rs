@@ -238,7 +238,8 @@ impl DataError {
 fn placement_hint(dir: &Path) -> String {
     format!(
         "Put the four MNIST files ({}; gzip-compressed `.gz` or raw) in {}, \
-         or point to a folder that has them with --data-dir <DIR> or the MNIST_DIR environment variable",
+         or point to a folder that has them with --data-dir <DIR> or the MNIST_DIR environment variable; \
+         MNIST_MIRRORS=URL[,URL…] downloads from other mirrors",
         super::MNIST_FILES
             .iter()
             .map(|f| format!("{}.gz", f.name))

@@ -165,7 +165,7 @@ impl Observer for Console {
         }
         if self.mode != ProgressMode::Off {
             println!(
-                "Epoch {:>2}/{} | lr={:.6} | train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}% | {:.2}s (+{:.2}s eval)",
+                "Epoch {:>2}/{} | lr={:.3e} | train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}% | {:.2}s (+{:.2}s eval)",
                 m.epoch,
                 self.epochs,
                 m.lr,
