@@ -23,6 +23,7 @@
 //! an uninterrupted run); anything else is [`CheckpointError::ConfigMismatch`].
 
 use std::collections::HashMap;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -429,13 +430,31 @@ pub fn move_aside(path: &Path) -> Result<PathBuf, PipelineError> {
             format!("-{n}")
         };
         let aside = path.with_file_name(format!("{name}.damaged{suffix}"));
-        // A hard link never replaces a file that is there; then the old name goes.
-        match std::fs::hard_link(path, &aside) {
+        // A hard link never replaces a file that is there; then the old name goes. Without
+        // hard links (FAT, some network mounts): check, then rename.
+        let linked = match std::fs::hard_link(path, &aside) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::Unsupported | ErrorKind::PermissionDenied
+                ) =>
+            {
+                if aside.exists() {
+                    Err(ErrorKind::AlreadyExists.into())
+                } else {
+                    return std::fs::rename(path, &aside)
+                        .map(|()| aside)
+                        .map_err(|e| PipelineError::io(path, e));
+                }
+            }
+            other => other,
+        };
+        match linked {
             Ok(()) => {
                 std::fs::remove_file(path).map_err(|e| PipelineError::io(path, e))?;
                 return Ok(aside);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
             Err(e) => return Err(PipelineError::io(path, e)),
         }
     }
