@@ -52,6 +52,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             ("epoch", "learning rate"),
             &[("warmup + cosine", &curve)],
         )?;
+        println!("chart written to {}", path.display());
     }
     Ok(())
 }

@@ -725,20 +725,30 @@ fn write_outputs(
     failed_before: Option<(&'static str, PipelineError)>,
 ) -> Result<(), PipelineError> {
     let mut failed: Vec<_> = failed_before.into_iter().collect();
-    if let Some(path) = &args.export
-        && let Err(e) = export_safetensors(&trainer.model, path)
-    {
-        failed.push(("--export", e));
+    // Each output written is announced; each that fails is reported with the others at the end.
+    let mut done = |flag: &'static str, what: &str, path: &Path, written| match written {
+        Ok(()) => println!("{what} written to {}", path.display()),
+        Err(e) => failed.push((flag, e)),
+    };
+    if let Some(path) = &args.export {
+        let written = export_safetensors(&trainer.model, path);
+        done(
+            "--export",
+            "model (PyTorch nn.Sequential layout)",
+            path,
+            written,
+        );
     }
-    if let Some(path) = &args.metrics_out
-        && let Err(e) = write_metrics(path, metrics, run)
-    {
-        failed.push(("--metrics-out", e));
+    if let Some(path) = &args.metrics_out {
+        done(
+            "--metrics-out",
+            "metrics",
+            path,
+            write_metrics(path, metrics, run),
+        );
     }
     for path in &args.plot {
-        if let Err(e) = write_plot(path, metrics) {
-            failed.push(("--plot", e));
-        }
+        done("--plot", "chart", path, write_plot(path, metrics));
     }
     if failed.is_empty() {
         Ok(())

@@ -190,8 +190,11 @@ fn outputs_with_the_longest_legal_names_are_written() {
         ],
     ));
     assert!(output.status.success(), "{}", stderr(&output));
+    let out = String::from_utf8_lossy(&output.stdout);
     for path in [&export, &metrics, &plot] {
         assert!(path.is_file(), "{} missing", s(path));
+        // Every output written is announced.
+        assert!(out.contains(&format!("written to {}", s(path))), "{out}");
     }
     let too_long = tmp.path().join(format!("{}.json", "m".repeat(251)));
     let started = Instant::now();
