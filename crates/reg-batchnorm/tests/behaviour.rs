@@ -534,3 +534,14 @@ fn n_dimensional_train_statistics_are_the_matrix_statistics_bit_for_bit_at_a_lar
         assert_eq!(as_rows(&y), y_matrix, "{shape:?}");
     }
 }
+
+#[test]
+fn batch_shape_counts_values_per_channel_and_in_all() {
+    use reg_batchnorm::BatchShape;
+    let shape = BatchShape::of(&[4, 3, 2, 5]).unwrap();
+    assert_eq!((shape.batch, shape.channels, shape.spatial), (4, 3, 10));
+    assert_eq!((shape.count(), shape.len()), (40, 120));
+    assert!(!shape.is_empty());
+    assert!(BatchShape::of(&[0, 3]).unwrap().is_empty());
+    assert!(BatchShape::of(&[2, 3, 0]).unwrap().is_empty());
+}
