@@ -400,3 +400,20 @@ fn channel_wise_dropout_of_a_matrix_decides_each_element() -> Result<(), Error> 
     ));
     Ok(())
 }
+
+#[test]
+fn backward_params_only_checks_what_backward_checks_and_computes_nothing() -> Result<(), Error> {
+    let mut d = layer(0.5, 1)?;
+    let x = input();
+    assert!(matches!(
+        d.backward_params_only_nd(x.view()),
+        Err(Error::BackwardBeforeForward { .. })
+    ));
+    d.forward(x.view(), Mode::Train)?;
+    d.backward_params_only_nd(x.view())?;
+    assert!(matches!(
+        d.backward_params_only_nd(Array2::<f64>::ones((8, 49)).view()),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    Ok(())
+}
