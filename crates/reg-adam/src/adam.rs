@@ -260,7 +260,7 @@ fn aligned_zeros<F: Scalar>(shape: (usize, usize)) -> Array2<F> {
 }
 
 /// Elements per parallel task: ~64 KB of each array, enough to amortise handing out a task.
-const CHUNK: usize = 16 * 1024;
+const CHUNK: usize = 16_384;
 
 /// One pass over a parameter: `decay(&mut w, g)` applies the weight decay and returns the
 /// gradient the moments see. Monomorphized per decay kind so the loop has no branches.

@@ -155,3 +155,41 @@ pub(crate) fn coupled_gradient_finite<F: Scalar>(
             .all(|(&g, &w)| (g + lambda * w).is_finite()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array2, s};
+
+    /// Every other column of a 4 × 8 matrix: a view that is not contiguous in memory.
+    fn strided(fill: f32, at: (usize, usize), value: f32) -> Array2<f32> {
+        let mut a = Array2::from_elem((4, 8), fill);
+        a[(at.0, 2 * at.1)] = value;
+        a
+    }
+
+    #[test]
+    fn all_finite_checks_views_that_are_not_contiguous() {
+        let finite = strided(1.0, (2, 3), 5.0);
+        assert!(all_finite(&finite.slice(s![.., ..;2])));
+        let nan = strided(1.0, (2, 3), f32::NAN);
+        let view = nan.slice(s![.., ..;2]);
+        assert!(view.as_slice_memory_order().is_none());
+        assert!(!all_finite(&view));
+    }
+
+    #[test]
+    fn coupled_gradient_finite_checks_views_that_are_not_contiguous() {
+        let columns = s![.., ..;2];
+        let w = strided(1.0, (1, 2), 3e38);
+        let check = |g: &Array2<f32>, lambda: f32| {
+            coupled_gradient_finite(w.slice(columns), g.slice(columns), lambda)
+        };
+        // g + λ·w: 1.5e38 + 0.5·3e38 = 3e38 is finite, 2e38 + 0.5·3e38 is not, and
+        // 0 + 2·3e38 is not (g − λ·w, λ + w or λ / w would each differ in one of them).
+        assert!(check(&strided(0.5, (1, 2), 1.5e38), 0.5));
+        assert!(!check(&strided(0.5, (1, 2), 2e38), 0.5));
+        assert!(!check(&strided(0.5, (1, 2), 0.0), 2.0));
+        assert!(!check(&strided(0.5, (3, 0), f32::NAN), 0.5));
+    }
+}

@@ -362,3 +362,21 @@ fn coupled_decay_that_overflows_the_gradient_is_non_finite_and_writes_nothing() 
         Err(Error::NonFinite { .. })
     ));
 }
+
+#[test]
+fn config_reads_back_each_setting_and_the_built_optimizer_keeps_it() {
+    let config = AdamConfig::new()
+        .with_beta1(0.5)
+        .with_beta2(0.75)
+        .with_eps(1e-3)
+        .with_weight_decay(WeightDecay::Decoupled(0.25))
+        .with_amsgrad(true);
+    assert_eq!(config.beta1(), 0.5);
+    assert_eq!(config.beta2(), 0.75);
+    assert_eq!(config.eps(), 1e-3);
+    assert_eq!(config.weight_decay(), WeightDecay::Decoupled(0.25));
+    assert!(config.amsgrad());
+    assert!(!AdamConfig::new().amsgrad());
+    assert_eq!(AdamConfig::default(), AdamConfig::new());
+    assert_eq!(adam(config).config(), &config);
+}

@@ -101,12 +101,11 @@ impl BatchNormConfig {
         validate("momentum", self.momentum, "[0, 1]", |m| {
             (0.0..=1.0).contains(&m)
         })?;
-        // eps must survive the conversion to F: 1e-50 is 0 in f32, 1e300 is infinite.
+        // Checked after the conversion to F, which keeps the sign, NaN and infinities, and
+        // rounds 1e-50 to 0 and 1e300 to infinity in f32.
         validate("eps", self.eps, "> 0 and finite", |e| {
-            e > 0.0 && e.is_finite() && {
-                let in_f = F::from_f64(e);
-                in_f > F::zero() && in_f.is_finite()
-            }
+            let in_f = F::from_f64(e);
+            in_f > F::zero() && in_f.is_finite()
         })?;
         Ok(BatchNorm::from_config(self))
     }

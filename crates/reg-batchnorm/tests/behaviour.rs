@@ -442,3 +442,106 @@ fn kernel_misuse_is_a_typed_error() {
         Err(Error::RankMismatch { .. })
     ));
 }
+
+// ---- Running statistics set by hand ----
+
+#[test]
+fn set_running_stats_are_what_eval_normalises_with() {
+    let mut bn = layer(2);
+    bn.set_running_stats(array![10.0, -1.0].view(), array![4.0 - 1e-5, 0.0].view())
+        .expect("valid statistics");
+    assert_eq!(bn.running_mean(), array![[10.0, -1.0]]);
+    assert_eq!(bn.running_var(), array![[4.0 - 1e-5, 0.0]]);
+    let y = bn
+        .forward(array![[12.0, -1.0]].view(), Mode::Eval)
+        .expect("eval");
+    // (12 − 10) / sqrt(4) = 1; a zero variance is allowed (channel 1 is at its mean).
+    assert!((y[[0, 0]] - 1.0).abs() < 1e-14, "{y}");
+    assert_eq!(y[[0, 1]], 0.0);
+}
+
+#[test]
+fn set_running_stats_rejects_bad_statistics_and_changes_nothing() {
+    let mut bn = layer(2);
+    let (ok, short) = (array![1.0, 2.0], array![1.0]);
+    let cases = [
+        (short.clone(), ok.clone()),
+        (ok.clone(), short),
+        (array![f64::NAN, 0.0], ok.clone()),
+        (ok.clone(), array![1.0, f64::INFINITY]),
+        (ok.clone(), array![1.0, -1e-300]),
+    ];
+    for (mean, var) in &cases {
+        let result = bn.set_running_stats(mean.view(), var.view());
+        match result {
+            Err(Error::ShapeMismatch { .. }) => assert!(mean.len() == 1 || var.len() == 1),
+            Err(Error::NonFinite { .. }) => {
+                assert!(mean.iter().chain(var).any(|v| !v.is_finite()));
+            }
+            Err(Error::InvalidHyperParameter {
+                name: "running_var",
+                value,
+                ..
+            }) => assert_eq!(value, -1e-300),
+            other => panic!("{mean} {var}: {other:?}"),
+        }
+        assert_eq!(bn.running_mean(), Array2::<f64>::zeros((1, 2)));
+        assert_eq!(bn.running_var(), Array2::<f64>::ones((1, 2)));
+    }
+}
+
+// ---- N-d statistics are the 2-D statistics of the (N·S, C) matrix ----
+
+/// `(N, C, S…)` values offset by 1000·(c + 1): the variance of a channel is then a small
+/// difference of large numbers, so a single-pass variance (Σx² − m·μ²) or any other order of
+/// operations gives other bits than the two-pass one.
+fn offset_input(shape: &[usize]) -> ndarray::ArrayD<f64> {
+    use ndarray::Dimension;
+    ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(shape), |index| {
+        let flat = index.slice().iter().fold(0, |f, &i| f * 7 + i) as f64;
+        let c = index[1] as f64;
+        1000.0 * (c + 1.0) + (flat * 0.61).sin() * (c + 1.0)
+    })
+}
+
+/// `x` of shape `(N, C, S…)` as the `(N·S, C)` matrix of its channel vectors, sample-major.
+fn as_rows(x: &ndarray::ArrayD<f64>) -> Array2<f64> {
+    let (n, c) = (x.shape()[0], x.shape()[1]);
+    let s = x.len() / (n * c);
+    let x = x.to_shape((n, c, s)).expect("contiguous");
+    let rows = x.permuted_axes([0, 2, 1]);
+    rows.as_standard_layout()
+        .into_shape_with_order((n * s, c))
+        .expect("standard layout")
+        .to_owned()
+}
+
+#[test]
+fn n_dimensional_train_statistics_are_the_matrix_statistics_bit_for_bit_at_a_large_offset() {
+    for shape in [&[4, 3, 5][..], &[2, 3, 2, 3]] {
+        let x = offset_input(shape);
+        let mut nd = BatchNormConfig::new(3)
+            .with_momentum(1.0)
+            .build::<f64>()
+            .expect("valid");
+        let mut matrix = nd.clone();
+        let y = nd.forward(x.view(), Mode::Train).expect("forward");
+        let y_matrix = matrix
+            .forward(as_rows(&x).view(), Mode::Train)
+            .expect("forward");
+        assert_eq!(nd.running_mean(), matrix.running_mean(), "{shape:?}");
+        assert_eq!(nd.running_var(), matrix.running_var(), "{shape:?}");
+        assert_eq!(as_rows(&y), y_matrix, "{shape:?}");
+    }
+}
+
+#[test]
+fn batch_shape_counts_values_per_channel_and_in_all() {
+    use reg_batchnorm::BatchShape;
+    let shape = BatchShape::of(&[4, 3, 2, 5]).unwrap();
+    assert_eq!((shape.batch, shape.channels, shape.spatial), (4, 3, 10));
+    assert_eq!((shape.count(), shape.len()), (40, 120));
+    assert!(!shape.is_empty());
+    assert!(BatchShape::of(&[0, 3]).unwrap().is_empty());
+    assert!(BatchShape::of(&[2, 3, 0]).unwrap().is_empty());
+}

@@ -30,7 +30,8 @@ pub struct GradCheckReport {
     /// `|analytic − numeric| / max(1, |analytic|, |numeric|)` (absolute near zero, relative
     /// for large gradients).
     pub max_error: f64,
-    /// Where the largest error was: `"input[i, j, …]"` or `"<param name>[i, j, …]"`.
+    /// Where the largest error was: `"input[i, j, …]"` or `"<param name>[i, j, …]"`; of equal
+    /// errors the first, the input's before the parameters', in their order.
     pub worst: String,
     /// How many elements were compared.
     pub checked: usize,

@@ -371,3 +371,49 @@ fn fill_factors_gives_the_layers_next_mask_bit_for_bit() -> Result<(), Error> {
     }
     Ok(())
 }
+
+#[test]
+fn channel_wise_dropout_of_a_matrix_decides_each_element() -> Result<(), Error> {
+    // Rank 2, (N, C), is the lowest channel-wise dropout accepts: a channel is one value.
+    let mut channel_wise = DropoutConfig::new(0.5)
+        .with_seed(3)
+        .with_channel_wise(true)
+        .build::<f64>()?;
+    let mut element_wise = layer(0.5, 3)?;
+    let x = input();
+    let y = channel_wise.forward(x.view(), Mode::Train)?;
+    assert_eq!(y, element_wise.forward(x.view(), Mode::Train)?);
+    let keep = ndarray::Array2::from_elem((8, 50), true).into_dyn();
+    assert_eq!(
+        channel_wise.forward_with_mask(x.view(), keep.view())?,
+        &x * 2.0
+    );
+    let vector = ndarray::Array1::<f64>::ones(4);
+    let keep = ndarray::Array1::from_elem(4, true).into_dyn();
+    assert!(matches!(
+        channel_wise.forward_with_mask(vector.view(), keep.view()),
+        Err(Error::RankMismatch {
+            expected: 2,
+            found: 1,
+            ..
+        })
+    ));
+    Ok(())
+}
+
+#[test]
+fn backward_params_only_checks_what_backward_checks_and_computes_nothing() -> Result<(), Error> {
+    let mut d = layer(0.5, 1)?;
+    let x = input();
+    assert!(matches!(
+        d.backward_params_only_nd(x.view()),
+        Err(Error::BackwardBeforeForward { .. })
+    ));
+    d.forward(x.view(), Mode::Train)?;
+    d.backward_params_only_nd(x.view())?;
+    assert!(matches!(
+        d.backward_params_only_nd(Array2::<f64>::ones((8, 49)).view()),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    Ok(())
+}

@@ -119,3 +119,10 @@ fn batch_size_zero_is_an_error() -> Result<(), Error> {
     assert_eq!(w, before);
     Ok(())
 }
+
+#[test]
+fn lambda_reads_back_the_strength_it_was_built_with() -> Result<(), Error> {
+    assert_eq!(L2::new(0.25)?.lambda(), 0.25);
+    assert_eq!(reg_l2::L2Config::new(0.0).build()?.lambda(), 0.0);
+    Ok(())
+}

@@ -424,3 +424,24 @@ fn config_defaults_are_used_by_build() {
     assert_eq!(cosine.lr(10), 0.0);
     assert!(cosine.lr(9) > 0.0);
 }
+
+#[test]
+fn built_schedules_read_back_their_settings() {
+    let cosine = CosineAnnealingConfig::new(0.5, 7)
+        .with_min_lr(0.125)
+        .build()
+        .unwrap();
+    assert_eq!(
+        (cosine.max_lr(), cosine.min_lr(), cosine.period()),
+        (0.5, 0.125, 7)
+    );
+    let join = Join::new(ConstantConfig::new(0.25).build().unwrap(), cosine, 3);
+    assert_eq!(join.boundary(), 3);
+    assert_eq!(join.first().lr(0), 0.25);
+    assert_eq!(join.second().max_lr(), 0.5);
+    let warmup = LinearWarmupConfig::new(0.125, 0.5, 4).build().unwrap();
+    assert_eq!(
+        (warmup.start_lr(), warmup.end_lr(), warmup.steps()),
+        (0.125, 0.5, 4)
+    );
+}
