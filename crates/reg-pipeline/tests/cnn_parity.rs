@@ -140,7 +140,11 @@ fn conv2d_matches_torch_in_float64() {
         let params = conv.params();
         assert_eq!(params.len(), if case.bias { 2 } else { 1 }, "{name}");
         let grad_weight = params[0].grad().to_owned();
-        worst.compare(&format!("{name} grad_weight"), &grad_weight, &case.grad_weight);
+        worst.compare(
+            &format!("{name} grad_weight"),
+            &grad_weight,
+            &case.grad_weight,
+        );
         if let Some(grad_bias) = &case.grad_bias {
             let ours = params[1].grad().to_owned();
             worst.compare(&format!("{name} grad_bias"), &ours, grad_bias);
@@ -182,12 +186,16 @@ fn max_pool2d_matches_torch_including_ties() {
             .build()
             .unwrap();
         let name = &case.name;
-        let output = Layer::<f64>::forward_dyn(&mut pool, case.input.array().view(), Mode::Train)
-            .unwrap();
+        let output =
+            Layer::<f64>::forward_dyn(&mut pool, case.input.array().view(), Mode::Train).unwrap();
         worst.compare(&format!("{name} output"), &output, &case.output);
         let grad_input = pool.backward_dyn(case.grad_output.array().view()).unwrap();
         // Routed, not summed in another order: the same values bit for bit.
-        assert_eq!(grad_input.as_slice().unwrap(), case.grad_input.data, "{name}");
+        assert_eq!(
+            grad_input.as_slice().unwrap(),
+            case.grad_input.data,
+            "{name}"
+        );
         worst.compare(&format!("{name} grad_input"), &grad_input, &case.grad_input);
     }
     assert_eq!(worst.max, 0.0);
