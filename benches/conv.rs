@@ -1,0 +1,103 @@
+//! The CNN layers at the shapes of a small MNIST CNN, batch 64: `Conv2d` 1→32 (3×3, padding 1)
+//! on 28×28 and 32→64 (3×3, padding 1) on 14×14, forward (Train) and backward (full, and
+//! parameters only as a first layer needs), on 1 and 2 threads; and `MaxPool2d` 2×2 on the
+//! first conv's output. Throughput is in floating-point operations (2 per multiply-add of the
+//! products), so criterion's "Gelem/s" reads as GFLOP/s.
+//!
+//! `cargo bench --bench conv`
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ndarray::Array4;
+use rand::SeedableRng;
+use reg::core::{LayerExt, Mode};
+use reg::pipeline::random::Generator;
+use reg::pipeline::{Conv2d, Conv2dConfig, MaxPool2dConfig};
+
+/// Values in [−0.5, 0.5) from a formula (no generator needed).
+fn filled(shape: (usize, usize, usize, usize), salt: u64) -> Array4<f32> {
+    let mut i = salt;
+    Array4::from_shape_simple_fn(shape, || {
+        i = i.wrapping_add(1);
+        let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        x ^= x >> 29;
+        x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        ((x >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+    })
+}
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool")
+}
+
+/// One conv layer of the MNIST CNN: `(name, in, out, side)`.
+const LAYERS: [(&str, usize, usize, usize); 2] = [
+    ("conv1_64x1x28x28_to_32", 1, 32, 28),
+    ("conv2_64x32x14x14_to_64", 32, 64, 14),
+];
+
+fn layer(inputs: usize, outputs: usize) -> Conv2d {
+    Conv2dConfig::new(inputs, outputs, 3)
+        .with_padding(1)
+        .build::<f32, _>(&mut Generator::seed_from_u64(0))
+        .expect("valid config")
+}
+
+fn conv(c: &mut Criterion) {
+    for (name, inputs, outputs, side) in LAYERS {
+        let x = filled((64, inputs, side, side), 1);
+        let dy = filled((64, outputs, side, side), 2);
+        // Multiply-adds of one product (forward, weight gradient and input gradient alike).
+        let flops = 2 * 64 * outputs * inputs * 9 * side * side;
+        for threads in [1, 2] {
+            let pool = pool(threads);
+            let mut conv = layer(inputs, outputs);
+            let mut group = c.benchmark_group(format!("conv/{name}/threads={threads}"));
+            group.throughput(Throughput::Elements(flops as u64));
+            group.bench_function("forward", |b| {
+                b.iter(|| pool.install(|| black_box(conv.forward(x.view(), Mode::Train))))
+            });
+            group.throughput(Throughput::Elements(2 * flops as u64));
+            group.bench_function("backward", |b| {
+                b.iter(|| pool.install(|| black_box(conv.backward(dy.view()))))
+            });
+            group.throughput(Throughput::Elements(flops as u64));
+            group.bench_function("backward_params_only", |b| {
+                b.iter(|| pool.install(|| black_box(conv.backward_params_only_nd(dy.view()))))
+            });
+            group.finish();
+        }
+    }
+}
+
+fn max_pool(c: &mut Criterion) {
+    let x = filled((64, 32, 28, 28), 3);
+    let dy = filled((64, 32, 14, 14), 4);
+    for threads in [1, 2] {
+        let pool = pool(threads);
+        let mut max_pool = MaxPool2dConfig::new(2).build().expect("valid config");
+        let mut group = c.benchmark_group(format!("max_pool/64x32x28x28/threads={threads}"));
+        group.bench_function("forward", |b| {
+            b.iter(|| pool.install(|| black_box(max_pool.forward(x.view(), Mode::Train))))
+        });
+        group.bench_function("backward", |b| {
+            b.iter(|| pool.install(|| black_box(max_pool.backward(dy.view()))))
+        });
+        group.finish();
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20);
+    targets = conv, max_pool
+}
+criterion_main!(benches);
