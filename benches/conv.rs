@@ -14,7 +14,7 @@ use ndarray::Array4;
 use rand::SeedableRng;
 use reg::core::{LayerExt, Mode};
 use reg::pipeline::random::Generator;
-use reg::pipeline::{Conv2d, Conv2dConfig, MaxPool2dConfig};
+use reg::pipeline::{Conv2d, Conv2dConfig, MaxPool2d, MaxPool2dConfig};
 
 /// Values in [−0.5, 0.5) from a formula (no generator needed).
 fn filled(shape: (usize, usize, usize, usize), salt: u64) -> Array4<f32> {
@@ -59,16 +59,22 @@ fn conv(c: &mut Criterion) {
             let mut conv = layer(inputs, outputs);
             let mut group = c.benchmark_group(format!("conv/{name}/threads={threads}"));
             group.throughput(Throughput::Elements(flops as u64));
+            let forward = |conv: &mut Conv2d| conv.forward(x.view(), Mode::Train).expect("forward");
             group.bench_function("forward", |b| {
-                b.iter(|| pool.install(|| black_box(conv.forward(x.view(), Mode::Train))))
+                b.iter(|| pool.install(|| black_box(forward(&mut conv))))
             });
+            // Backward differentiates the last Train forward (run here too when the forward
+            // bench is filtered out); it keeps what it needs, so it can be repeated.
+            forward(&mut conv);
             group.throughput(Throughput::Elements(2 * flops as u64));
             group.bench_function("backward", |b| {
-                b.iter(|| pool.install(|| black_box(conv.backward(dy.view()))))
+                b.iter(|| pool.install(|| black_box(conv.backward(dy.view()).expect("backward"))))
             });
             group.throughput(Throughput::Elements(flops as u64));
             group.bench_function("backward_params_only", |b| {
-                b.iter(|| pool.install(|| black_box(conv.backward_params_only_nd(dy.view()))))
+                b.iter(|| {
+                    pool.install(|| conv.backward_params_only_nd(dy.view()).expect("backward"))
+                })
             });
             group.finish();
         }
@@ -82,11 +88,13 @@ fn max_pool(c: &mut Criterion) {
         let pool = pool(threads);
         let mut max_pool = MaxPool2dConfig::new(2).build().expect("valid config");
         let mut group = c.benchmark_group(format!("max_pool/64x32x28x28/threads={threads}"));
+        let forward = |p: &mut MaxPool2d| p.forward(x.view(), Mode::Train).expect("forward");
         group.bench_function("forward", |b| {
-            b.iter(|| pool.install(|| black_box(max_pool.forward(x.view(), Mode::Train))))
+            b.iter(|| pool.install(|| black_box(forward(&mut max_pool))))
         });
+        forward(&mut max_pool);
         group.bench_function("backward", |b| {
-            b.iter(|| pool.install(|| black_box(max_pool.backward(dy.view()))))
+            b.iter(|| pool.install(|| black_box(max_pool.backward(dy.view()).expect("backward"))))
         });
         group.finish();
     }

@@ -150,23 +150,27 @@ fn pool_plane<F: Scalar>(
     let (kh, kw) = window.kernel;
     let (sh, sw) = window.stride;
     let (ph, pw) = window.padding;
-    for (index, (value, arg)) in out.iter_mut().zip(at.iter_mut()).enumerate() {
-        let (y, xo) = (index / width_out, index % width_out);
+    // By rows then columns of the output: no division per element.
+    let rows = out
+        .chunks_exact_mut(width_out)
+        .zip(at.chunks_exact_mut(width_out));
+    for (y, (out, at)) in rows.enumerate() {
         let (y0, y1) = ((y * sh).saturating_sub(ph), (y * sh + kh - ph).min(h));
-        let (x0, x1) = ((xo * sw).saturating_sub(pw), (xo * sw + kw - pw).min(w));
-        let mut best = F::neg_infinity();
-        let mut best_at = y0 * w + x0;
-        for row in y0..y1 {
-            for col in x0..x1 {
-                let v = x[row * w + col];
-                if v > best || v.is_nan() {
-                    best = v;
-                    best_at = row * w + col;
+        for (xo, (value, arg)) in out.iter_mut().zip(at).enumerate() {
+            let (x0, x1) = ((xo * sw).saturating_sub(pw), (xo * sw + kw - pw).min(w));
+            let mut best = F::neg_infinity();
+            let mut best_at = y0 * w + x0;
+            for row in y0..y1 {
+                for (col, &v) in x[row * w..][x0..x1].iter().enumerate() {
+                    if v > best || v.is_nan() {
+                        best = v;
+                        best_at = row * w + x0 + col;
+                    }
                 }
             }
+            *value = best;
+            *arg = best_at;
         }
-        *value = best;
-        *arg = best_at;
     }
 }
 
