@@ -4,16 +4,18 @@
 //! It runs as one matrix product over the whole batch: the input's patches are copied into a
 //! `(in·kh·kw) × (batch·oh·ow)` matrix (im2col, `nn::im2col`) kept in a buffer the layer
 //! reuses, and `W · patches` goes through `nn::matmul::gemm` (the AVX-512 kernel or
-//! `matrixmultiply`), split over threads by blocks of output columns. Backward computes
-//! `dW = dY · patchesᵀ`, `db = Σ dY` and `dX = col2im(Wᵀ · dY)`. Every sum is over a fixed
-//! range in a fixed order whatever the thread count, so the same seed and threads (indeed
-//! any thread count) give the same bits.
+//! `matrixmultiply`), split over threads by blocks of output columns. Backward takes the
+//! output gradient as one row per output pixel, `dY_r` `(N·H_out·W_out) × C_out`, so that
+//! both of its products have the contiguous right operand the AVX-512 kernel needs:
+//! `dWᵀ = patches · dY_r`, `dpatchesᵀ = dY_r · W`, then `dX = col2im(dpatchesᵀ)` and
+//! `db = Σ_rows dY_r`. Every sum is over a fixed range in a fixed order whatever the thread
+//! count, so the same seed and threads (indeed any thread count) give the same bits.
 
 use ndarray::{Array1, Array4, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, IxDyn};
 use rand::Rng;
 use reg_core::{Error, Layer, Mode, Param, Result, Scalar, expect_shape};
 
-use crate::nn::im2col::{Geometry, Window, col2im, from_nchw, im2col, to_nchw};
+use crate::nn::im2col::{Geometry, Window, col2im, im2col, to_nchw, to_pixel_rows};
 use crate::nn::matmul::gemm;
 use crate::nn::random::standard_normal;
 
@@ -165,10 +167,13 @@ pub struct Conv2d<F: Scalar = f32> {
 struct Buffers<F> {
     /// The patch matrix `(C_in·k·k) × (N·H_out·W_out)`, row-major.
     patches: Vec<F>,
-    /// The product's `(C_out) × (N·H_out·W_out)` side: the output before reordering to NCHW,
-    /// then in backward the output gradient in that layout.
+    /// The forward product `(C_out) × (N·H_out·W_out)`, before reordering to NCHW.
     product: Vec<F>,
-    /// The patch matrix's gradient.
+    /// The output gradient, one row per output pixel: `(N·H_out·W_out) × C_out`.
+    grad_rows: Vec<F>,
+    /// The weight gradient transposed, `(C_in·k·k) × C_out`.
+    weight_grad_t: Vec<F>,
+    /// The patch matrix's gradient, one row per output pixel: `(N·H_out·W_out) × (C_in·k·k)`.
     patch_grads: Vec<F>,
 }
 
@@ -280,50 +285,59 @@ impl<F: Scalar> Conv2d<F> {
         Ok(g)
     }
 
-    /// `dW = dY · patchesᵀ` and `db = Σ_{n, pixels} dY`, leaving `dY` in the product buffer.
+    /// `dW = (patches · dY_r)ᵀ` and `db = Σ_rows dY_r`, leaving `dY_r` (the output gradient,
+    /// one row per output pixel) in its buffer.
     fn param_grads(&mut self, grad_output: ArrayViewD<'_, F>, g: &Geometry) -> Result<()> {
         let (rows, columns) = (g.patch_len(), g.columns());
         let outputs = self.config.out_channels;
         let dy = grad_output.as_standard_layout();
         let Buffers {
-            patches, product, ..
+            patches,
+            grad_rows,
+            weight_grad_t,
+            ..
         } = &mut self.buffers;
-        refill(product, outputs * columns);
-        from_nchw(slice(dy.view())?, g, product);
-        let dy = matrix(product, (outputs, columns))?;
-        let patches = matrix(patches, (rows, columns))?;
+        refill(grad_rows, columns * outputs);
+        to_pixel_rows(slice(dy.view())?, g, grad_rows);
+        let dy = matrix(grad_rows, (columns, outputs))?;
+        refill(weight_grad_t, rows * outputs);
+        let mut dw_t = matrix_mut(weight_grad_t, (rows, outputs))?;
         gemm(
             F::one(),
+            matrix(patches, (rows, columns))?,
             dy,
-            patches.t(),
             F::zero(),
-            self.weight.grad2_mut(),
+            dw_t.view_mut(),
         );
+        self.weight.grad2_mut().assign(&dw_t.t());
         if let Some(bias) = &mut self.bias {
-            // One channel's sum over batch and pixels, left to right.
-            for (db, row) in bias.grad_mut().iter_mut().zip(dy.rows()) {
-                *db = row.iter().fold(F::zero(), |sum, &v| sum + v);
+            // Row after row, as `Linear` sums its bias gradient.
+            let mut db = bias.grad2_mut();
+            let mut db = db.row_mut(0);
+            db.fill(F::zero());
+            for row in grad_rows.chunks_exact(outputs) {
+                db.iter_mut().zip(row).for_each(|(d, &g)| *d += g);
             }
         }
         Ok(())
     }
 
-    /// `dX = col2im(Wᵀ · dY)`, with `dY` in the product buffer (from [`Self::param_grads`]).
+    /// `dX = col2im(dY_r · W)`, with `dY_r` in its buffer (from [`Self::param_grads`]).
     fn input_grad(&mut self, g: &Geometry) -> Result<ArrayD<F>> {
         let (rows, columns) = (g.patch_len(), g.columns());
         let outputs = self.config.out_channels;
         let Buffers {
-            product,
+            grad_rows,
             patch_grads,
             ..
         } = &mut self.buffers;
-        refill(patch_grads, rows * columns);
+        refill(patch_grads, columns * rows);
         gemm(
             F::one(),
-            self.weight.value2().t(),
-            matrix(product, (outputs, columns))?,
+            matrix(grad_rows, (columns, outputs))?,
+            self.weight.value2(),
             F::zero(),
-            matrix_mut(patch_grads, (rows, columns))?,
+            matrix_mut(patch_grads, (columns, rows))?,
         );
         let shape = [g.batch, g.channels, g.input.0, g.input.1];
         let mut grad_input = ArrayD::zeros(IxDyn(&shape));
@@ -351,7 +365,7 @@ impl<F: Scalar> Layer<F> for Conv2d<F> {
         self.input_grad(&g)
     }
 
-    /// `dW` and `db` only: skips `Wᵀ · dY` and col2im.
+    /// `dW` and `db` only: skips `dY_r · W` and col2im.
     fn backward_params_only(&mut self, grad_output: ArrayViewD<'_, F>) -> Result<()> {
         let g = self.saved_for(grad_output.shape())?;
         self.param_grads(grad_output, &g)

@@ -1,10 +1,12 @@
-//! The data movement around a convolution's matrix product: im2col (input patches as the
+//! The data movement around a convolution's matrix products: im2col (input patches as the
 //! columns of a matrix), col2im (its adjoint, which adds patch gradients back into an input
-//! gradient) and the two reorderings between the product's `(channels, batch·pixels)` layout
-//! and NCHW.
+//! gradient), and the reorderings between NCHW and the products' layouts: the forward
+//! product's `(channels, batch·pixels)` and backward's one row per output pixel
+//! `(batch·pixels, channels)`.
 //!
 //! Every routine here splits its work over rayon's threads by blocks of its *output* (rows of
-//! the patch matrix, planes of the input gradient, samples of the result); each output element
+//! the patch matrix, samples of the input gradient, planes or samples of the others); each
+//! output element
 //! is written, or summed, by one thread in a fixed order. The bits are therefore the same for
 //! any thread count.
 
@@ -142,22 +144,23 @@ fn patch_row<F: Scalar>(x: &[F], g: &Geometry, k: usize, row: &mut [F]) {
     }
 }
 
-/// The adjoint of [`im2col`]: `dx[n, c, y, x] = Σ dcols[(c, i, j)][(n, oy, ox)]` over the
-/// patch entries that read `(y, x)`, summed in the order `i`, `j`, `oy`, `ox`. Overwrites `dx`.
-pub(crate) fn col2im<F: Scalar>(dcols: &[F], g: &Geometry, dx: &mut [F]) {
-    let (h, w) = g.input;
-    if h * w == 0 {
+/// The adjoint of [`im2col`], from the patch gradients stored one row per output pixel:
+/// `dx[n, c, y, x] = Σ patch_grads[(n, oy, ox)][(c, i, j)]` over the patch entries that read
+/// `(y, x)`, summed in the order `oy`, `ox`, `i`, `j`. `patch_grads` is `columns × patch_len`,
+/// row-major (the transpose of [`im2col`]'s layout). Overwrites `dx`.
+pub(crate) fn col2im<F: Scalar>(patch_grads: &[F], g: &Geometry, dx: &mut [F]) {
+    let sample = g.channels * g.input.0 * g.input.1;
+    let rows = g.pixels() * g.patch_len();
+    if sample == 0 || rows == 0 {
         return;
     }
-    dx.par_chunks_mut(h * w)
-        .enumerate()
-        .for_each(|(plane, out)| {
-            add_patches(dcols, g, plane / g.channels, plane % g.channels, out)
-        });
+    dx.par_chunks_mut(sample)
+        .zip(patch_grads.par_chunks(rows))
+        .for_each(|(dx, grads)| add_patches(grads, g, dx));
 }
 
-/// Plane `(n, c)` of the input gradient, from every patch entry of channel `c` of sample `n`.
-fn add_patches<F: Scalar>(dcols: &[F], g: &Geometry, n: usize, c: usize, out: &mut [F]) {
+/// One sample's input gradient from its patch gradients, `pixels × patch_len`.
+fn add_patches<F: Scalar>(grads: &[F], g: &Geometry, dx: &mut [F]) {
     let (h, w) = g.input;
     let (oh, ow) = g.output;
     let Window {
@@ -165,23 +168,35 @@ fn add_patches<F: Scalar>(dcols: &[F], g: &Geometry, n: usize, c: usize, out: &m
         stride: (sh, sw),
         padding: (ph, pw),
     } = g.window;
-    let columns = g.columns();
-    out.fill(F::zero());
-    for i in 0..kh {
-        let (y_low, y_high) = Window::valid(i, sh, ph, h, oh);
-        for j in 0..kw {
-            let (x_low, x_high) = Window::valid(j, sw, pw, w, ow);
-            let k = (c * kh + i) * kw + j;
-            let patch = &dcols[k * columns + n * oh * ow..][..oh * ow];
-            for y in y_low..y_high {
-                let line = &mut out[(y * sh + i - ph) * w..][..w];
-                let grads = &patch[y * ow..][..ow];
-                for xo in x_low..x_high {
-                    line[xo * sw + j - pw] += grads[xo];
+    dx.fill(F::zero());
+    let mut rows = grads.chunks_exact(g.patch_len());
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let Some(row) = rows.next() else { return };
+            // The patch's rows and columns that fall inside the input.
+            let (i_low, i_high) = inside(oy * sh, ph, kh, h);
+            let (j_low, j_high) = inside(ox * sw, pw, kw, w);
+            for (c, row) in row.chunks_exact(kh * kw).enumerate() {
+                let plane = &mut dx[c * h * w..][..h * w];
+                for i in i_low..i_high {
+                    let line = &mut plane[(oy * sh + i - ph) * w..][..w];
+                    let grads = &row[i * kw..][..kw];
+                    let start = ox * sw + j_low - pw;
+                    let span = &mut line[start..start + j_high - j_low];
+                    span.iter_mut()
+                        .zip(&grads[j_low..j_high])
+                        .for_each(|(d, &v)| *d += v);
                 }
             }
         }
     }
+}
+
+/// Offsets `i` in `0..kernel` with `start + i − padding` in `0..size`, as a range.
+fn inside(start: usize, padding: usize, kernel: usize, size: usize) -> (usize, usize) {
+    let low = padding.saturating_sub(start).min(kernel);
+    let high = (size + padding).saturating_sub(start).min(kernel);
+    (low, high.max(low))
 }
 
 /// `out[n, o, p] = product[o, n·P + p] + bias[o]`: the product's `(out, batch·pixels)` result
@@ -208,20 +223,24 @@ pub(crate) fn to_nchw<F: Scalar>(product: &[F], bias: Option<&[F]>, g: &Geometry
         });
 }
 
-/// `product[o, n·P + p] = grad[n, o, p]`: an NCHW output gradient in the product's layout.
-pub(crate) fn from_nchw<F: Scalar>(grad: &[F], g: &Geometry, product: &mut [F]) {
+/// `rows[n·P + p, o] = grad[n, o, p]`: an NCHW output gradient as one row per output pixel
+/// (`columns × channels`, row-major), the layout both backward products read.
+pub(crate) fn to_pixel_rows<F: Scalar>(grad: &[F], g: &Geometry, rows: &mut [F]) {
     let pixels = g.pixels();
     let columns = g.columns();
     if columns == 0 {
         return;
     }
-    let channels = product.len() / columns;
-    product
-        .par_chunks_mut(columns)
-        .enumerate()
-        .for_each(|(o, row)| {
-            for (n, dest) in row.chunks_exact_mut(pixels).enumerate() {
-                dest.copy_from_slice(&grad[(n * channels + o) * pixels..][..pixels]);
+    let channels = rows.len() / columns;
+    rows.par_chunks_mut(pixels * channels)
+        .zip(grad.par_chunks(pixels * channels))
+        .for_each(|(rows, grad)| {
+            // Written in order, read across the planes: each plane's cache line serves 16
+            // pixels in a row, and the lines of all planes fit in L1 together.
+            for (p, row) in rows.chunks_exact_mut(channels).enumerate() {
+                for (o, value) in row.iter_mut().enumerate() {
+                    *value = grad[o * pixels + p];
+                }
             }
         });
 }
@@ -283,8 +302,13 @@ mod tests {
             .collect();
         let mut cols = vec![0.0; c.len()];
         im2col(&x, &g, &mut cols);
+        // col2im takes the patch gradients one row per output pixel: c transposed.
+        let (rows, columns) = (g.patch_len(), g.columns());
+        let c_rows: Vec<f64> = (0..columns * rows)
+            .map(|at| c[(at % rows) * columns + at / rows])
+            .collect();
         let mut dx = vec![0.0; x.len()];
-        col2im(&c, &g, &mut dx);
+        col2im(&c_rows, &g, &mut dx);
         let left: f64 = cols.iter().zip(&c).map(|(a, b)| a * b).sum();
         let right: f64 = x.iter().zip(&dx).map(|(a, b)| a * b).sum();
         assert_eq!(left, right);
