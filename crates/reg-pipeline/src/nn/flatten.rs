@@ -10,15 +10,18 @@ use reg_core::{Error, Layer, Mode, Result, Scalar, expect_shape};
 ///
 /// ```
 /// use ndarray::{Array2, Array4};
-/// use reg_core::{LayerExt, Mode};
+/// use reg_core::{Layer, Mode, into_rank};
 /// use reg_pipeline::Flatten;
 ///
 /// let mut flatten = Flatten::new();
-/// let x = Array4::from_shape_fn((2, 3, 4, 5), |(n, c, h, w)| (n * 1000 + c * 100 + h * 10 + w) as f64);
-/// let y: Array2<f64> = flatten.forward(x.view().into_dyn(), Mode::Train)?.into_dimensionality().unwrap();
+/// let x = Array4::from_shape_fn((2, 3, 4, 5), |(n, c, h, w)| {
+///     (n * 1000 + c * 100 + h * 10 + w) as f64
+/// });
+/// // The rank changes, so the call is `forward_dyn`; `into_rank` gives back a fixed rank.
+/// let y: Array2<f64> = into_rank(flatten.forward_dyn(x.view().into_dyn(), Mode::Train)?, "y")?;
 /// assert_eq!(y.dim(), (2, 60));
 /// assert_eq!(y[[1, 23]], 1103.0); // 23 = c·20 + h·5 + w with c = 1, h = 0, w = 3
-/// let dx = flatten.backward(y.view())?;
+/// let dx = flatten.backward_dyn(y.view().into_dyn())?;
 /// assert_eq!(dx, x.into_dyn());
 /// # Ok::<(), reg_core::Error>(())
 /// ```
