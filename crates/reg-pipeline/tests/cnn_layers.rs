@@ -220,6 +220,29 @@ fn conv2d_rejects_bad_shapes_with_typed_errors() {
 }
 
 #[test]
+fn an_empty_batch_gives_an_empty_output_and_zero_gradients() {
+    let mut rng = Generator::seed_from_u64(0);
+    let mut conv = Conv2dConfig::new(2, 3, 3)
+        .with_padding(1)
+        .build::<f32, _>(&mut rng)
+        .unwrap();
+    let x = Array4::<f32>::zeros((0, 2, 5, 4));
+    let y = conv.forward(x.view(), Mode::Train).unwrap();
+    assert_eq!(y.dim(), (0, 3, 5, 4));
+    let dx = conv.backward(y.view()).unwrap();
+    assert_eq!(dx.dim(), x.dim());
+    assert!(
+        conv.params()
+            .iter()
+            .all(|p| p.grad().iter().all(|&g| g == 0.0))
+    );
+    let mut pool = MaxPool2dConfig::new(2).build().unwrap();
+    let y = pool.forward(x.view(), Mode::Train).unwrap();
+    assert_eq!(y.dim(), (0, 2, 2, 2));
+    assert_eq!(pool.backward(y.view()).unwrap().dim(), x.dim());
+}
+
+#[test]
 fn backward_needs_a_train_forward_of_the_same_shape() {
     let mut rng = Generator::seed_from_u64(0);
     let mut conv = Conv2dConfig::new(1, 2, 3)
