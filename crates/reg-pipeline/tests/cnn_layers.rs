@@ -335,6 +335,21 @@ fn conv2d_gives_the_same_bits_on_one_and_two_threads() {
     assert_eq!(conv_step_bits(3), one);
 }
 
+#[test]
+fn an_eval_forward_in_chunks_gives_the_bits_of_a_train_forward() {
+    // 48·5·5 = 1,200 patch entries × 784 pixels ≈ 0.94M per sample: an Eval forward of 5
+    // samples goes in chunks of 4 and 1 (4 Mi patch elements at most), a Train forward at once.
+    let mut conv = Conv2dConfig::new(48, 3, 5)
+        .with_padding(2)
+        .build::<f32, _>(&mut Generator::seed_from_u64(5))
+        .unwrap();
+    let x = input((5, 48, 28, 28), 9).mapv(|v| v as f32);
+    let eval = conv.forward(x.view(), Mode::Eval).unwrap();
+    let train = conv.forward(x.view(), Mode::Train).unwrap();
+    let bits = |a: &Array4<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&eval), bits(&train));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 

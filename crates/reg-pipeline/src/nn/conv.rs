@@ -27,6 +27,11 @@ use crate::nn::random::standard_normal;
 /// are added in order: a fixed sum whatever the thread count.
 const REDUCTION_BLOCK: usize = 1024;
 
+/// Patch-matrix elements above which an Eval forward goes a few samples at a time: 4 Mi
+/// (16 MB in `f32`). A Train forward keeps the whole batch's patches for backward; an Eval
+/// forward over, say, 10,000 images at once would otherwise need gigabytes.
+const EVAL_PATCH_ELEMENTS: usize = 1 << 22;
+
 /// Settings of a [`Conv2d`]: `Conv2dConfig::new(in, out, kernel)` then `with_*`, then
 /// [`Conv2dConfig::build`]. Kernel, stride and padding are square, the same on both axes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,7 +262,7 @@ impl<F: Scalar> Conv2d<F> {
 
 impl<F: Scalar> Conv2d<F> {
     /// Patches of `x` into the buffer, then `W · patches` (+ bias) as NCHW.
-    fn convolve(&mut self, x: &[F], g: &Geometry) -> Result<ArrayD<F>> {
+    fn convolve(&mut self, x: &[F], g: &Geometry, output: &mut [F]) -> Result<()> {
         let (rows, columns) = (g.patch_len(), g.columns());
         let outputs = self.config.out_channels;
         let Buffers {
@@ -273,14 +278,31 @@ impl<F: Scalar> Conv2d<F> {
             F::zero(),
             matrix_mut(product, (outputs, columns))?,
         );
-        let shape = [g.batch, outputs, g.output.0, g.output.1];
-        let mut output = ArrayD::zeros(IxDyn(&shape));
         let bias = match &self.bias {
             Some(param) => Some(slice(param.value())?),
             None => None,
         };
-        to_nchw(product, bias, g, slice_mut(&mut output)?);
-        Ok(output)
+        to_nchw(product, bias, g, output);
+        Ok(())
+    }
+
+    /// [`Self::convolve`] a few samples at a time, so the patch buffer stays near
+    /// [`EVAL_PATCH_ELEMENTS`] however large the batch. Each output element is the same sum
+    /// as in one pass (a product's column blocks never change its elements' sums), so the
+    /// bits are those of a Train forward.
+    fn convolve_in_chunks(&mut self, x: &[F], g: &Geometry, output: &mut [F]) -> Result<()> {
+        let per_sample = (g.patch_len() * g.pixels()).max(1);
+        let samples = (EVAL_PATCH_ELEMENTS / per_sample).max(1);
+        let input_len = g.channels * g.input.0 * g.input.1;
+        let output_len = self.config.out_channels * g.pixels();
+        let chunks = x
+            .chunks(samples * input_len)
+            .zip(output.chunks_mut(samples * output_len));
+        for (x, output) in chunks {
+            let batch = x.len() / input_len.max(1);
+            self.convolve(x, &Geometry { batch, ..*g }, output)?;
+        }
+        Ok(())
     }
 
     /// The geometry of the last Train forward, checked against `grad_output`'s shape.
@@ -366,9 +388,16 @@ impl<F: Scalar> Layer<F> for Conv2d<F> {
         // The patches overwrite the buffer: no backward through an earlier forward after this.
         self.saved = None;
         let x = input.as_standard_layout();
-        let output = self.convolve(slice(x.view())?, &g)?;
+        let x = slice(x.view())?;
+        let shape = [g.batch, self.config.out_channels, g.output.0, g.output.1];
+        let mut output = ArrayD::zeros(IxDyn(&shape));
+        let out = slice_mut(&mut output)?;
         if mode == Mode::Train {
+            // Backward needs every sample's patches.
+            self.convolve(x, &g, out)?;
             self.saved = Some(g);
+        } else if !out.is_empty() {
+            self.convolve_in_chunks(x, &g, out)?;
         }
         Ok(output)
     }
