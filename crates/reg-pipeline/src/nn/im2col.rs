@@ -49,7 +49,7 @@ impl Window {
 
     /// Output positions `o` in `0..outputs` whose input index `o·stride + offset − padding`
     /// falls inside `0..size`, as a range.
-    fn valid(
+    pub(crate) fn valid(
         offset: usize,
         stride: usize,
         padding: usize,

@@ -150,26 +150,37 @@ fn pool_plane<F: Scalar>(
     let (kh, kw) = window.kernel;
     let (sh, sw) = window.stride;
     let (ph, pw) = window.padding;
-    // By rows then columns of the output: no division per element.
-    let rows = out
+    // For each column offset j of the window, the outputs whose column is inside the input.
+    let columns: Vec<(usize, usize)> = (0..kw)
+        .map(|j| Window::valid(j, sw, pw, w, width_out))
+        .collect();
+    for (y, (out, at)) in out
         .chunks_exact_mut(width_out)
-        .zip(at.chunks_exact_mut(width_out));
-    for (y, (out, at)) in rows.enumerate() {
+        .zip(at.chunks_exact_mut(width_out))
+        .enumerate()
+    {
         let (y0, y1) = ((y * sh).saturating_sub(ph), (y * sh + kh - ph).min(h));
-        for (xo, (value, arg)) in out.iter_mut().zip(at).enumerate() {
-            let (x0, x1) = ((xo * sw).saturating_sub(pw), (xo * sw + kw - pw).min(w));
-            let mut best = F::neg_infinity();
-            let mut best_at = y0 * w + x0;
-            for row in y0..y1 {
-                for (col, &v) in x[row * w..][x0..x1].iter().enumerate() {
-                    if v > best || v.is_nan() {
-                        best = v;
-                        best_at = row * w + x0 + col;
-                    }
+        for (xo, (value, arg)) in out.iter_mut().zip(at.iter_mut()).enumerate() {
+            *value = F::neg_infinity();
+            *arg = y0 * w + (xo * sw).saturating_sub(pw);
+        }
+        // Each output still meets its window in row-major order (window row, then column),
+        // but the innermost loop runs across the outputs of a row, whose comparisons do not
+        // wait for each other.
+        for row in y0..y1 {
+            let line = &x[row * w..][..w];
+            for (j, &(low, high)) in columns.iter().enumerate() {
+                for xo in low..high {
+                    let col = xo * sw + j - pw;
+                    let v = line[col];
+                    // Selects and unconditional stores, not a branch: on real data whether a
+                    // value beats the maximum so far is a coin toss, and a mispredicted
+                    // branch costs more than the rest of the step.
+                    let take = (v > out[xo]) | v.is_nan();
+                    out[xo] = if take { v } else { out[xo] };
+                    at[xo] = if take { row * w + col } else { at[xo] };
                 }
             }
-            *value = best;
-            *arg = best_at;
         }
     }
 }
