@@ -36,6 +36,17 @@ pub enum Error {
         /// Axes given.
         found: usize,
     },
+    /// An input was smaller than an operation needs: a convolution or pooling window larger
+    /// than its padded input.
+    #[error("input too small in {context}: needs at least {needed:?}, found {found:?}")]
+    InputTooSmall {
+        /// Where, and what the window was.
+        context: String,
+        /// The smallest sizes that would do (height and width for a 2-D window).
+        needed: Vec<usize>,
+        /// The sizes given.
+        found: Vec<usize>,
+    },
     /// `backward` was called without a matching `forward` before it.
     #[error("{layer}: backward called before forward")]
     BackwardBeforeForward {

@@ -26,12 +26,15 @@ pub use study::experiments;
 
 pub use checkpoint::Checkpointer;
 pub use error::PipelineError;
+pub use nn::conv::{Conv2d, Conv2dConfig};
+pub use nn::flatten::Flatten;
 pub use nn::linear::Linear;
 pub use nn::loss::{
     CrossEntropy, Label, count_correct, predictions, softmax_cross_entropy,
     softmax_cross_entropy_detailed,
 };
 pub use nn::model::{BatchNormSettings, HiddenBlock, Mlp, MlpConfig};
+pub use nn::pool::{MaxPool2d, MaxPool2dConfig};
 pub use nn::relu::Relu;
 pub use nn::sgd::Sgd;
 pub use persist::CheckpointError;

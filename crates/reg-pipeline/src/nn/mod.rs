@@ -1,8 +1,12 @@
-//! The network: plain layers (`Linear`, `Relu`), the loss, the `Mlp` with its fused training
-//! path, plain SGD, the matrix products, and the portable random numbers that initialise weights.
+//! The network: plain layers (`Linear`, `Relu`; for CNNs `Conv2d`, `MaxPool2d`, `Flatten`), the
+//! loss, the `Mlp` with its fused training path, plain SGD, the matrix products, and the
+//! portable random numbers that initialise weights.
 //! Nothing here reads files, knows about training runs or prints.
 
+pub(crate) mod conv;
+pub(crate) mod flatten;
 pub(crate) mod fused;
+pub(crate) mod im2col;
 // The one module that allows `unsafe` (AVX-512 intrinsics): see its doc.
 #[allow(unsafe_code)]
 pub(crate) mod kernel;
@@ -11,6 +15,7 @@ pub(crate) mod linear;
 pub(crate) mod loss;
 pub(crate) mod matmul;
 pub(crate) mod model;
+pub(crate) mod pool;
 pub mod random;
 pub(crate) mod relu;
 pub(crate) mod sgd;
