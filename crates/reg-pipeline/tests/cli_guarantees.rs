@@ -6,48 +6,22 @@
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
 mod checkpoint_support;
+mod cli_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use cli_support::{bin, data, run, s, stderr};
 use reg_pipeline::checkpoint::{checkpoint_file_name, checkpoint_provenance, list_checkpoints};
 
-fn bin() -> String {
-    std::env::var("REG_TRAIN_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_reg-train").to_owned())
-}
-
-/// 300 training images (250 train + 50 validation), 40 test images.
-fn data(tmp: &Path) -> PathBuf {
-    let dir = tmp.join("mnist");
-    checkpoint_support::write_mnist(&dir, 300, 40);
-    dir
-}
-
-/// A short run's flags on `data`, then `extra` (whose flags replace the defaults).
+/// A short run's flags (see `cli_support::args`), early stopping off unless `extra` sets it.
 fn args(data: &Path, extra: &[&str]) -> Vec<String> {
-    let data = data.display().to_string();
-    let defaults = [
-        ("--data-dir", data.as_str()),
-        ("--epochs", "2"),
-        ("--warmup", "1"),
-        ("--validation", "50"),
-        ("--batch-size", "32"),
-        ("--patience", "0"),
-    ];
-    let mut all: Vec<String> = Vec::new();
-    for (flag, value) in defaults {
-        if !extra.contains(&flag) {
-            all.extend([flag.to_owned(), value.to_owned()]);
-        }
+    let mut all = extra.to_vec();
+    if !extra.contains(&"--patience") {
+        all.extend(["--patience", "0"]);
     }
-    all.push("--quiet".into());
-    all.extend(extra.iter().map(|s| (*s).to_owned()));
-    all
-}
-
-fn run(args: &[String]) -> Output {
-    Command::new(bin()).args(args).output().unwrap()
+    cli_support::args(data, &all)
 }
 
 fn run_env(args: &[String], key: &str, value: &str) -> Output {
@@ -56,14 +30,6 @@ fn run_env(args: &[String], key: &str, value: &str) -> Output {
         .env(key, value)
         .output()
         .unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn s(path: &Path) -> String {
-    path.display().to_string()
 }
 
 fn spawn(args: &[String]) -> Child {

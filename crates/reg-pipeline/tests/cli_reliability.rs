@@ -6,58 +6,14 @@
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
 mod checkpoint_support;
+mod cli_support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cli_support::{args, bin, data, run, s, stderr};
 use reg_pipeline::checkpoint::{checkpoint_file_name, list_checkpoints};
-
-/// The binary under test; `REG_TRAIN_BIN` runs these tests against another build (to show
-/// that they fail on the code before the fixes).
-fn bin() -> String {
-    std::env::var("REG_TRAIN_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_reg-train").to_owned())
-}
-
-/// 300 training images (250 train + 50 validation), 40 test images.
-fn data(tmp: &Path) -> PathBuf {
-    let dir = tmp.join("mnist");
-    checkpoint_support::write_mnist(&dir, 300, 40);
-    dir
-}
-
-/// A short run's flags on `data`, then `extra` (whose flags replace the defaults).
-fn args(data: &Path, extra: &[&str]) -> Vec<String> {
-    let data = data.display().to_string();
-    let defaults = [
-        ("--data-dir", data.as_str()),
-        ("--epochs", "2"),
-        ("--warmup", "1"),
-        ("--validation", "50"),
-        ("--batch-size", "32"),
-    ];
-    let mut all: Vec<String> = Vec::new();
-    for (flag, value) in defaults {
-        if !extra.contains(&flag) {
-            all.extend([flag.to_owned(), value.to_owned()]);
-        }
-    }
-    all.push("--quiet".into());
-    all.extend(extra.iter().map(|s| (*s).to_owned()));
-    all
-}
-
-fn run(args: &[String]) -> Output {
-    Command::new(bin()).args(args).output().unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn s(path: &Path) -> String {
-    path.display().to_string()
-}
 
 /// A run long enough to be caught mid-training (50 epochs, no early stopping).
 fn spawn_long(data: &Path, checkpoints: &Path) -> Child {
