@@ -254,20 +254,76 @@ mod tests {
 
     #[test]
     fn temporary_names_are_new_each_time_and_fit_the_longest_name() {
-        let long = Path::new("/out").join("é".repeat(127)); // 254 bytes
-        let (a, b) = (temporary_path(&long), temporary_path(&long));
-        assert_ne!(a, b);
-        for tmp in [a, b] {
-            let name = tmp.file_name().unwrap().to_str().unwrap();
-            assert!(name.len() <= MAX_FILE_NAME_BYTES, "{} bytes", name.len());
-            assert!(name.starts_with(".é") && name.ends_with(".tmp"), "{name}");
+        // ASCII fills the 255 bytes exactly; 2-, 3- and 4-byte characters are cut at a
+        // character boundary, whichever byte the room ends on.
+        for (unit, count) in [("m", 254), ("é", 127), ("€", 85), ("😀", 63)] {
+            let long = Path::new("/out").join(unit.repeat(count));
+            let (a, b) = (temporary_path(&long), temporary_path(&long));
+            assert_ne!(a, b);
+            for tmp in [a, b] {
+                let name = tmp.file_name().unwrap().to_str().unwrap();
+                assert!(name.len() <= MAX_FILE_NAME_BYTES, "{} bytes", name.len());
+                assert!(name.len() + unit.len() > MAX_FILE_NAME_BYTES, "{name}: room left");
+                assert!(name.starts_with(&format!(".{unit}")) && name.ends_with(".tmp"));
+            }
         }
         let short = temporary_path(Path::new("m.json"));
         let name = short.to_str().unwrap();
-        assert!(
-            name.starts_with(".m.json.") && name.ends_with(".tmp"),
-            "{name}"
-        );
+        let pid = std::process::id();
+        assert!(name.starts_with(&format!(".m.json.{pid}-")), "{name}");
+        assert!(name.ends_with(".tmp"), "{name}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn outputs_resolve_by_the_output_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        std::fs::write(at("file"), b"x").unwrap();
+        std::fs::create_dir(at("folder")).unwrap();
+        std::os::unix::fs::symlink(at("file"), at("to-file")).unwrap();
+        std::os::unix::fs::symlink(at("folder"), at("to-folder")).unwrap();
+        std::os::unix::fs::symlink(at("nowhere"), at("dangling")).unwrap();
+        assert_eq!(resolve_output(&at("new")).unwrap(), at("new"));
+        assert_eq!(resolve_output(&at("file")).unwrap(), at("file"));
+        let real = std::fs::canonicalize(at("file")).unwrap();
+        assert_eq!(resolve_output(&at("to-file")).unwrap(), real);
+        for refused in ["folder", "to-folder", "dangling", "file/below-a-file"] {
+            assert!(resolve_output(&at(refused)).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn a_bare_file_name_is_in_the_current_folder() {
+        assert_eq!(parent_dir(Path::new("m.json")), Path::new("."));
+        assert_eq!(parent_dir(Path::new("out/m.json")), Path::new("out"));
+        assert_eq!(parent_dir(Path::new("/m.json")), Path::new("/"));
+    }
+
+    #[test]
+    fn a_folder_that_cannot_be_synced_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(sync_dir(dir.path()).is_ok());
+        assert!(sync_dir(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn names_up_to_255_bytes_pass_the_check_and_longer_ones_fail_it() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(check_output_path(&dir.path().join("m".repeat(255))).is_ok());
+        assert!(check_output_path(&dir.path().join("m".repeat(256))).is_err());
+        assert!(check_output_path(dir.path()).is_err(), "a folder");
+        assert!(check_output_path(&dir.path().join("missing/m.json")).is_err());
+        // The probe is removed again.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn write_if_absent_reports_a_name_the_file_system_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let too_long = dir.path().join("m".repeat(256));
+        assert!(write_atomically_if_absent(&too_long, b"x").is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]
