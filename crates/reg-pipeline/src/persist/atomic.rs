@@ -263,7 +263,10 @@ mod tests {
             for tmp in [a, b] {
                 let name = tmp.file_name().unwrap().to_str().unwrap();
                 assert!(name.len() <= MAX_FILE_NAME_BYTES, "{} bytes", name.len());
-                assert!(name.len() + unit.len() > MAX_FILE_NAME_BYTES, "{name}: room left");
+                assert!(
+                    name.len() + unit.len() > MAX_FILE_NAME_BYTES,
+                    "{name}: room left"
+                );
                 assert!(name.starts_with(&format!(".{unit}")) && name.ends_with(".tmp"));
             }
         }
