@@ -181,7 +181,12 @@ fn a_la_carte_step(c: &mut Criterion) {
         let pool = pool(threads);
         let config = TrainConfig::default();
         let mut trainer = Trainer::new(config.clone()).expect("default config");
-        let mut net = a_la_carte(&trainer.model);
+        let mut net = a_la_carte(
+            trainer
+                .model
+                .as_mlp()
+                .expect("the default model is the MLP"),
+        );
         let l2 = L2::new(config.l2).expect("l2");
         let decay = WeightDecay::Coupled(l2.weight_decay(64).expect("batch of 64"));
         let mut adam = AdamConfig::new()
@@ -257,7 +262,11 @@ fn filled(rows: usize, cols: usize, salt: u64) -> Array2<f32> {
 /// "Gelem/s" reads as dense-equivalent GFLOP/s.
 fn first_layer_forward(c: &mut Criterion) {
     let trainer = Trainer::new(TrainConfig::default()).expect("default config");
-    let mut linear = trainer.model.hidden()[0].linear.clone();
+    let mlp = trainer
+        .model
+        .as_mlp()
+        .expect("the default model is the MLP");
+    let mut linear = mlp.hidden()[0].linear.clone();
     let batches = Batches::new();
     let mnist = batches.get(0).0.to_owned();
     let dense = filled(64, 784, 1);

@@ -10,10 +10,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ndarray::{Array2, ArrayView2};
-use reg_core::{LayerExt, Mode};
 use reg_pipeline::data::Mnist;
 use reg_pipeline::export::import_safetensors;
-use reg_pipeline::{PipelineError, predictions};
+use reg_pipeline::{ModelConfig, PipelineError, predictions};
 
 /// Evaluate an exported model (safetensors, as `pipeline --export` writes) on the MNIST test
 /// set: accuracy and confusion matrix.
@@ -63,7 +62,7 @@ fn run(args: &Args) -> Result<(), PipelineError> {
     }
     // Every label must have an output: a model with fewer would drop those digits from the
     // confusion matrix and count them wrong without saying why.
-    let outputs = model.config().sizes.last().copied().unwrap_or(0);
+    let outputs = model.outputs();
     let classes = test
         .labels()
         .iter()
@@ -89,7 +88,14 @@ fn run(args: &Args) -> Result<(), PipelineError> {
     let mut confusion = vec![vec![0usize; outputs]; classes];
     let mut correct = 0;
     let features = test.image_len();
-    let widest = model.config().sizes.iter().copied().max().unwrap_or(1);
+    // Values per example of the widest activation.
+    let widest = match model.config() {
+        ModelConfig::Mlp(mlp) => mlp.sizes.iter().copied().max().unwrap_or(1),
+        ModelConfig::Cnn(cnn) => {
+            cnn.channels.iter().max().unwrap_or(&1) * cnn.input[1] * cnn.input[2]
+        }
+        ModelConfig::Custom(_) => features,
+    };
     // Each layer's output for a chunk stays within CHUNK_BYTES, however wide the model is.
     let rows_per_chunk = (CHUNK_BYTES / (4 * widest.max(features))).clamp(1, 1_000);
     for start in (0..test.len()).step_by(rows_per_chunk) {
@@ -98,7 +104,7 @@ fn run(args: &Args) -> Result<(), PipelineError> {
             test.image(start + i)
                 .map_or(0.0, |img| f32::from(img[j]) / 255.0)
         });
-        let out = model.forward(x.view(), Mode::Eval)?;
+        let out = model.predict(x.view())?;
         if let Some(row) = out
             .outer_iter()
             .position(|r| r.iter().any(|v| !v.is_finite()))

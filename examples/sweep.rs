@@ -67,7 +67,7 @@ fn run(args: &Args) -> Result<(), StudyError> {
     })?;
     let grid = SweepGrid::load(grid_path)?;
     // Check the grid before reading any data.
-    let inputs = TrainConfig::default().model.sizes[0];
+    let inputs = TrainConfig::default().model.input_len();
     let study = grid.study(inputs).map_err(|e| match e {
         StudyError::InvalidGrid { reason, .. } => StudyError::InvalidGrid {
             path: grid_path.clone(),

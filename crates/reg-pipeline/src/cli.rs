@@ -102,6 +102,11 @@ the current step and prints the command that resumes (exit status 130).";
     after_help = AFTER_HELP
 )]
 pub struct Args {
+    /// The model: `mlp` (the tutorial's 784-256-128-10 perceptron) or `cnn` (two convolution
+    /// blocks and a hidden Linear; its defaults: --epochs 15 --warmup 2 --patience 5
+    /// --dropout 0.1,0.3).
+    #[arg(long, value_enum, default_value_t = ModelName::Mlp)]
+    pub model: ModelName,
     /// Folder with the four MNIST files (.gz or raw); default $MNIST_DIR, else
     /// the per-user cache folder (~/.cache/reg/mnist on Linux).
     /// Missing files are downloaded there.
@@ -119,8 +124,9 @@ pub struct Args {
     /// L2 strength λ (≥ 0): penalty λ/(2m)·Σw² on weights.
     #[arg(long, default_value_t = 0.005, allow_hyphen_values = true)]
     pub l2: f64,
-    /// Dropout probability after the hidden layers, each in [0, 1): one per hidden layer
-    /// (comma-separated), or one for all of them.
+    /// Dropout probability, each in [0, 1): for the MLP one per hidden layer (comma-separated)
+    /// or one for all of them; for the CNN the channel-wise one after the convolutions, then
+    /// the one after the hidden Linear (or one for both).
     #[arg(
         long,
         value_delimiter = ',',
@@ -189,6 +195,22 @@ pub struct Args {
     pub given: BTreeSet<String>,
 }
 
+/// The models `--model` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelName {
+    /// The tutorial's multi-layer perceptron.
+    Mlp,
+    /// The small CNN ([`CnnConfig`](crate::CnnConfig)).
+    Cnn,
+}
+
+/// The CNN's default epochs: its validation loss stops improving after about 12 (seed 0).
+pub const CNN_EPOCHS: usize = 15;
+/// The CNN's default warmup epochs.
+pub const CNN_WARMUP: usize = 2;
+/// The CNN's default early-stopping patience.
+pub const CNN_PATIENCE: usize = 5;
+
 impl Args {
     /// Parses `argv` (the program name first) and records in [`Args::given`] which settings
     /// were given on the command line.
@@ -211,7 +233,31 @@ impl Args {
             .filter(|id| matches.value_source(id.as_str()) == Some(ValueSource::CommandLine))
             .map(|id| id.as_str().to_owned())
             .collect();
+        args.apply_model_defaults();
         Ok(args)
+    }
+
+    /// The chosen model's own defaults for the settings not given on the command line (the
+    /// flags' defaults are the MLP's).
+    fn apply_model_defaults(&mut self) {
+        if self.model != ModelName::Cnn {
+            return;
+        }
+        let given = self.given.clone();
+        let default = |name: &str| !given.contains(name);
+        if default("epochs") {
+            self.epochs = CNN_EPOCHS;
+        }
+        if default("warmup") {
+            self.warmup = Some(CNN_WARMUP.min(self.epochs.saturating_sub(1)));
+        }
+        if default("patience") {
+            self.patience = CNN_PATIENCE;
+        }
+        if default("dropout") {
+            let cnn = crate::CnnConfig::default();
+            self.dropout = vec![cnn.channel_dropout, cnn.dropout];
+        }
     }
 
     /// The warmup used: `--warmup` if given, else min(3, epochs − 1), so that a short run
@@ -237,9 +283,24 @@ impl Args {
             min_delta: self.min_delta,
             seed: self.seed,
             validation: self.validation,
-            model: crate::MlpConfig {
-                dropout: self.dropout_per_layer(),
-                ..Default::default()
+            model: match self.model {
+                ModelName::Mlp => crate::ModelConfig::Mlp(crate::MlpConfig {
+                    dropout: self.dropout_per_layer(),
+                    ..Default::default()
+                }),
+                ModelName::Cnn => {
+                    let (channel_dropout, dropout) = match self.dropout.as_slice() {
+                        &[p] => (p, p),
+                        &[channel, hidden] => (channel, hidden),
+                        // Any other count is refused by validation, naming the flag.
+                        _ => (f64::NAN, f64::NAN),
+                    };
+                    crate::ModelConfig::Cnn(crate::CnnConfig {
+                        channel_dropout,
+                        dropout,
+                        ..Default::default()
+                    })
+                }
             },
             ..TrainConfig::default()
         }
@@ -306,7 +367,7 @@ impl Args {
 fn compared_settings(
     mine: &TrainConfig,
     saved: &TrainConfig,
-) -> [(&'static str, &'static str, String, String); 9] {
+) -> [(&'static str, &'static str, String, String); 10] {
     let list = |v: &[f64]| v.iter().map(f64::to_string).collect::<Vec<_>>().join(",");
     let patience = |p: Option<usize>| p.map_or_else(|| "none (off)".to_owned(), |n| n.to_string());
     // (clap id, flag, value given, value in the checkpoint)
@@ -320,10 +381,16 @@ fn compared_settings(
         ("lr", "lr", mine.lr.to_string(), saved.lr.to_string()),
         ("l2", "l2", mine.l2.to_string(), saved.l2.to_string()),
         (
+            "model",
+            "model",
+            mine.model.name().to_owned(),
+            saved.model.name().to_owned(),
+        ),
+        (
             "dropout",
             "dropout",
-            list(&mine.model.dropout),
-            list(&saved.model.dropout),
+            list(&mine.model.dropout()),
+            list(&saved.model.dropout()),
         ),
         (
             "warmup",
@@ -666,7 +733,9 @@ fn load_data(args: &Args, config: &TrainConfig) -> Result<RunData, PipelineError
         );
         println!(
             "L2={} | Dropout={:?} | BatchNorm | Adam | warmup {} + cosine",
-            config.l2, config.model.dropout, config.warmup
+            config.l2,
+            config.model.dropout(),
+            config.warmup
         );
     }
     Ok(RunData {
@@ -731,7 +800,7 @@ fn write_outputs(
         Err(e) => failed.push((flag, e)),
     };
     if let Some(path) = &args.export {
-        let written = export_safetensors(&trainer.model, path);
+        let written = export_safetensors(&*trainer.model, path);
         done(
             "--export",
             "model (PyTorch nn.Sequential layout)",
@@ -1114,7 +1183,7 @@ struct ChanceWarning {
 
 impl Observer for ChanceWarning {
     fn on_epoch(&mut self, trainer: &Trainer, m: &EpochMetrics) -> Result<(), PipelineError> {
-        let classes = trainer.model.config().sizes.last().copied().unwrap_or(0);
+        let classes = trainer.model.outputs();
         if !self.warned && no_better_than_chance(m.epoch, m.val_loss, classes) {
             self.warned = true;
             eprintln!(
@@ -1152,7 +1221,7 @@ fn likely_causes(config: &TrainConfig) -> String {
             short(config.l2)
         ));
     }
-    if config.model.dropout.iter().any(|&p| p >= 0.8) {
+    if config.model.dropout().iter().any(|&p| p >= 0.8) {
         causes.push("--dropout of 0.8 or more leaves too little to learn from".to_owned());
     }
     causes

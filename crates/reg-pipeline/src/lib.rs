@@ -34,6 +34,7 @@ pub use nn::loss::{
     softmax_cross_entropy_detailed,
 };
 pub use nn::model::{BatchNormSettings, HiddenBlock, Mlp, MlpConfig};
+pub use nn::network::{CnnConfig, Model, ModelConfig, Network, NetworkLayer};
 pub use nn::pool::{MaxPool2d, MaxPool2dConfig};
 pub use nn::relu::Relu;
 pub use nn::sgd::Sgd;

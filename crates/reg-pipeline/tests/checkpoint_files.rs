@@ -11,7 +11,7 @@ type Tensors = Vec<(String, Dtype, Vec<usize>, Vec<u8>)>;
 use std::collections::HashMap;
 
 use proptest::prelude::*;
-use reg_core::{Layer, LayerExt, Mode};
+use reg_core::Layer;
 use reg_pipeline::checkpoint::{
     Checkpointer, METADATA_KEY, checkpoint_bytes, checkpoint_file_name, list_checkpoints,
     load_checkpoint, save_checkpoint, trainer_from_bytes,
@@ -22,19 +22,28 @@ use reg_pipeline::export::{
 };
 use reg_pipeline::tensor_file::{MAX_HEADER_BYTES, seal_checksum};
 use reg_pipeline::{
-    CheckpointError, MlpConfig, Observer, PipelineError, TrainConfig, Trainer, fit,
+    CheckpointError, MlpConfig, Model, ModelConfig, Observer, PipelineError, TrainConfig, Trainer,
+    fit,
 };
 use safetensors::{Dtype, SafeTensors};
+
+/// The MLP settings of `config`.
+fn mlp(config: &TrainConfig) -> MlpConfig {
+    match &config.model {
+        ModelConfig::Mlp(mlp) => mlp.clone(),
+        other => panic!("not an MLP: {other:?}"),
+    }
+}
 
 /// A small model (784-16-10, BatchNorm, dropout 0.25) on 120 images: fast in debug builds.
 fn config() -> TrainConfig {
     TrainConfig {
-        model: MlpConfig {
+        model: ModelConfig::Mlp(MlpConfig {
             sizes: vec![784, 16, 10],
             dropout: vec![0.25],
             batch_norm: true,
             ..MlpConfig::default()
-        },
+        }),
         epochs: 4,
         batch_size: 16,
         warmup: 1,
@@ -238,13 +247,26 @@ fn bad_missing_or_future_metadata_is_refused() {
         &valid_bytes(),
         |_| {},
         |m| {
-            let v = m[METADATA_KEY].replacen("\"format\":2", "\"format\":3", 1);
+            let v = m[METADATA_KEY].replacen("\"format\":3", "\"format\":4", 1);
             m.insert(METADATA_KEY.into(), v);
         },
     );
     assert!(matches!(
         checkpoint_error(&future, &config()),
-        CheckpointError::UnsupportedVersion { found: 3, .. }
+        CheckpointError::UnsupportedVersion { found: 4, .. }
+    ));
+    // Format 2 knew only the MLP, with its settings where format 3 names the model.
+    let old = rewrite(
+        &valid_bytes(),
+        |_| {},
+        |m| {
+            let v = m[METADATA_KEY].replacen("\"format\":3", "\"format\":2", 1);
+            m.insert(METADATA_KEY.into(), v);
+        },
+    );
+    assert!(matches!(
+        checkpoint_error(&old, &config()),
+        CheckpointError::UnsupportedVersion { found: 2, .. }
     ));
     let inconsistent = rewrite(
         &valid_bytes(),
@@ -311,12 +333,12 @@ fn checkpoint_of_another_configuration_is_a_mismatch() {
             },
         ),
         (
-            "model.dropout",
+            "model.mlp.dropout",
             TrainConfig {
-                model: MlpConfig {
+                model: ModelConfig::Mlp(MlpConfig {
                     dropout: vec![0.5],
-                    ..config().model
-                },
+                    ..mlp(&config())
+                }),
                 ..config()
             },
         ),
@@ -335,10 +357,10 @@ fn checkpoint_of_another_configuration_is_a_mismatch() {
         }
     }
     let shape = TrainConfig {
-        model: MlpConfig {
+        model: ModelConfig::Mlp(MlpConfig {
             sizes: vec![784, 32, 10],
-            ..config().model
-        },
+            ..mlp(&config())
+        }),
         ..config()
     };
     assert!(matches!(
@@ -478,8 +500,8 @@ fn export_round_trips_to_the_same_predictions() {
     let x = ndarray::Array2::from_shape_fn((20, 784), |(i, j)| {
         f32::from(val.image(i).unwrap()[j]) / 255.0
     });
-    let a = trainer.model.forward(x.view(), Mode::Eval).unwrap();
-    let b = imported.forward(x.view(), Mode::Eval).unwrap();
+    let a = trainer.model.predict(x.view()).unwrap();
+    let b = imported.predict(x.view()).unwrap();
     assert_eq!(a, b);
     // PyTorch layouts: (out, in) weights, (n,) vectors, an I64 scalar count.
     let bytes = std::fs::read(&path).unwrap();
@@ -514,8 +536,11 @@ fn import_infers_the_architecture_without_metadata() {
         },
     );
     let model = import_bytes(&bytes).unwrap();
-    assert_eq!(model.config().sizes, [784, 16, 10]);
-    assert!(model.config().batch_norm);
+    let ModelConfig::Mlp(imported) = model.config() else {
+        panic!("not an MLP")
+    };
+    assert_eq!(imported.sizes, [784, 16, 10]);
+    assert!(imported.batch_norm);
     assert_eq!(model.state(), trainer.model.state());
 }
 
@@ -571,7 +596,8 @@ fn import_refuses_bad_names_shapes_dtypes_and_values() {
     );
     assert!(matches!(
         import_bytes(&hostile),
-        Err(CheckpointError::UnexpectedTensor { .. }
+        Err(CheckpointError::BadMetadata { .. }
+            | CheckpointError::UnexpectedTensor { .. }
             | CheckpointError::MissingTensor { .. }
             | CheckpointError::WrongShape { .. })
     ));
@@ -580,12 +606,12 @@ fn import_refuses_bad_names_shapes_dtypes_and_values() {
 fn small_valid_checkpoint() -> Vec<u8> {
     // Smaller than the tests' model so that mutations hit the header often.
     let config = TrainConfig {
-        model: MlpConfig {
+        model: ModelConfig::Mlp(MlpConfig {
             sizes: vec![784, 4, 10],
             dropout: vec![0.5],
             batch_norm: true,
             ..MlpConfig::default()
-        },
+        }),
         ..config()
     };
     let (train, val) = (
@@ -599,12 +625,12 @@ fn small_valid_checkpoint() -> Vec<u8> {
 
 fn load_never_panics(bytes: &[u8]) {
     let config = TrainConfig {
-        model: MlpConfig {
+        model: ModelConfig::Mlp(MlpConfig {
             sizes: vec![784, 4, 10],
             dropout: vec![0.5],
             batch_norm: true,
             ..MlpConfig::default()
-        },
+        }),
         ..config()
     };
     let _ = trainer_from_bytes(bytes, &config);
@@ -650,12 +676,12 @@ proptest! {
         let i = at.index(bytes.len());
         bytes[i] ^= flip;
         let config = TrainConfig {
-            model: MlpConfig {
+            model: ModelConfig::Mlp(MlpConfig {
                 sizes: vec![784, 4, 10],
                 dropout: vec![0.5],
                 batch_norm: true,
                 ..MlpConfig::default()
-            },
+            }),
             ..config()
         };
         let error = checkpoint_error(&bytes, &config);
@@ -720,7 +746,10 @@ fn running_variance_overflow_is_divergence_and_the_last_checkpoint_resumes() {
     let (error, dir, (train, val)) = divergence_after_one_checkpoint(|trainer| {
         // The loss stays finite (Train mode uses batch statistics), so only the state shows
         // it. (`load_state` refuses infinity: set the buffer directly, as an overflow would.)
-        let bn = trainer.model.hidden_mut()[0].batch_norm.as_mut().unwrap();
+        let bn = trainer.model.as_mlp_mut().unwrap().hidden_mut()[0]
+            .batch_norm
+            .as_mut()
+            .unwrap();
         for (name, mut buffer) in bn.buffers_mut() {
             if name == "running_var" {
                 buffer.fill(f32::INFINITY);

@@ -88,13 +88,13 @@ fn help_shows_the_forms_the_flags_accept() {
 #[test]
 fn one_dropout_probability_applies_to_every_hidden_layer() {
     let config = parse(&["--dropout", "0.5"]).train_config();
-    assert_eq!(config.model.dropout, [0.5, 0.5]);
+    assert_eq!(config.model.dropout(), [0.5, 0.5]);
     config.validate().unwrap();
     assert_eq!(
         parse(&["--dropout", "0.4,0.1"])
             .train_config()
             .model
-            .dropout,
+            .dropout(),
         [0.4, 0.1]
     );
     // A single value out of range is refused for its range, not for the count.

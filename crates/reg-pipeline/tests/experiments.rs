@@ -11,7 +11,9 @@ use rand::SeedableRng;
 use reg_pipeline::data::Dataset;
 use reg_pipeline::experiments::{self, ExperimentRun};
 use reg_pipeline::random::{Generator, below, standard_normal, uniform};
-use reg_pipeline::{EpochMetrics, OptimizerKind, PipelineError, ScheduleKind, TrainConfig};
+use reg_pipeline::{
+    EpochMetrics, ModelConfig, OptimizerKind, PipelineError, ScheduleKind, TrainConfig,
+};
 
 const SIDE: usize = 8;
 const CLASSES: usize = 10;
@@ -119,8 +121,8 @@ fn ablation_turns_off_one_technique_per_variant() {
     assert_eq!(configs[0].0, "full");
     assert_eq!((full.epochs, full.seed), (10, 0));
     // The full model uses every technique, so switching one off is a change.
-    assert!(full.l2 > 0.0 && full.model.dropout.iter().all(|&p| p > 0.0));
-    assert!(full.model.batch_norm && full.patience.is_some());
+    assert!(full.l2 > 0.0 && full.model.dropout().iter().all(|&p| p > 0.0));
+    assert!(full.model.batch_norm() && full.patience.is_some());
     assert!(matches!(full.optimizer, OptimizerKind::Adam));
     assert_eq!(full.schedule, ScheduleKind::WarmupCosine);
     // Each variant is the full config with exactly its one technique switched off: the
@@ -133,8 +135,22 @@ fn ablation_turns_off_one_technique_per_variant() {
     };
     let expected: Vec<(&str, TrainConfig)> = vec![
         ("no L2", off(&|c| c.l2 = 0.0)),
-        ("no dropout", off(&|c| c.model.dropout = vec![0.0; 2])),
-        ("no BatchNorm", off(&|c| c.model.batch_norm = false)),
+        (
+            "no dropout",
+            off(&|c| {
+                if let ModelConfig::Mlp(mlp) = &mut c.model {
+                    mlp.dropout = vec![0.0; 2];
+                }
+            }),
+        ),
+        (
+            "no BatchNorm",
+            off(&|c| {
+                if let ModelConfig::Mlp(mlp) = &mut c.model {
+                    mlp.batch_norm = false;
+                }
+            }),
+        ),
         (
             "SGD instead of Adam",
             off(&|c| {

@@ -6,7 +6,7 @@ use reg_core::{Layer, LayerExt, Mode};
 use reg_l2::L2;
 use reg_pipeline::data::Dataset;
 use reg_pipeline::{
-    Linear, Mlp, MlpConfig, TrainConfig, Trainer, predictions, softmax_cross_entropy,
+    Linear, Mlp, MlpConfig, ModelConfig, TrainConfig, Trainer, predictions, softmax_cross_entropy,
 };
 
 fn config() -> MlpConfig {
@@ -194,10 +194,10 @@ fn trained_state() -> Vec<(String, Array2<f32>)> {
 /// Three epochs of a small model on `side × side` images.
 fn trained_state_on(side: usize) -> Vec<(String, Array2<f32>)> {
     let config = TrainConfig {
-        model: MlpConfig {
+        model: ModelConfig::Mlp(MlpConfig {
             sizes: vec![side * side, 12, 8, 10],
             ..MlpConfig::default()
-        },
+        }),
         epochs: 3,
         warmup: 1,
         batch_size: 8,
@@ -285,11 +285,11 @@ fn a_sequential_of_the_crates_layers_trains_to_the_pipelines_bits() {
     for coupled in [false, true] {
         for model in [config(), config_with(false, vec![0.0, 0.0])] {
             let config = TrainConfig {
-                model,
+                model: ModelConfig::Mlp(model),
                 ..TrainConfig::default()
             };
             let mut trainer = Trainer::new(config.clone()).unwrap();
-            let mut net = a_la_carte(&trainer.model);
+            let mut net = a_la_carte(trainer.model.as_mlp().unwrap());
             let l2 = L2::new(config.l2).unwrap();
             let decay = WeightDecay::Coupled(l2.weight_decay(16).unwrap());
             let adam_config = if coupled {

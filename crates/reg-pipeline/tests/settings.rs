@@ -1,6 +1,6 @@
 //! Settings are validated before any data is read, naming the flag and its allowed range.
 
-use reg_pipeline::{PipelineError, ScheduleKind, TrainConfig, Trainer};
+use reg_pipeline::{MlpConfig, ModelConfig, PipelineError, ScheduleKind, TrainConfig, Trainer};
 
 fn rejected(config: TrainConfig) -> &'static str {
     match config.validate() {
@@ -72,10 +72,16 @@ fn each_out_of_range_setting_names_its_flag() {
         "validation"
     );
     let mut bad_dropout = base();
-    bad_dropout.model.dropout = vec![1.0, 0.2];
+    bad_dropout.model = ModelConfig::Mlp(MlpConfig {
+        dropout: vec![1.0, 0.2],
+        ..MlpConfig::default()
+    });
     assert_eq!(rejected(bad_dropout), "dropout");
     let mut wrong_count = base();
-    wrong_count.model.dropout = vec![0.3];
+    wrong_count.model = ModelConfig::Mlp(MlpConfig {
+        dropout: vec![0.3],
+        ..MlpConfig::default()
+    });
     assert_eq!(rejected(wrong_count), "dropout");
 }
 

@@ -14,7 +14,7 @@ use reg_pipeline::data::Dataset;
 use reg_pipeline::experiments;
 use reg_pipeline::random::{Generator, standard_normal, uniform};
 use reg_pipeline::study::{self, Report, RunResult, Shard, Study, StudyError};
-use reg_pipeline::{PipelineError, TrainConfig};
+use reg_pipeline::{ModelConfig, PipelineError, TrainConfig};
 
 const SIDE: usize = 6;
 const CLASSES: usize = 4;
@@ -62,9 +62,12 @@ fn small_study() -> Study {
                 .into_iter()
                 .map(|(name, mut config)| {
                     let name = name.split(' ').next().unwrap_or(name);
-                    let last = config.model.sizes.len() - 1;
-                    config.model.sizes[last] = CLASSES;
-                    for width in &mut config.model.sizes[1..last] {
+                    let ModelConfig::Mlp(mlp) = &mut config.model else {
+                        unreachable!("the overfitting study trains MLPs")
+                    };
+                    let last = mlp.sizes.len() - 1;
+                    mlp.sizes[last] = CLASSES;
+                    for width in &mut mlp.sizes[1..last] {
                         *width = (*width).min(16);
                     }
                     config.warmup = config.warmup.min(1);

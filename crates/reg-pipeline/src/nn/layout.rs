@@ -43,6 +43,16 @@ pub enum TensorKind {
         /// Output width.
         outputs: usize,
     },
+    /// A Conv2d weight: `(out, in·k·k)` in reg (the kernel's values in PyTorch's order, as
+    /// one row per output channel), `(out, in, k, k)` in files.
+    Kernel {
+        /// Output channels.
+        out_channels: usize,
+        /// Input channels.
+        in_channels: usize,
+        /// Side of the square kernel.
+        kernel_size: usize,
+    },
     /// A per-feature vector: `(1, n)` in reg, `(n,)` in files.
     Vector(usize),
     /// BatchNorm's `num_batches_tracked`: `(1, 1)` F32 in reg, an I64 scalar in exports.
@@ -55,6 +65,11 @@ impl TensorKind {
     pub fn shape(self) -> [usize; 2] {
         match self {
             TensorKind::Weight { inputs, outputs } => [inputs, outputs],
+            TensorKind::Kernel {
+                out_channels,
+                in_channels,
+                kernel_size,
+            } => [out_channels, in_channels * kernel_size * kernel_size],
             TensorKind::Vector(n) => [1, n],
             TensorKind::Count => [1, 1],
         }
@@ -65,6 +80,11 @@ impl TensorKind {
     pub fn file_shape(self) -> Vec<usize> {
         match self {
             TensorKind::Weight { inputs, outputs } => vec![outputs, inputs],
+            TensorKind::Kernel {
+                out_channels,
+                in_channels,
+                kernel_size,
+            } => vec![out_channels, in_channels, kernel_size, kernel_size],
             TensorKind::Vector(n) => vec![n],
             TensorKind::Count => Vec::new(),
         }

@@ -15,6 +15,7 @@ pub(crate) mod linear;
 pub(crate) mod loss;
 pub(crate) mod matmul;
 pub(crate) mod model;
+pub(crate) mod network;
 pub(crate) mod pool;
 pub mod random;
 pub(crate) mod relu;

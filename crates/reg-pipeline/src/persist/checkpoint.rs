@@ -36,10 +36,13 @@ use crate::persist::tensor_file::{
     serialize, verify_checksum,
 };
 use crate::train::state::{Saved, TrainerRecord};
-use crate::{CheckpointError, EpochMetrics, Observer, PipelineError, TrainConfig, Trainer};
+use crate::{
+    CheckpointError, EpochMetrics, ModelConfig, Observer, PipelineError, TrainConfig, Trainer,
+};
 
-/// Format version written into every checkpoint (2: with a checksum; version 1 had none).
-pub const CHECKPOINT_FORMAT: u64 = 2;
+/// Format version written into every checkpoint (3: the model named in the config, `mlp` or
+/// `cnn`; 2 had only the MLP; 1 had no checksum).
+pub const CHECKPOINT_FORMAT: u64 = 3;
 
 /// The `__metadata__` key holding the checkpoint's JSON.
 pub const METADATA_KEY: &str = "reg.checkpoint";
@@ -301,10 +304,49 @@ pub fn trainer_from_bytes(bytes: &[u8], config: &TrainConfig) -> Result<Trainer,
             _ => corrupt,
         }));
     }
+    let model = match &config.model {
+        ModelConfig::Custom(_) => None,
+        named => {
+            // Every weight is 4 bytes in the file: a config that claims more than the file
+            // holds is refused before the model is built.
+            if named.weight_count().saturating_mul(4) > bytes.len() {
+                return Err(at(CheckpointError::BadMetadata {
+                    reason: "the config describes more weights than the file holds".into(),
+                }));
+            }
+            Some(named.build(config.seed)?)
+        }
+    };
+    match model {
+        Some(model) => trainer_with_model_from_bytes(bytes, config, model),
+        None => Err(PipelineError::Core(reg_core::Error::StateMismatch(
+            format!(
+                "the model `{}` was built by hand: build it the same way and use \
+             trainer_with_model_from_bytes",
+                config.model.name()
+            ),
+        ))),
+    }
+}
+
+/// [`trainer_from_bytes`] into `model`, built by the caller (how a network built by hand, a
+/// [`ModelConfig::Custom`], resumes): its tensors must be the checkpoint's.
+///
+/// # Errors
+/// As [`trainer_from_bytes`].
+pub fn trainer_with_model_from_bytes(
+    bytes: &[u8],
+    config: &TrainConfig,
+    model: Box<dyn crate::Model>,
+) -> Result<Trainer, PipelineError> {
+    let at = |e: CheckpointError| e.at("<memory>");
+    verify_checksum(bytes).map_err(at)?;
     let parsed = parse(bytes).map_err(at)?;
     let record = read_record(&parsed).map_err(at)?;
-    compare_configs(&record.trainer.config, config).map_err(at)?;
-    let mut trainer = Trainer::new(config.clone())?;
+    let mut config = config.clone();
+    config.model = model.config();
+    compare_configs(&record.trainer.config, &config).map_err(at)?;
+    let mut trainer = Trainer::with_model(config, model)?;
     restore(&mut trainer, &parsed, record).map_err(at)?;
     Ok(trainer)
 }
@@ -356,13 +398,7 @@ fn compare_configs(saved: &Value, current: &TrainConfig) -> Result<(), Checkpoin
     for key in keys.into_iter().filter(|k| *k != "epochs") {
         let (a, b) = (saved.get(key), now.get(key));
         if a != b {
-            let field = match (a, b) {
-                (Some(Value::Object(a)), Some(Value::Object(b))) => a
-                    .iter()
-                    .find(|(k, v)| b.get(*k) != Some(*v))
-                    .map_or_else(|| key.clone(), |(k, _)| format!("{key}.{k}")),
-                _ => key.clone(),
-            };
+            let field = differing_field(key, a, b);
             // `null` is an option turned off (`patience: None` is no early stopping).
             let show = |v: Option<&Value>| match v {
                 None => "absent".to_owned(),
@@ -377,6 +413,25 @@ fn compare_configs(saved: &Value, current: &TrainConfig) -> Result<(), Checkpoin
         }
     }
     Ok(())
+}
+
+/// The path of the first difference between two JSON values under `key`, through nested
+/// objects: `model.mlp.dropout`.
+fn differing_field(key: &str, a: Option<&Value>, b: Option<&Value>) -> String {
+    match (a, b) {
+        (Some(Value::Object(a)), Some(Value::Object(b))) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter()
+                .find(|k| a.get(*k) != b.get(*k))
+                .map_or_else(
+                    || key.to_owned(),
+                    |k| differing_field(&format!("{key}.{k}"), a.get(k), b.get(k)),
+                )
+        }
+        _ => key.to_owned(),
+    }
 }
 
 /// Reads the tensors `trainer` expects for `record` (names, dtypes and shapes checked before

@@ -14,45 +14,45 @@ use std::path::Path;
 
 use safetensors::Dtype;
 
+use crate::nn::layout::ConfigProblem;
 use crate::nn::layout::TensorKind as Kind;
 use crate::persist::atomic::write_atomically;
 use crate::persist::tensor_file::{OwnedTensor, Parsed, parse, read_limited, serialize};
-use crate::{CheckpointError, Mlp, MlpConfig, PipelineError};
+use crate::{CheckpointError, MlpConfig, Model, ModelConfig, PipelineError};
 
-/// The `__metadata__` key holding the [`MlpConfig`] as JSON.
+/// The `__metadata__` key holding an MLP's [`MlpConfig`] as JSON.
 pub const CONFIG_KEY: &str = "reg.mlp_config";
+
+/// The `__metadata__` key holding any other model's [`ModelConfig`] as JSON.
+pub const MODEL_KEY: &str = "reg.model_config";
 
 /// Dropout probability given to dropout layers inferred without metadata.
 pub const INFERRED_DROPOUT: f64 = 0.5;
 
-/// Every tensor of the state dict `config` describes, in order: the config's
-/// [`Layout`](crate::nn::layout::Layout), computed without building the model (so a hostile
-/// config allocates nothing).
-fn layout(config: &MlpConfig) -> Result<Vec<(String, Kind)>, CheckpointError> {
-    config
-        .layout()
-        .map(|layout| layout.tensors)
-        .map_err(|p| CheckpointError::BadMetadata {
-            reason: format!("invalid {} = {}: {}", p.name, p.shown, p.allowed),
-        })
+fn bad_config(p: &ConfigProblem) -> CheckpointError {
+    CheckpointError::BadMetadata {
+        reason: format!("invalid {} = {}: {}", p.name, p.shown, p.allowed),
+    }
 }
 
 /// The export of `model` as safetensors bytes.
 ///
 /// # Errors
 /// [`PipelineError::Checkpoint`] if serialization fails (it does not for a valid model).
-pub fn export_bytes(model: &Mlp<f32>) -> Result<Vec<u8>, PipelineError> {
+pub fn export_bytes(model: &dyn Model) -> Result<Vec<u8>, PipelineError> {
     let at = |e: CheckpointError| e.at("<memory>");
-    let config = model.config();
     let state: HashMap<String, ndarray::Array2<f32>> = model.state().into_iter().collect();
     let mut tensors = Vec::new();
-    for (name, kind) in layout(config).map_err(at)? {
+    for (name, kind) in model.tensors() {
         let value = state
             .get(&name)
             .ok_or_else(|| at(CheckpointError::MissingTensor { name: name.clone() }))?;
         let tensor = match kind {
             Kind::Weight { .. } => OwnedTensor::f32(name, kind.file_shape(), value.t().iter()),
-            Kind::Vector(_) => OwnedTensor::f32(name, kind.file_shape(), value.iter()),
+            // Row-major `(out, in·k·k)` is row-major `(out, in, k, k)`.
+            Kind::Kernel { .. } | Kind::Vector(_) => {
+                OwnedTensor::f32(name, kind.file_shape(), value.iter())
+            }
             Kind::Count => {
                 let count = value.iter().next().copied().unwrap_or(0.0);
                 OwnedTensor {
@@ -65,16 +65,21 @@ pub fn export_bytes(model: &Mlp<f32>) -> Result<Vec<u8>, PipelineError> {
         };
         tensors.push(tensor);
     }
-    let config_json = serde_json::to_string(config).map_err(|e| {
+    let json = |e: serde_json::Error| {
         at(CheckpointError::BadMetadata {
             reason: e.to_string(),
         })
-    })?;
+    };
+    // The MLP keeps the key it has always had, so its exports stay byte-identical.
+    let (key, config_json) = match model.config() {
+        ModelConfig::Mlp(config) => (CONFIG_KEY, serde_json::to_string(&config).map_err(json)?),
+        other => (MODEL_KEY, serde_json::to_string(&other).map_err(json)?),
+    };
     // One key only: the safetensors crate writes its metadata map in `HashMap` order, which
     // changes from run to run, so a second key (such as Hugging Face's `"format": "pt"`, which
     // PyTorch's `load_state_dict` does not need) would make two exports of the same model differ
     // byte for byte.
-    let metadata = HashMap::from([(CONFIG_KEY.to_owned(), config_json)]);
+    let metadata = HashMap::from([(key.to_owned(), config_json)]);
     serialize(&tensors, metadata).map_err(at)
 }
 
@@ -82,17 +87,18 @@ pub fn export_bytes(model: &Mlp<f32>) -> Result<Vec<u8>, PipelineError> {
 ///
 /// # Errors
 /// [`PipelineError::Io`] when `path` cannot be written.
-pub fn export_safetensors(model: &Mlp<f32>, path: &Path) -> Result<(), PipelineError> {
+pub fn export_safetensors(model: &dyn Model, path: &Path) -> Result<(), PipelineError> {
     write_atomically(path, &export_bytes(model)?)
 }
 
-/// Reads a model written by [`export_safetensors`] (or any state dict of the same
-/// `nn.Sequential` shape), validating names, shapes, dtypes and values.
+/// Reads a model written by [`export_safetensors`] (or any state dict of the MLP's
+/// `nn.Sequential` shape), validating names, shapes, dtypes and values. A network built by
+/// hand ([`ModelConfig::Custom`]) cannot be rebuilt from its file: use [`import_into`].
 ///
 /// # Errors
 /// [`PipelineError::Io`] when unreadable, [`PipelineError::Checkpoint`] for anything wrong in
 /// the file.
-pub fn import_safetensors(path: &Path) -> Result<Mlp<f32>, PipelineError> {
+pub fn import_safetensors(path: &Path) -> Result<Box<dyn Model>, PipelineError> {
     let bytes = read_limited(path)?;
     import_bytes(&bytes).map_err(|e| e.at(path))
 }
@@ -102,39 +108,83 @@ pub fn import_safetensors(path: &Path) -> Result<Mlp<f32>, PipelineError> {
 /// # Errors
 /// Every malformation as a [`CheckpointError`] (a negative `running_var` is
 /// [`CheckpointError::InvalidValue`]); never panics.
-pub fn import_bytes(bytes: &[u8]) -> Result<Mlp<f32>, CheckpointError> {
+pub fn import_bytes(bytes: &[u8]) -> Result<Box<dyn Model>, CheckpointError> {
     let parsed = parse(bytes)?;
-    let config = match parsed.metadata.get(CONFIG_KEY) {
-        Some(json) => {
-            serde_json::from_str::<MlpConfig>(json).map_err(|e| CheckpointError::BadMetadata {
+    let config = if let Some(json) = parsed.metadata.get(MODEL_KEY) {
+        serde_json::from_str::<ModelConfig>(json).map_err(|e| CheckpointError::BadMetadata {
+            reason: format!("{MODEL_KEY}: {e}"),
+        })?
+    } else if let Some(json) = parsed.metadata.get(CONFIG_KEY) {
+        ModelConfig::Mlp(serde_json::from_str::<MlpConfig>(json).map_err(|e| {
+            CheckpointError::BadMetadata {
                 reason: format!("{CONFIG_KEY}: {e}"),
-            })?
-        }
-        None => infer_config(&parsed)?,
+            }
+        })?)
+    } else {
+        ModelConfig::Mlp(infer_config(&parsed)?)
     };
-    let layout = layout(&config)?;
-    parsed.expect_names(layout.iter().map(|(n, _)| n.as_str()))?;
-    // Check every dtype and shape before the model is built: its size is then bounded by the
-    // file's.
-    let mut state = Vec::with_capacity(layout.len());
-    for (name, kind) in &layout {
+    // Every weight is 4 bytes in the file: a config that claims more than the file holds is
+    // refused before anything is built or allocated for it.
+    if let Some(problem) = config.problem() {
+        return Err(bad_config(&problem));
+    }
+    if let ModelConfig::Custom(name) = &config {
+        return Err(CheckpointError::BadMetadata {
+            reason: format!(
+                "the model `{name}` was built by hand: build it the same way and load this \
+                 file into it (reg_pipeline::export::import_into)"
+            ),
+        });
+    }
+    if config.weight_count().saturating_mul(4) > bytes.len() {
+        return Err(CheckpointError::BadMetadata {
+            reason: "the config describes more weights than the file holds".into(),
+        });
+    }
+    let mut model = config.build(0).map_err(CheckpointError::State)?;
+    let state = read_state(&parsed, &model.tensors())?;
+    model.load_state(&state).map_err(CheckpointError::State)?;
+    Ok(model)
+}
+
+/// Loads a file written by [`export_safetensors`] into `model`, which must have the same
+/// tensors (names, shapes): how a network built by hand is read back.
+///
+/// # Errors
+/// As [`import_bytes`]; the model is unchanged when the file is refused.
+pub fn import_into(model: &mut dyn Model, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let parsed = parse(bytes)?;
+    let state = read_state(&parsed, &model.tensors())?;
+    model.load_state(&state).map_err(CheckpointError::State)
+}
+
+/// The tensors `expected` lists, read from `parsed` in reg's layout: names, dtypes and shapes
+/// checked first, then values (finite, a running variance never negative).
+fn read_state(
+    parsed: &Parsed<'_>,
+    expected: &[(String, Kind)],
+) -> Result<Vec<(String, ndarray::Array2<f32>)>, CheckpointError> {
+    parsed.expect_names(expected.iter().map(|(n, _)| n.as_str()))?;
+    let mut state = Vec::with_capacity(expected.len());
+    for (name, kind) in expected {
         let shape = kind.file_shape();
+        let [rows, cols] = kind.shape();
         let value = match *kind {
             Kind::Weight { inputs, outputs } => parsed
                 .f32_array(name, &shape, (outputs, inputs))?
                 .t()
                 .as_standard_layout()
                 .into_owned(),
-            Kind::Vector(n) => parsed.f32_array(name, &shape, (1, n))?,
+            Kind::Kernel { .. } | Kind::Vector(_) => {
+                parsed.f32_array(name, &shape, (rows, cols))?
+            }
             Kind::Count => ndarray::Array2::from_elem((1, 1), parsed.count(name)? as f32),
         };
         state.push((name.clone(), value));
     }
     // Finite, and a running variance never negative (it would give NaN predictions).
     crate::train::state::check_state_values(state.iter().map(|(n, v)| (n.as_str(), v.view())))?;
-    let mut model = Mlp::new(&config, 0)?;
-    model.load_state(&state)?;
-    Ok(model)
+    Ok(state)
 }
 
 /// The architecture from a state dict's names and shapes alone.

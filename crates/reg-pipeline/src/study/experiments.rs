@@ -12,8 +12,8 @@ use crate::data::Dataset;
 use crate::study::StudyRun;
 use crate::tensorboard::{TensorBoardObserver, run_folder_name};
 use crate::{
-    EpochMetrics, Evaluation, MlpConfig, Observer, OptimizerKind, PipelineError, RunMetrics,
-    ScheduleKind, TrainConfig, Trainer, evaluate, fit,
+    EpochMetrics, Evaluation, MlpConfig, ModelConfig, Observer, OptimizerKind, PipelineError,
+    RunMetrics, ScheduleKind, TrainConfig, Trainer, evaluate, fit,
 };
 
 /// One trained model of an experiment.
@@ -224,12 +224,12 @@ impl Observer for EpochLines {
 pub fn unregularized(sizes: Vec<usize>, epochs: usize, seed: u64) -> TrainConfig {
     let dropout = vec![0.0; sizes.len().saturating_sub(2)];
     TrainConfig {
-        model: MlpConfig {
+        model: ModelConfig::Mlp(MlpConfig {
             sizes,
             dropout,
             batch_norm: false,
             ..MlpConfig::default()
-        },
+        }),
         epochs,
         l2: 0.0,
         schedule: ScheduleKind::Constant,
@@ -266,10 +266,10 @@ pub fn overfitting_configs(
         (
             "regularized (L2 + dropout + BatchNorm, early stopping)",
             TrainConfig {
-                model: MlpConfig {
+                model: ModelConfig::Mlp(MlpConfig {
                     sizes: vec![inputs, 256, 128, 10],
                     ..MlpConfig::default()
-                },
+                }),
                 epochs,
                 seed,
                 warmup: TrainConfig::default().warmup.min(epochs.saturating_sub(1)),
@@ -309,7 +309,19 @@ pub const ABLATION_SGD_MOMENTUM: f64 = 0.9;
 /// warmup + cosine), `"constant lr"` (instead of warmup + cosine), `"no early stopping"`.
 #[must_use]
 pub fn ablation_configs(epochs: usize, seed: u64) -> Vec<(&'static str, TrainConfig)> {
+    model_ablation_configs(&ModelConfig::default(), epochs, seed)
+}
+
+/// [`ablation_configs`] for `model` ("no dropout" turns off every dropout, channel-wise
+/// included; "no BatchNorm" every BatchNorm).
+#[must_use]
+pub fn model_ablation_configs(
+    model: &ModelConfig,
+    epochs: usize,
+    seed: u64,
+) -> Vec<(&'static str, TrainConfig)> {
     let full = TrainConfig {
+        model: model.clone(),
         epochs,
         seed,
         warmup: TrainConfig::default().warmup.min(epochs.saturating_sub(1)),
@@ -325,9 +337,9 @@ pub fn ablation_configs(epochs: usize, seed: u64) -> Vec<(&'static str, TrainCon
         ("no L2", with(&|c| c.l2 = 0.0)),
         (
             "no dropout",
-            with(&|c| c.model.dropout.iter_mut().for_each(|p| *p = 0.0)),
+            with(&|c| c.model.dropout_mut().into_iter().for_each(|p| *p = 0.0)),
         ),
-        ("no BatchNorm", with(&|c| c.model.batch_norm = false)),
+        ("no BatchNorm", with(&|c| c.model.set_batch_norm(false))),
         (
             "SGD instead of Adam",
             with(&|c| {

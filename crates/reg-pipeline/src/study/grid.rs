@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{Study, StudyError};
-use crate::{TrainConfig, Trainer};
+use crate::{MlpConfig, ModelConfig, TrainConfig, Trainer};
 
 /// Dropout of one grid point: one probability for every hidden layer, or one per layer.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -70,9 +70,7 @@ fn default_l2() -> Vec<f64> {
 }
 
 fn default_dropout() -> Vec<DropoutSetting> {
-    vec![DropoutSetting::PerLayer(
-        TrainConfig::default().model.dropout,
-    )]
+    vec![DropoutSetting::PerLayer(MlpConfig::default().dropout)]
 }
 
 impl SweepGrid {
@@ -126,7 +124,7 @@ impl SweepGrid {
                 .min(self.epochs.saturating_sub(1)),
             ..TrainConfig::default()
         };
-        let hidden_layers = base.model.sizes.len() - 2;
+        let hidden_layers = MlpConfig::default().sizes.len() - 2;
         for &lr in &self.lr {
             for &l2 in &self.l2 {
                 for dropout in &self.dropout {
@@ -136,8 +134,13 @@ impl SweepGrid {
                         l2,
                         ..base.clone()
                     };
-                    config.model.sizes[0] = inputs;
-                    config.model.dropout = probabilities;
+                    let mut sizes = MlpConfig::default().sizes;
+                    sizes[0] = inputs;
+                    config.model = ModelConfig::Mlp(MlpConfig {
+                        sizes,
+                        dropout: probabilities,
+                        ..MlpConfig::default()
+                    });
                     let variant = format!("lr {}, L2 {}, dropout {label}", short(lr), short(l2));
                     let checked = if study.runs().is_empty() {
                         Trainer::new(config.clone()).map(drop)
@@ -164,7 +167,7 @@ impl SweepGrid {
     /// Refuses an empty list, a value listed twice (`lr = [1e-3, 0.001]` would make one row
     /// of runs that are all the same, with a false ± 0) and more than [`super::MAX_RUNS`] runs.
     fn check_lists(&self) -> Result<(), String> {
-        let hidden_layers = TrainConfig::default().model.sizes.len() - 2;
+        let hidden_layers = MlpConfig::default().sizes.len() - 2;
         let mut seeds = self.seeds.clone();
         seeds.sort_unstable();
         let lists: [(&str, Vec<Vec<f64>>); 3] = [
@@ -256,7 +259,7 @@ mod tests {
         assert_eq!(study.runs().len(), 2);
         let config = &study.runs()[1].config;
         assert_eq!((config.lr, config.l2, config.seed), (1e-3, 0.005, 1));
-        assert_eq!(config.model.dropout, [0.3, 0.2]);
+        assert_eq!(config.model.dropout(), [0.3, 0.2]);
     }
 
     #[test]

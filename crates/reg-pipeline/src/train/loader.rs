@@ -123,7 +123,7 @@ impl<'a> Loader<'a> {
         &self,
         step: usize,
         (x, y): (&mut Vec<f32>, &mut Vec<u8>),
-        model: &Mlp<f32>,
+        model: Option<&Mlp<f32>>,
         drawn: &mut Vec<Option<DrawnMask<f32>>>,
     ) -> Result<(), PipelineError> {
         let features = self.data.image_len();
@@ -165,7 +165,11 @@ impl<'a> Loader<'a> {
         next.failed = false;
         next.x.resize(following * features, 0.0);
         next.y.resize(following, 0);
-        next.masks = masks(model, indices.len(), following, &mut jobs, drawn);
+        // Only the fused MLP takes masks drawn ahead; any other model draws its own.
+        next.masks = match model {
+            Some(model) => masks(model, indices.len(), following, &mut jobs, drawn),
+            None => Vec::new(),
+        };
         result
     }
 
@@ -365,7 +369,7 @@ mod tests {
                             std::thread::sleep(std::time::Duration::from_millis(2));
                         }
                         loader
-                            .take(step, (&mut x, &mut y), &model, &mut drawn)
+                            .take(step, (&mut x, &mut y), Some(&model), &mut drawn)
                             .unwrap();
                         let indices = &order[range.clone()];
                         let mut expected_x = vec![0.0; indices.len() * 12];

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::nn::random::Generator;
 use crate::train::early_stopping::EarlyStopping;
-use crate::{AnyOptimizer, CheckpointError, EpochMetrics, Mlp, Trainer};
+use crate::{AnyOptimizer, CheckpointError, EpochMetrics, Trainer};
 
 /// Named tensors, weights in reg's layout.
 pub(crate) type Tensors = Vec<(String, Array2<f32>)>;
@@ -255,43 +255,6 @@ impl AnyOptimizer {
     }
 }
 
-impl Mlp<f32> {
-    /// The generator of each hidden block's dropout, `None` where the block has none.
-    pub(crate) fn generators(&self) -> Vec<Option<Generator>> {
-        self.hidden()
-            .iter()
-            .map(|block| block.dropout.as_ref().map(|d| d.rng().clone()))
-            .collect()
-    }
-
-    /// Restores what [`Mlp::generators`] saved.
-    ///
-    /// # Errors
-    /// [`CheckpointError::BadMetadata`] when they do not match the model's dropout layers.
-    pub(crate) fn load_generators(
-        &mut self,
-        rngs: Vec<Option<Generator>>,
-    ) -> Result<(), CheckpointError> {
-        let blocks = self.hidden_mut();
-        let fits = rngs.len() == blocks.len()
-            && blocks
-                .iter()
-                .zip(&rngs)
-                .all(|(b, r)| b.dropout.is_some() == r.is_some());
-        if !fits {
-            return Err(CheckpointError::BadMetadata {
-                reason: "dropout generators do not match the model's dropout layers".into(),
-            });
-        }
-        for (block, rng) in blocks.iter_mut().zip(rngs) {
-            if let (Some(dropout), Some(rng)) = (block.dropout.as_mut(), rng) {
-                dropout.set_rng(rng);
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Everything a [`Trainer`] saves besides tensors, as it appears in a checkpoint's JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct TrainerRecord {
@@ -302,7 +265,7 @@ pub(crate) struct TrainerRecord {
     early_stopping: EarlyStoppingRecord,
     history: Vec<EpochRecord>,
     shuffle_rng: Generator,
-    /// One per hidden block, `None` where the block has no dropout.
+    /// One per dropout slot of the model ([`Model::generators`](crate::Model::generators)).
     dropout_rngs: Vec<Option<Generator>>,
 }
 
@@ -380,10 +343,9 @@ impl Trainer {
         &self,
         record: &TrainerRecord,
     ) -> Result<Expected, CheckpointError> {
-        let model = self.model.layout();
+        let model = self.model.tensors();
         let shapes = |prefix: &'static str| {
             model
-                .tensors
                 .iter()
                 .map(move |(n, kind)| (format!("{prefix}/{n}"), kind.shape().to_vec()))
         };
@@ -391,9 +353,15 @@ impl Trainer {
         if record.early_stopping.has_best_weights {
             expected.extend(shapes("best"));
         }
-        let param_shapes: Vec<Vec<usize>> = reg_core::Layer::params(&self.model)
+        let param_shapes: Vec<Vec<usize>> = self
+            .model
+            .params()
             .iter()
-            .map(|p| p.value().shape().to_vec())
+            .map(|p| {
+                // Optimizer state is kept in each parameter's matrix form.
+                let (rows, cols) = p.matrix_shape();
+                vec![rows, cols]
+            })
             .collect();
         expected.extend(self.optimizer.expected(&record.optimizer, &param_shapes)?);
         Ok(expected)
@@ -423,7 +391,11 @@ impl Trainer {
             record: record.optimizer,
             tensors,
         })?;
-        self.model.load_generators(record.dropout_rngs)?;
+        self.model
+            .load_generators(record.dropout_rngs)
+            .map_err(|e| CheckpointError::BadMetadata {
+                reason: e.to_string(),
+            })?;
         self.early_stopping.load_state(Saved {
             record: record.early_stopping,
             tensors: best,

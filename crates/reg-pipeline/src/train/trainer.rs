@@ -5,7 +5,7 @@ use std::time::Instant;
 use ndarray::ArrayView2;
 use rand::SeedableRng;
 use reg_adam::{Adam, AdamConfig};
-use reg_core::{Layer, LayerExt, Mode, Optimizer};
+use reg_core::Optimizer;
 use reg_l2::L2;
 use reg_schedule::Schedule;
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,7 @@ use crate::nn::fused::DrawnMask;
 use crate::nn::random::{Generator, shuffle};
 use crate::train::early_stopping::EarlyStopping;
 use crate::train::loader::{Loader, StopOnDrop};
-use crate::{Mlp, MlpConfig, PipelineError, Sgd, count_correct, softmax_cross_entropy};
+use crate::{Model, ModelConfig, PipelineError, Sgd, count_correct, softmax_cross_entropy};
 
 /// Which optimizer trains the model.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -41,8 +41,9 @@ pub enum ScheduleKind {
 /// Every setting of a training run. The defaults are the tutorial's production model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
-    /// The network. Default 784-256-128-10 with BatchNorm and dropout 0.3 / 0.2.
-    pub model: MlpConfig,
+    /// The network. Default the tutorial's MLP, 784-256-128-10 with BatchNorm and dropout
+    /// 0.3 / 0.2.
+    pub model: ModelConfig,
     /// Most epochs to train. Default 30.
     pub epochs: usize,
     /// Mini-batch size. Default 64.
@@ -74,7 +75,7 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
-            model: MlpConfig::default(),
+            model: ModelConfig::default(),
             epochs: 30,
             batch_size: 64,
             lr: 1e-3,
@@ -223,7 +224,7 @@ pub struct Trainer {
     /// The settings of the run.
     pub config: TrainConfig,
     /// The model being trained.
-    pub model: Mlp<f32>,
+    pub model: Box<dyn Model>,
     /// The optimizer and its state.
     pub optimizer: AnyOptimizer,
     /// Shuffles the training set each epoch.
@@ -250,7 +251,22 @@ impl Trainer {
     /// [`TrainConfig::validate`]).
     pub fn new(config: TrainConfig) -> Result<Self, PipelineError> {
         config.validate()?;
-        let model = Mlp::new(&config.model, config.seed)?;
+        let model = config.model.build(config.seed)?;
+        Self::with_model(config, model)
+    }
+
+    /// A fresh run of a model built by the caller (a [`Network`](crate::Network) of the crates'
+    /// layers, say); `config.model` becomes the model's own [`Model::config`]. The model's
+    /// weights are used as they are: `config.seed` seeds only shuffling.
+    ///
+    /// # Errors
+    /// As [`Trainer::new`].
+    pub fn with_model(
+        mut config: TrainConfig,
+        model: Box<dyn Model>,
+    ) -> Result<Self, PipelineError> {
+        config.model = model.config();
+        config.validate()?;
         let optimizer = match config.optimizer {
             OptimizerKind::Adam => AnyOptimizer::Adam(AdamConfig::new().build()?),
             OptimizerKind::Sgd { momentum } => AnyOptimizer::Sgd(Sgd::with_momentum(momentum)?),
@@ -407,7 +423,12 @@ impl Trainer {
             }
             for (step, range) in batches.iter().enumerate() {
                 let rows = range.len();
-                loader.take(step, (&mut batch_x, &mut batch_y), &self.model, &mut drawn)?;
+                loader.take(
+                    step,
+                    (&mut batch_x, &mut batch_y),
+                    self.model.as_mlp(),
+                    &mut drawn,
+                )?;
                 let x = ArrayView2::from_shape((rows, features), &batch_x[..])
                     .map_err(|e| reg_core::Error::StateMismatch(e.to_string()))?;
                 let (loss, hits) = on_pool(|| self.step(x, &batch_y, lr, &mut drawn))
@@ -468,7 +489,10 @@ impl Trainer {
         drawn: &mut [Option<DrawnMask<f32>>],
     ) -> Result<(f64, usize), StepError> {
         let rows = x.nrows();
-        let logits = self.model.forward_train_drawn(x, drawn)?;
+        let logits = match self.model.as_mlp_mut() {
+            Some(mlp) => mlp.forward_train_drawn(x, drawn)?,
+            None => self.model.forward_train(x)?,
+        };
         let (loss, grad) = softmax_cross_entropy(logits, labels)
             .map_err(|e| StepError::Diverged(e.to_string()))?;
         if !loss.is_finite() {
@@ -491,13 +515,7 @@ impl Trainer {
     /// mode, so the loss stays finite): a running variance that overflows, or turns negative,
     /// stops training at this step. A few hundred values per step.
     fn check_running_statistics(&self) -> Result<(), StepError> {
-        let bad = self.model.hidden().iter().any(|block| {
-            block.batch_norm.as_ref().is_some_and(|bn| {
-                bn.running_mean().iter().any(|v| !v.is_finite())
-                    || bn.running_var().iter().any(|v| !v.is_finite() || *v < 0.0)
-            })
-        });
-        if !bad {
+        if self.model.running_statistics_valid() {
             return Ok(());
         }
         let state = self.model.state();
@@ -517,7 +535,7 @@ impl Trainer {
     /// # Errors
     /// [`PipelineError::Core`] when the data does not fit the model.
     pub fn evaluate(&mut self, data: &Dataset) -> Result<Evaluation, PipelineError> {
-        evaluate(&mut self.model, data)
+        evaluate(&mut *self.model, data)
     }
 
     /// Puts back the weights of the best epoch, if early stopping recorded one.
@@ -538,7 +556,7 @@ impl Trainer {
 ///
 /// # Errors
 /// [`PipelineError::Core`] when the data does not fit the model.
-pub fn evaluate(model: &mut Mlp<f32>, data: &Dataset) -> Result<Evaluation, PipelineError> {
+pub fn evaluate(model: &mut dyn Model, data: &Dataset) -> Result<Evaluation, PipelineError> {
     on_pool(|| evaluate_here(model, data))
 }
 
@@ -557,7 +575,7 @@ pub fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     }
 }
 
-fn evaluate_here(model: &mut Mlp<f32>, data: &Dataset) -> Result<Evaluation, PipelineError> {
+fn evaluate_here(model: &mut dyn Model, data: &Dataset) -> Result<Evaluation, PipelineError> {
     let started = Instant::now();
     let features = data.image_len();
     let mut x = vec![0.0f32; EVAL_CHUNK.min(data.len()) * features];
@@ -569,7 +587,7 @@ fn evaluate_here(model: &mut Mlp<f32>, data: &Dataset) -> Result<Evaluation, Pip
         data.fill_batch(chunk, &mut x[..rows * features], &mut y[..rows])?;
         let view = ArrayView2::from_shape((rows, features), &x[..rows * features])
             .map_err(|e| reg_core::Error::StateMismatch(e.to_string()))?;
-        let logits = model.forward(view, Mode::Eval)?;
+        let logits = model.predict(view)?;
         let (loss, _) = softmax_cross_entropy(logits.view(), &y[..rows])?;
         loss_sum += loss * rows as f64;
         correct += count_correct(logits.view(), &y[..rows]);
