@@ -18,6 +18,9 @@
 //! | constant lr | 1e-3 throughout instead of warmup + cosine |
 //! | no early stopping | trains every epoch and keeps the last weights |
 //!
+//! `--model cnn` does the same for the small CNN (its dropout is channel-wise after the
+//! convolutions and element-wise after the hidden Linear; both go in "no dropout").
+//!
 //! `--plot ablation.svg` (or `.png`) draws each variant's mean accuracy and loss per epoch with
 //! a 95 % band; `--tensorboard DIR` writes each run's per-epoch scalars for TensorBoard. `--jobs K` trains K models at once; `--shard I/N --results DIR` (or a Slurm job
 //! array, or a Kubernetes Indexed Job) runs one share of the runs on a cluster, and
@@ -27,10 +30,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use reg_pipeline::PipelineError;
+use reg_pipeline::cli::ModelName;
 use reg_pipeline::experiments::{self, StudyData};
 use reg_pipeline::plot::check_chart_path;
 use reg_pipeline::study::{self, Report, RunResult, Study, StudyArgs, StudyError, StudyRun};
+use reg_pipeline::{CnnConfig, ModelConfig, PipelineError};
 
 /// Turn off each regularization technique in turn and compare with the full model.
 #[derive(Debug, Parser)]
@@ -41,6 +45,10 @@ struct Args {
     /// Missing files are downloaded there.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// The model: `mlp` (the tutorial's perceptron) or `cnn` (two convolution blocks; "no
+    /// dropout" then turns off its channel-wise dropout too).
+    #[arg(long, value_enum, default_value_t = ModelName::Mlp)]
+    model: ModelName,
     /// Most epochs per model (≥ 2; warmup is min(3, epochs − 1)).
     #[arg(long, default_value_t = 10)]
     epochs: usize,
@@ -126,7 +134,11 @@ fn ablation_study(args: &Args) -> Result<Study, StudyError> {
     // Names match ignoring case and surrounding spaces; one that matches nothing is an error,
     // not silently skipped.
     let same = |a: &str, b: &str| a.trim().eq_ignore_ascii_case(b);
-    let all = experiments::ablation_configs(args.epochs, 0);
+    let model = match args.model {
+        ModelName::Mlp => ModelConfig::default(),
+        ModelName::Cnn => ModelConfig::Cnn(CnnConfig::default()),
+    };
+    let all = experiments::model_ablation_configs(&model, args.epochs, 0);
     if let Some(unknown) = args
         .only
         .iter()
@@ -148,12 +160,15 @@ fn ablation_study(args: &Args) -> Result<Study, StudyError> {
         |n| format!("the first {n} training images"),
     );
     Ok(Study::over_seeds(
-        format!("ablation, {} epochs", args.epochs),
+        match args.model {
+            ModelName::Mlp => format!("ablation, {} epochs", args.epochs),
+            ModelName::Cnn => format!("ablation of the CNN, {} epochs", args.epochs),
+        },
         format!("MNIST: {training}, the last 5,000 for validation, 10,000 test"),
         reference,
         &seeds,
         |seed| {
-            experiments::ablation_configs(args.epochs, seed)
+            experiments::model_ablation_configs(&model, args.epochs, seed)
                 .into_iter()
                 .filter(|(name, _)| chosen(name))
                 .collect()
@@ -168,7 +183,11 @@ fn report(args: &Args, results: &[RunResult]) -> Result<(), StudyError> {
     for path in &args.plot {
         let first = &results[0];
         let title = format!(
-            "Ablation on MNIST ({} epochs at most, {} seeds)",
+            "Ablation{} on MNIST ({} epochs at most, {} seeds)",
+            match first.metrics.config.model {
+                ModelConfig::Cnn(_) => " of the CNN",
+                _ => "",
+            },
             first.metrics.config.epochs,
             results
                 .iter()

@@ -9,6 +9,8 @@ Run with the torch venv:
     /work/venv-torch/bin/python scripts/check_export.py --model /tmp/m.safetensors \
         --logits /tmp/reg_logits.npy --data-dir /work/shared/data/mnist
 
+The same for the CNN: `--model cnn` on the pipeline (the file says which model it holds).
+
 Exits non-zero when prediction agreement is below 99.9 %.
 """
 
@@ -40,6 +42,29 @@ def find(data_dir: pathlib.Path, name: str) -> pathlib.Path:
     sys.exit(f"{name}(.gz) not found in {data_dir}")
 
 
+def build_cnn(config: dict) -> torch.nn.Sequential:
+    """The nn.Sequential reg's CnnConfig corresponds to (layers left out take no index)."""
+    k, bn = config["kernel_size"], config["batch_norm"]
+    channels, height, width = config["input"]
+    layers = []
+    for out in config["channels"]:
+        layers.append(torch.nn.Conv2d(channels, out, k, padding=k // 2, bias=not bn))
+        if bn:
+            layers.append(torch.nn.BatchNorm2d(out))
+        layers += [torch.nn.ReLU(), torch.nn.MaxPool2d(2)]
+        channels, height, width = out, height // 2, width // 2
+    if config["channel_dropout"] > 0:
+        layers.append(torch.nn.Dropout2d(config["channel_dropout"]))
+    layers += [torch.nn.Flatten(), torch.nn.Linear(channels * height * width, config["hidden"])]
+    if bn:
+        layers.append(torch.nn.BatchNorm1d(config["hidden"]))
+    layers.append(torch.nn.ReLU())
+    if config["dropout"] > 0:
+        layers.append(torch.nn.Dropout(config["dropout"]))
+    layers.append(torch.nn.Linear(config["hidden"], config["classes"]))
+    return torch.nn.Sequential(*layers)
+
+
 def build(config: dict) -> torch.nn.Sequential:
     """The nn.Sequential reg's Mlp corresponds to (dropout layers only where p > 0)."""
     sizes, layers = config["sizes"], []
@@ -62,14 +87,21 @@ def main() -> None:
     args = parser.parse_args()
 
     with safe_open(str(args.model), framework="pt") as f:
-        config = json.loads(f.metadata()["reg.mlp_config"])
-    model = build(config)
+        metadata = f.metadata()
+    if "reg.model_config" in metadata:
+        (kind, config), = json.loads(metadata["reg.model_config"]).items()
+        if kind != "cnn":
+            sys.exit(f"no PyTorch twin for a `{kind}` model")
+        model, shape = build_cnn(config), (-1, *config["input"])
+    else:
+        model = build(json.loads(metadata["reg.mlp_config"]))
+        shape = (-1, 784)
     model.load_state_dict(load_file(str(args.model)), strict=True)
     model.eval()
 
     images = read_idx(find(args.data_dir, "t10k-images-idx3-ubyte"))
     labels = read_idx(find(args.data_dir, "t10k-labels-idx1-ubyte"))
-    x = torch.from_numpy(images.reshape(len(images), -1).astype(np.float32) / 255.0)
+    x = torch.from_numpy(images.reshape(shape).astype(np.float32) / 255.0)
     with torch.no_grad():
         torch_logits = model(x).numpy()
     reg_logits = np.load(args.logits)

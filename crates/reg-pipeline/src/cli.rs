@@ -732,7 +732,16 @@ fn load_data(args: &Args, config: &TrainConfig) -> Result<RunData, PipelineError
             dir.display()
         );
         println!(
-            "L2={} | Dropout={:?} | BatchNorm | Adam | warmup {} + cosine",
+            "{} | L2={} | Dropout={:?} | BatchNorm | Adam | warmup {} + cosine",
+            match &config.model {
+                crate::ModelConfig::Cnn(cnn) => format!(
+                    "CNN: {} conv blocks {:?}, Linear {}",
+                    cnn.channels.len(),
+                    cnn.channels,
+                    cnn.hidden
+                ),
+                other => other.name().to_uppercase(),
+            },
             config.l2,
             config.model.dropout(),
             config.warmup
