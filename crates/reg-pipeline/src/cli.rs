@@ -289,9 +289,9 @@ impl Args {
                     ..Default::default()
                 }),
                 ModelName::Cnn => {
-                    let (channel_dropout, dropout) = match self.dropout.as_slice() {
-                        &[p] => (p, p),
-                        &[channel, hidden] => (channel, hidden),
+                    let (channel_dropout, dropout) = match *self.dropout.as_slice() {
+                        [p] => (p, p),
+                        [channel, hidden] => (channel, hidden),
                         // Any other count is refused by validation, naming the flag.
                         _ => (f64::NAN, f64::NAN),
                     };
@@ -554,6 +554,14 @@ struct Prepared {
 /// checkpoint folder (resuming from it on `--resume`), and loads the data.
 fn prepare(args: &Args) -> Result<Prepared, PipelineError> {
     crate::nn::check_product_path_setting()?;
+    if args.model == ModelName::Cnn && !(1..=2).contains(&args.dropout.len()) {
+        return Err(PipelineError::InvalidSetting {
+            name: "dropout",
+            value: format!("{:?}", args.dropout),
+            allowed: "one or two probabilities for the CNN: the channel-wise one after the \
+                      convolutions, then the one after the hidden Linear",
+        });
+    }
     let config = args.train_config();
     // Fail on bad settings and unwritable outputs before loading data or training.
     Trainer::new(config.clone())?;

@@ -8,7 +8,7 @@ use std::path::Path;
 use clap::CommandFactory;
 use reg_pipeline::checkpoint::save_checkpoint;
 use reg_pipeline::cli::{Args, run};
-use reg_pipeline::{PipelineError, TrainConfig, Trainer};
+use reg_pipeline::{ModelConfig, PipelineError, TrainConfig, Trainer};
 
 fn parse(flags: &[&str]) -> Args {
     Args::try_parse_recording(std::iter::once("pipeline").chain(flags.iter().copied())).unwrap()
@@ -195,4 +195,62 @@ fn resume_refuses_every_disagreeing_flag_at_once() {
     }
     let message = error.to_string();
     assert!(message.contains("leave these flags out"), "{message}");
+}
+
+#[test]
+fn model_cnn_takes_the_cnns_defaults_where_no_flag_is_given() {
+    let config = parse(&["--model", "cnn"]).train_config();
+    assert!(
+        matches!(config.model, ModelConfig::Cnn(_)),
+        "{:?}",
+        config.model
+    );
+    assert_eq!(
+        (config.epochs, config.warmup, config.patience),
+        (15, 2, Some(5))
+    );
+    assert_eq!(config.model.dropout(), [0.1, 0.3]);
+    config.validate().unwrap();
+    // Flags given win; one dropout probability applies to both dropout layers.
+    let config = parse(&[
+        "--model",
+        "cnn",
+        "--epochs",
+        "2",
+        "--dropout",
+        "0.2",
+        "--patience",
+        "0",
+    ])
+    .train_config();
+    assert_eq!(
+        (config.epochs, config.warmup, config.patience),
+        (2, 1, None)
+    );
+    assert_eq!(config.model.dropout(), [0.2, 0.2]);
+    // Three probabilities for a model with two dropout layers is refused, naming the flag.
+    let config = parse(&["--model", "cnn", "--dropout", "0.1,0.2,0.3"]).train_config();
+    assert!(matches!(
+        config.validate(),
+        Err(PipelineError::InvalidSetting { .. })
+    ));
+    // The MLP's defaults are unchanged.
+    let config = parse(&[]).train_config();
+    assert_eq!((config.epochs, config.warmup), (30, 3));
+    assert!(matches!(config.model, ModelConfig::Mlp(_)));
+}
+
+#[test]
+fn resuming_with_another_model_is_a_mismatch_naming_it() {
+    let saved = parse(&["--model", "cnn"]).train_config();
+    let error = parse(&["--model", "mlp"])
+        .resume_config(&saved, Path::new("ck/checkpoint-epoch-0001.safetensors"))
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("--model mlp (checkpoint: cnn)"),
+        "{error}"
+    );
+    // Not given: the checkpoint's model is kept.
+    let resumed = parse(&[]).resume_config(&saved, Path::new("ck")).unwrap();
+    assert_eq!(resumed.model, saved.model);
 }

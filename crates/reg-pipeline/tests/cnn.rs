@@ -1,6 +1,7 @@
 //! The training machinery on a model other than the MLP: the CNN (a `Network` of the crates'
 //! layers) trains, its gradients match finite differences, its checkpoints resume bit for bit,
 //! and its export reads back with PyTorch's names and shapes.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
 use ndarray::Array2;
 use rand::SeedableRng;

@@ -325,7 +325,7 @@ impl CnnConfig {
             }
         }
         let k = self.kernel_size;
-        if k % 2 == 0 || k > 15 {
+        if k.is_multiple_of(2) || k > 15 {
             return Some(problem(
                 "kernel_size",
                 k as f64,

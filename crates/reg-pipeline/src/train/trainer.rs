@@ -423,12 +423,8 @@ impl Trainer {
             }
             for (step, range) in batches.iter().enumerate() {
                 let rows = range.len();
-                loader.take(
-                    step,
-                    (&mut batch_x, &mut batch_y),
-                    self.model.as_mlp(),
-                    &mut drawn,
-                )?;
+                let mlp = self.model.as_mlp();
+                loader.take(step, (&mut batch_x, &mut batch_y), mlp, &mut drawn)?;
                 let x = ArrayView2::from_shape((rows, features), &batch_x[..])
                     .map_err(|e| reg_core::Error::StateMismatch(e.to_string()))?;
                 let (loss, hits) = on_pool(|| self.step(x, &batch_y, lr, &mut drawn))
