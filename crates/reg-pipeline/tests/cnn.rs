@@ -401,3 +401,45 @@ fn a_network_refuses_input_of_the_wrong_width_and_backward_before_forward() {
         .with(Linear::he(10, 3, &mut rng).unwrap());
     assert!(bad.check().is_err());
 }
+
+#[test]
+fn fit_takes_f32_inputs_of_any_shape() {
+    // Two-channel 4×4 inputs of any sign: the class is which channel carries the signal.
+    let mut rng = Generator::seed_from_u64(11);
+    let (n, len) = (120, 2 * 4 * 4);
+    let mut values = Vec::with_capacity(n * len);
+    let mut labels = Vec::with_capacity(n);
+    for i in 0..n {
+        let class = i % 2;
+        for c in 0..2 {
+            for _ in 0..16 {
+                let noise = reg_pipeline::random::standard_normal(&mut rng) as f32 * 0.3;
+                values.push(if c == class { 2.0 + noise } else { noise - 1.0 });
+            }
+        }
+        labels.push(class as u8);
+    }
+    let data = Dataset::from_values(values, labels, len).unwrap();
+    assert_eq!(data.image(0), None);
+    assert_eq!(data.values(0).map(<[f32]>::len), Some(len));
+    let (train, test) = data.split_off_last(40).unwrap();
+    let net = Network::new(&[2, 4, 4])
+        .with(Conv2dConfig::new(2, 3, 3).with_padding(1).build(&mut rng).unwrap())
+        .with(Relu::new())
+        .with(Flatten::new())
+        .with(Linear::he(3 * 16, 2, &mut rng).unwrap());
+    let settings = TrainConfig {
+        epochs: 3,
+        batch_size: 8,
+        lr: 1e-2,
+        warmup: 1,
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::with_model(settings, Box::new(net)).unwrap();
+    let run = fit(&mut trainer, &train, &test, &test, &mut ()).unwrap();
+    assert!(run.test_acc > 0.95, "test accuracy {}", run.test_acc);
+    // Bad buffers are typed errors, not panics.
+    assert!(Dataset::from_values(vec![0.0; 5], vec![0, 1], 3).is_err());
+    let error = Dataset::from_values(vec![0.0, f32::NAN, 0.0], vec![0], 3).unwrap_err();
+    assert!(error.to_string().contains("value 1 is NaN"), "{error}");
+}

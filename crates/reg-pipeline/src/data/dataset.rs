@@ -1,15 +1,20 @@
-//! The in-memory dataset: `u8` pixels and labels, scaled to `f32` only when a batch is filled.
+//! The in-memory dataset: `u8` pixels scaled to `f32` only when a batch is filled (MNIST), or
+//! the caller's own `f32` values; and the labels.
 
 use std::ops::Range;
 use std::path::Path;
 
 use super::{DataError, MAX_IDX_BYTES, parse_idx_images, parse_idx_labels, read_idx_file};
 
-/// Images and labels kept as `u8` (MNIST's 60,000 training images take 47 MB, not 188 MB as
-/// `f32`). Pixels are scaled to `[0, 1]` only when a batch is filled ([`Dataset::fill_batch`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Examples and their labels. Images are kept as `u8` (MNIST's 60,000 training images take
+/// 47 MB, not 188 MB as `f32`) and scaled to `[0, 1]` only when a batch is filled
+/// ([`Dataset::fill_batch`]); data of your own, of any shape, comes as `f32` values
+/// ([`Dataset::from_values`]) and goes into batches as it is.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
     images: Vec<u8>,
+    /// The examples when they are `f32` values (then `images` is empty).
+    values: Option<Vec<f32>>,
     labels: Vec<u8>,
     rows: usize,
     cols: usize,
@@ -42,10 +47,62 @@ impl Dataset {
         }
         Ok(Dataset {
             images,
+            values: None,
             labels,
             rows,
             cols,
         })
+    }
+
+    /// A dataset of your own: `labels.len()` examples of `example_len` `f32` values each
+    /// (row-major, one after another; a `[1, 28, 28]` image is 784 values) and their class
+    /// indices. Batches get the values as they are. [`Dataset::rows`] is then 1 and
+    /// [`Dataset::cols`] `example_len`; [`Dataset::image`] gives `None`.
+    ///
+    /// # Errors
+    /// [`DataError::InvalidBuffers`] when `values.len() != labels.len() · example_len`,
+    /// [`DataError::NonFiniteValue`] for a NaN or infinite value.
+    ///
+    /// ```
+    /// use reg_pipeline::data::Dataset;
+    /// let data = Dataset::from_values(vec![0.5, -1.0, 2.0, 0.0, 1.5, 3.0], vec![0, 1], 3)?;
+    /// assert_eq!((data.len(), data.image_len()), (2, 3));
+    /// assert_eq!(data.values(1), Some(&[0.0, 1.5, 3.0][..]));
+    /// # Ok::<(), reg_pipeline::data::DataError>(())
+    /// ```
+    pub fn from_values(
+        values: Vec<f32>,
+        labels: Vec<u8>,
+        example_len: usize,
+    ) -> Result<Dataset, DataError> {
+        if labels.len().checked_mul(example_len) != Some(values.len()) {
+            return Err(DataError::InvalidBuffers {
+                pixels: values.len(),
+                labels: labels.len(),
+                rows: 1,
+                cols: example_len,
+            });
+        }
+        if let Some((index, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(DataError::NonFiniteValue { index, value });
+        }
+        Ok(Dataset {
+            images: Vec::new(),
+            values: Some(values),
+            labels,
+            rows: 1,
+            cols: example_len,
+        })
+    }
+
+    /// The values of example `i` of a dataset made by [`Dataset::from_values`]; `None` for
+    /// images, or when `i >= len()`.
+    #[must_use]
+    pub fn values(&self, i: usize) -> Option<&[f32]> {
+        let n = self.image_len();
+        self.values
+            .as_ref()?
+            .get(i.checked_mul(n)?..(i + 1).checked_mul(n)?)
     }
 
     /// Load and validate an IDX images file and its IDX labels file (each raw or gzip).
@@ -122,7 +179,8 @@ impl Dataset {
         self.rows * self.cols
     }
 
-    /// The pixels of image `i` (row-major), or `None` when `i >= len()`.
+    /// The pixels of image `i` (row-major), or `None` when `i >= len()` or the dataset holds
+    /// `f32` values ([`Dataset::values`]).
     #[must_use]
     pub fn image(&self, i: usize) -> Option<&[u8]> {
         if i >= self.len() {
@@ -139,7 +197,7 @@ impl Dataset {
         self.labels.get(i).copied()
     }
 
-    /// All pixels, image after image.
+    /// All pixels, image after image (empty for a dataset of `f32` values).
     #[must_use]
     pub fn images(&self) -> &[u8] {
         &self.images
@@ -163,7 +221,10 @@ impl Dataset {
             .ok_or(DataError::IndexOutOfRange { index: n, len })?;
         let image_len = self.image_len();
         let tail = Dataset {
-            images: self.images.split_off(keep * image_len),
+            images: self
+                .images
+                .split_off((keep * image_len).min(self.images.len())),
+            values: self.values.as_mut().map(|v| v.split_off(keep * image_len)),
             labels: self.labels.split_off(keep),
             rows: self.rows,
             cols: self.cols,
@@ -190,6 +251,11 @@ impl Dataset {
                 .get(range.start * n..range.end * n)
                 .unwrap_or_default()
                 .to_vec(),
+            values: self.values.as_ref().map(|v| {
+                v.get(range.start * n..range.end * n)
+                    .unwrap_or_default()
+                    .to_vec()
+            }),
             labels: self.labels.get(range).unwrap_or_default().to_vec(),
             rows: self.rows,
             cols: self.cols,
@@ -207,6 +273,10 @@ impl Dataset {
                 .get(..n * image_len)
                 .unwrap_or_default()
                 .to_vec(),
+            values: self
+                .values
+                .as_ref()
+                .map(|v| v.get(..n * image_len).unwrap_or_default().to_vec()),
             labels: self.labels.get(..n).unwrap_or_default().to_vec(),
             rows: self.rows,
             cols: self.cols,
@@ -215,7 +285,8 @@ impl Dataset {
 
     /// Fill a mini-batch into caller-owned buffers (no allocation): row `b` of `x` (a row-major
     /// `(indices.len(), image_len())` matrix) gets image `indices[b]` scaled as `pixel / 255`,
-    /// so values lie in `[0, 1]`; `y[b]` gets its label.
+    /// so values lie in `[0, 1]` (or example `indices[b]`'s values as they are, for a dataset
+    /// of `f32` values); `y[b]` gets its label.
     ///
     /// Nothing is written unless every index and both buffer lengths are valid.
     ///
@@ -246,6 +317,16 @@ impl Dataset {
         }
         for (&i, y_b) in indices.iter().zip(y.iter_mut()) {
             *y_b = self.label(i).unwrap_or_default();
+        }
+        if let Some(values) = &self.values {
+            for (&i, x_row) in indices.iter().zip(x.chunks_exact_mut(image_len.max(1))) {
+                x_row.copy_from_slice(
+                    values
+                        .get(i * image_len..(i + 1) * image_len)
+                        .unwrap_or_default(),
+                );
+            }
+            return Ok(());
         }
         if image_len > 0 {
             // One division per pixel: 16 lanes at a time on AVX-512 (the same bits).

@@ -118,6 +118,15 @@ pub enum DataError {
         /// Columns per image.
         cols: usize,
     },
+    /// A value given to [`Dataset::from_values`](super::Dataset::from_values) is NaN or
+    /// infinite.
+    #[error("dataset value {index} is {value}: inputs must be finite")]
+    NonFiniteValue {
+        /// Its position in the value buffer.
+        index: usize,
+        /// The value.
+        value: f32,
+    },
     /// An item index or range is outside the dataset.
     #[error("index {index} out of range for a dataset of {len} items")]
     IndexOutOfRange {
@@ -221,6 +230,7 @@ impl DataError {
             | Self::Download { dir, .. }
             | Self::NotFound { dir, .. } => Some(dir),
             Self::InvalidBuffers { .. }
+            | Self::NonFiniteValue { .. }
             | Self::IndexOutOfRange { .. }
             | Self::BatchShape { .. } => None,
         }

@@ -142,7 +142,7 @@ pub fn local_mnist_dir() -> Option<PathBuf> {
 }
 
 /// MNIST's training and test sets.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Mnist {
     /// The 60,000 training images (split off a validation set with [`Dataset::split_off_last`]).
     pub train: Dataset,
