@@ -424,7 +424,12 @@ fn fit_takes_f32_inputs_of_any_shape() {
     assert_eq!(data.values(0).map(<[f32]>::len), Some(len));
     let (train, test) = data.split_off_last(40).unwrap();
     let net = Network::new(&[2, 4, 4])
-        .with(Conv2dConfig::new(2, 3, 3).with_padding(1).build(&mut rng).unwrap())
+        .with(
+            Conv2dConfig::new(2, 3, 3)
+                .with_padding(1)
+                .build(&mut rng)
+                .unwrap(),
+        )
         .with(Relu::new())
         .with(Flatten::new())
         .with(Linear::he(3 * 16, 2, &mut rng).unwrap());

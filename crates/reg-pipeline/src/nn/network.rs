@@ -425,7 +425,8 @@ impl CnnConfig {
             net.push(dropout.build::<f32>()?);
         }
         net.push(Linear::he(self.hidden, self.classes, &mut rng)?);
-        net.check()?;
+        // No forward pass to check the shapes (`Network::check`): `problem` has, and a forward
+        // would start rayon's global pool before the caller chose its thread count.
         Ok(net)
     }
 }
