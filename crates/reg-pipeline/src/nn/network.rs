@@ -431,6 +431,9 @@ impl CnnConfig {
     }
 }
 
+/// Examples per forward pass in [`Model::predict`] of a [`Network`].
+const PREDICT_ROWS: usize = 100;
+
 /// One layer of a [`Network`]: the crates' layers, typed, so that the network can name their
 /// tensors, save their generators and export them in PyTorch's layout.
 #[derive(Debug)]
@@ -818,7 +821,19 @@ impl Model for Network {
 
     fn predict(&mut self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
         self.trained_rows = None;
-        self.run(x, Mode::Eval)
+        // A few examples at a time: every layer keeps its last input or output, and for 1,000
+        // MNIST images one conv block's activations alone are 50 MB each. Eval outputs do not
+        // depend on the other rows, so the chunks give the same bits.
+        let mut logits = Array2::zeros((x.nrows(), self.outputs()));
+        for (rows, mut out) in x
+            .axis_chunks_iter(ndarray::Axis(0), PREDICT_ROWS)
+            .zip(logits.axis_chunks_iter_mut(ndarray::Axis(0), PREDICT_ROWS))
+        {
+            let chunk = self.run(rows, Mode::Eval)?;
+            expect_shape("Network output", out.shape(), chunk.shape())?;
+            out.assign(&chunk);
+        }
+        Ok(logits)
     }
 
     fn generators(&self) -> Vec<Option<Generator>> {
