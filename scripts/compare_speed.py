@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
 """Compare training speed and peak memory of PyTorch (scripts/torch_mnist.py) and reg
-(target/release/examples/pipeline) on the same MNIST model.
+(target/release/examples/pipeline) on the same MNIST model (--model mlp, the default, or cnn).
 
 Runs the two ALTERNATELY for --rounds rounds of --epochs epochs each (the order flips every
 round: torch first in odd rounds, reg first in even ones, so neither always runs on a warmer or
 quieter machine), both with --threads and --seed, as subprocesses writing --metrics-out JSON to a
-temporary folder. Both get warmup min(3, epochs - 1) (reg requires warmup < epochs). Peak RSS of
-each child comes from os.wait4 (ru_maxrss, KiB on Linux). Prints a markdown table and a line of
-medians over rounds.
+temporary folder. Both get warmup min(3, epochs - 1) for the MLP, min(2, epochs - 1) for the CNN
+(the models' default warmups, capped because reg requires warmup < epochs). `--model cnn` is
+passed to both; for the MLP no --model flag is passed. Peak RSS of each child comes from os.wait4
+(ru_maxrss, KiB on Linux). Prints a markdown table and a line of medians over rounds.
 
-Example (from the repo root, after `cargo build --release --example pipeline`):
+Examples (from the repo root, after `cargo build --release --example pipeline`):
     /work/venv-torch/bin/python scripts/compare_speed.py --python /work/venv-torch/bin/python
+    /work/venv-torch/bin/python scripts/compare_speed.py --python /work/venv-torch/bin/python \
+        --model cnn
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ MNIST_FILES = (
     "t10k-labels-idx1-ubyte.gz",
 )
 REQUIRED_KEYS = ("epochs", "median_epoch_seconds", "test_eval_seconds", "test_acc")
+# Default warmup epochs of each model in both implementations (capped at epochs - 1 here).
+DEFAULT_WARMUP = {"mlp": 3, "cnn": 2}
 
 
 class RunError(Exception):
@@ -115,6 +120,8 @@ def baseline_import_rss(python: Path) -> float | None:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", choices=("mlp", "cnn"), default="mlp",
+                   help="model both sides train (default mlp)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--epochs", type=int, default=3, help="epochs per run")
     p.add_argument("--threads", type=int, default=2)
@@ -165,10 +172,13 @@ def main(argv=None) -> int:
         return 2
 
     # reg requires warmup < epochs; both get the same, so short runs follow the same schedule.
-    warmup = min(3, args.epochs - 1)
+    warmup = min(DEFAULT_WARMUP[args.model], args.epochs - 1)
     common = ["--data-dir", str(args.data_dir), "--epochs", str(args.epochs),
               "--warmup", str(warmup), "--threads", str(args.threads), "--seed", str(args.seed),
               "--quiet"]
+    if args.model != "mlp":
+        # mlp is both sides' default; not passing it keeps reg binaries without --model usable.
+        common += ["--model", args.model]
     torch_script = Path(__file__).resolve().parent / "torch_mnist.py"
     rows = []
     # Removed on success; kept on failure so the logs named in the error message survive.
@@ -200,7 +210,7 @@ def main(argv=None) -> int:
 
     baseline = baseline_import_rss(args.python)
 
-    print(f"MNIST, {args.epochs} epoch(s) per run (warmup {warmup}), batch 64, {args.threads} thread(s), "
+    print(f"MNIST {args.model}, {args.epochs} epoch(s) per run (warmup {warmup}), batch 64, {args.threads} thread(s), "
           f"seed {args.seed}, "
           f"{os.cpu_count()} CPU(s); torch {rows[0]['torch']['config'].get('torch_version', '?')}")
     print()

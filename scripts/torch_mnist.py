@@ -1,18 +1,30 @@
 #!/usr/bin/env python3
-"""The `pipeline` example's MNIST model and training, in PyTorch (float32, CPU).
+"""The `pipeline` example's MNIST models and training, in PyTorch (float32, CPU).
 
-784-256-128-10 MLP: Linear -> BatchNorm1d -> ReLU -> Dropout(0.3), Linear -> BatchNorm1d -> ReLU
--> Dropout(0.2), Linear; softmax cross-entropy. He init (kaiming normal, fan_in, relu gain) of the
-weights, zero biases. Adam (betas 0.9/0.999, eps 1e-8) with coupled L2 weight decay
-`l2 / batch_size` on the three Linear weights only (not biases, not BatchNorm parameters).
+`--model mlp` (default): 784-256-128-10 MLP: Linear -> BatchNorm1d -> ReLU -> Dropout(0.3),
+Linear -> BatchNorm1d -> ReLU -> Dropout(0.2), Linear.
+
+`--model cnn`: input (N, 1, 28, 28); Conv2d(1, 16, 3, padding 1, no bias) -> BatchNorm2d -> ReLU
+-> MaxPool2d(2), Conv2d(16, 32, 3, padding 1, no bias) -> BatchNorm2d -> ReLU -> MaxPool2d(2) ->
+Dropout2d(0.1), Flatten, Linear(1568, 128) -> BatchNorm1d -> ReLU -> Dropout(0.3),
+Linear(128, 10). One nn.Sequential with reg's layer indices, so state_dict names match reg's
+(`0.weight`, `1.running_mean`, ..., `14.bias`). Defaults epochs 15, warmup 2, patience 5.
+
+Both: images scaled to [0, 1], nothing else; softmax cross-entropy. He init (kaiming normal,
+fan_in, relu gain: std sqrt(2 / fan_in)) of the Linear and Conv2d weights, zero biases,
+BatchNorm gamma 1, beta 0. Adam (betas 0.9/0.999, eps 1e-8) with coupled L2 weight decay
+`l2 / batch_size` on the Linear and Conv2d weights only (not biases, not BatchNorm parameters).
 Per-epoch lr: linear warmup then cosine over `--epochs`. Validation = last 5,000 training
 images; early stopping on validation loss, best weights restored, test set evaluated at the end.
 
 Reads the four MNIST `*-ubyte.gz` IDX files itself (gzip + numpy; no torchvision) and writes
 the same metrics JSON as `target/release/examples/pipeline --metrics-out`.
 
-Example: /work/venv-torch/bin/python scripts/torch_mnist.py --threads 2 --seed 0 \
-             --metrics-out /tmp/torch.json
+Examples (with the python of a virtualenv that has torch and numpy, e.g. /work/venv-torch):
+    /work/venv-torch/bin/python scripts/torch_mnist.py --threads 2 --seed 0 \
+        --metrics-out /tmp/torch.json
+    /work/venv-torch/bin/python scripts/torch_mnist.py --model cnn --threads 2 --seed 0 \
+        --metrics-out /tmp/torch_cnn.json
 """
 
 from __future__ import annotations
@@ -35,6 +47,14 @@ from torch import nn
 
 VALIDATION_SIZE = 5_000
 EVAL_BATCH_SIZE = 1_000
+
+# Per-model defaults of the flags whose default depends on --model.
+MODEL_DEFAULTS = {
+    "mlp": {"epochs": 30, "warmup": 3, "patience": 10, "dropout": [0.3, 0.2]},
+    "cnn": {"epochs": 15, "warmup": 2, "patience": 5, "dropout": [0.1, 0.3]},
+}
+# Shape each model's input batch takes: flat rows for the MLP, one channel of 28x28 for the CNN.
+INPUT_SHAPE = {"mlp": (-1, 784), "cnn": (-1, 1, 28, 28)}
 
 FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -95,38 +115,59 @@ def lr_at(epoch: int, base_lr: float, warmup: int, total: int) -> float:
     return base_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def build_model(dropout1: float, dropout2: float) -> nn.Sequential:
-    model = nn.Sequential(
-        nn.Linear(784, 256),
-        nn.BatchNorm1d(256),
-        nn.ReLU(),
-        nn.Dropout(dropout1),
-        nn.Linear(256, 128),
-        nn.BatchNorm1d(128),
-        nn.ReLU(),
-        nn.Dropout(dropout2),
-        nn.Linear(128, 10),
-    )
+def build_model(model_name: str, dropout1: float, dropout2: float) -> nn.Sequential:
+    if model_name == "mlp":
+        model = nn.Sequential(
+            nn.Linear(784, 256),
+            nn.BatchNorm1d(256),
+            nn.ReLU(),
+            nn.Dropout(dropout1),
+            nn.Linear(256, 128),
+            nn.BatchNorm1d(128),
+            nn.ReLU(),
+            nn.Dropout(dropout2),
+            nn.Linear(128, 10),
+        )
+    else:
+        # The same layers at the same indices as reg's CNN (state_dict names `0.weight`, ...).
+        model = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1, bias=False),  # 0
+            nn.BatchNorm2d(16),  # 1
+            nn.ReLU(),  # 2
+            nn.MaxPool2d(2),  # 3: 28x28 -> 14x14
+            nn.Conv2d(16, 32, 3, padding=1, bias=False),  # 4
+            nn.BatchNorm2d(32),  # 5
+            nn.ReLU(),  # 6
+            nn.MaxPool2d(2),  # 7: 14x14 -> 7x7
+            nn.Dropout2d(dropout1),  # 8
+            nn.Flatten(),  # 9
+            nn.Linear(32 * 7 * 7, 128),  # 10
+            nn.BatchNorm1d(128),  # 11
+            nn.ReLU(),  # 12
+            nn.Dropout(dropout2),  # 13
+            nn.Linear(128, 10),  # 14
+        )
     for m in model.modules():
-        if isinstance(m, nn.Linear):
-            # std = sqrt(2 / fan_in)
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            # std = sqrt(2 / fan_in), fan_in = in_features, or in_channels * kh * kw for a conv
             nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
     return model
 
 
-def to_float(images_u8: torch.Tensor) -> torch.Tensor:
-    """(n, 28, 28) uint8 -> (n, 784) float32 in [0, 1]."""
-    return images_u8.reshape(images_u8.shape[0], -1).to(torch.float32).div_(255.0)
+def to_float(images_u8: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """(n, 28, 28) uint8 -> float32 in [0, 1] of `shape` ((n, 784) or (n, 1, 28, 28))."""
+    return images_u8.reshape(shape).to(torch.float32).div_(255.0)
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, loss_fn):
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, loss_fn, shape):
     """Mean cross-entropy and accuracy in eval mode, in chunks of EVAL_BATCH_SIZE."""
     model.eval()
     total_loss, correct, n = 0.0, 0, images.shape[0]
     for start in range(0, n, EVAL_BATCH_SIZE):
-        x = to_float(images[start : start + EVAL_BATCH_SIZE])
+        x = to_float(images[start : start + EVAL_BATCH_SIZE], shape)
         y = labels[start : start + EVAL_BATCH_SIZE]
         logits = model(x)
         total_loss += loss_fn(logits, y).item() * y.shape[0]
@@ -136,19 +177,25 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, loss_
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", choices=("mlp", "cnn"), default="mlp",
+                   help="mlp (default) or cnn; see the module docstring")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="folder with the four MNIST *-ubyte.gz files "
                         "(default: ../shared/data/mnist from the repo root, else $MNIST_DIR)")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=None, help="default 30 (mlp), 15 (cnn)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     p.add_argument("--l2", type=float, default=0.005,
-                   help="L2 lambda; Adam weight_decay = l2 / batch-size on Linear weights")
-    p.add_argument("--dropout", nargs="+", default=["0.3", "0.2"], metavar="P",
+                   help="L2 lambda; Adam weight_decay = l2 / batch-size on Linear and Conv2d "
+                        "weights")
+    p.add_argument("--dropout", nargs="+", default=None, metavar="P",
                    help="dropout of the first hidden layer, optionally of the second, space- or "
-                        "comma-separated like the Rust example (default 0.3 0.2)")
-    p.add_argument("--warmup", type=int, default=3, help="warmup epochs")
-    p.add_argument("--patience", type=int, default=10, help="early stopping patience (epochs)")
+                        "comma-separated like the Rust example (default 0.3 0.2); cnn: the "
+                        "Dropout2d after the convolutions, then the Dropout before the last "
+                        "Linear (default 0.1 0.3)")
+    p.add_argument("--warmup", type=int, default=None, help="warmup epochs (default 3 mlp, 2 cnn)")
+    p.add_argument("--patience", type=int, default=None,
+                   help="early stopping patience in epochs (default 10 mlp, 5 cnn)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op and inter-op threads (default: torch's choice)")
@@ -157,14 +204,21 @@ def parse_args(argv=None):
     p.add_argument("--metrics-out", type=Path, default=None, help="write metrics JSON here")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     args = p.parse_args(argv)
-    try:
-        args.dropout = [float(v) for arg in args.dropout for v in arg.split(",") if v.strip()]
-    except ValueError:
-        p.error(f"--dropout: not a number in {args.dropout}")
-    if not 1 <= len(args.dropout) <= 2:
-        p.error("--dropout takes one or two values")
-    if len(args.dropout) == 1:
-        args.dropout.append(0.2)
+    defaults = MODEL_DEFAULTS[args.model]
+    for name in ("epochs", "warmup", "patience"):
+        if getattr(args, name) is None:
+            setattr(args, name, defaults[name])
+    if args.dropout is None:
+        args.dropout = list(defaults["dropout"])
+    else:
+        try:
+            args.dropout = [float(v) for arg in args.dropout for v in arg.split(",") if v.strip()]
+        except ValueError:
+            p.error(f"--dropout: not a number in {args.dropout}")
+        if not 1 <= len(args.dropout) <= 2:
+            p.error("--dropout takes one or two values")
+        if len(args.dropout) == 1:
+            args.dropout.append(defaults["dropout"][1])
     if args.data_dir is None:
         args.data_dir = default_data_dir()
     return args
@@ -192,8 +246,9 @@ def main(argv=None) -> int:
     test_x = torch.from_numpy(data["test_images"].copy())
     test_y = torch.from_numpy(data["test_labels"].astype(np.int64))
 
-    model = build_model(args.dropout[0], args.dropout[1])
-    weights = [m.weight for m in model.modules() if isinstance(m, nn.Linear)]
+    model = build_model(args.model, args.dropout[0], args.dropout[1])
+    shape = INPUT_SHAPE[args.model]
+    weights = [m.weight for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
     weight_ids = {id(w) for w in weights}
     others = [p for p in model.parameters() if id(p) not in weight_ids]
     optimizer = torch.optim.Adam(
@@ -227,7 +282,7 @@ def main(argv=None) -> int:
             idx = perm[start : start + bs]
             if idx.shape[0] < 2:  # BatchNorm needs >= 2 rows in train mode
                 break
-            x = to_float(train_x[idx])
+            x = to_float(train_x[idx], shape)
             y = train_y[idx]
             logits = model(x)
             loss = loss_fn(logits, y)
@@ -245,7 +300,7 @@ def main(argv=None) -> int:
         seconds = time.perf_counter() - t0
 
         t1 = time.perf_counter()
-        val_loss, val_acc = evaluate(model, val_x, val_y, loss_fn)
+        val_loss, val_acc = evaluate(model, val_x, val_y, loss_fn, shape)
         eval_seconds = time.perf_counter() - t1
 
         epochs.append({
@@ -275,13 +330,14 @@ def main(argv=None) -> int:
     if best_state is not None:
         model.load_state_dict(best_state)
     t2 = time.perf_counter()
-    test_loss, test_acc = evaluate(model, test_x, test_y, loss_fn)
+    test_loss, test_acc = evaluate(model, test_x, test_y, loss_fn, shape)
     test_eval_seconds = time.perf_counter() - t2
     median_epoch_seconds = statistics.median(e["seconds"] for e in epochs) if epochs else 0.0
 
     metrics = {
         "config": {
             "implementation": "pytorch",
+            "model": args.model,
             "torch_version": torch.__version__,
             "data_dir": str(args.data_dir),
             "epochs": args.epochs,
