@@ -413,8 +413,12 @@ fn damaged_checkpoints_are_set_aside_under_a_new_name_each_time() {
     assert_eq!(std::fs::read(&aside[2]).unwrap(), b"third");
     assert!(epochs_in(dir.path()).is_empty());
     assert_eq!(names_in(dir.path()).len(), 3);
-    // A file that is not there cannot be set aside.
-    assert!(matches!(move_aside(&path), Err(PipelineError::Io { .. })));
+    // A file that is not there cannot be set aside, and the error says why.
+    assert!(matches!(
+        move_aside(&path),
+        Err(PipelineError::Io { path: p, source })
+            if p == path && source.kind() == std::io::ErrorKind::NotFound
+    ));
 }
 
 #[test]
