@@ -78,17 +78,15 @@ fn the_architecture_is_inferred_with_or_without_batch_norm_and_dropout() {
 
 #[test]
 fn state_dicts_of_no_inferable_architecture_are_refused() {
-    let cannot = |tensors: &[(&str, &[usize])], why: &str| {
-        match import_bytes(&made_up(tensors)) {
-            Err(CheckpointError::BadMetadata { reason }) => {
-                assert!(
-                    reason.contains(CONFIG_KEY) && reason.ends_with(why),
-                    "{reason}"
-                );
-            }
-            Err(other) => panic!("{why}: {other:?}"),
-            Ok(_) => panic!("{why}: imported"),
+    let cannot = |tensors: &[(&str, &[usize])], why: &str| match import_bytes(&made_up(tensors)) {
+        Err(CheckpointError::BadMetadata { reason }) => {
+            assert!(
+                reason.contains(CONFIG_KEY) && reason.ends_with(why),
+                "{reason}"
+            );
         }
+        Err(other) => panic!("{why}: {other:?}"),
+        Ok(_) => panic!("{why}: imported"),
     };
     cannot(&[("0.bias", &[4])], "no 2-D `<i>.weight`");
     cannot(&[("0.weight", &[4])], "no 2-D `<i>.weight`");
@@ -137,7 +135,10 @@ fn a_config_entry_that_is_not_a_config_is_refused() {
         ..MlpConfig::default()
     });
     let st = SafeTensors::deserialize(&bytes).unwrap();
-    for (json, names_key) in [("{not json", true), (r#"{"sizes":[6],"dropout":[],"batch_norm":false}"#, false)] {
+    for (json, names_key) in [
+        ("{not json", true),
+        (r#"{"sizes":[6],"dropout":[],"batch_norm":false}"#, false),
+    ] {
         let metadata = HashMap::from([(CONFIG_KEY.to_owned(), json.to_owned())]);
         let with = safetensors::serialize(st.tensors(), Some(metadata)).unwrap();
         match import_bytes(&with) {
