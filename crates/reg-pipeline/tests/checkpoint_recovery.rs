@@ -500,3 +500,20 @@ fn a_divergence_is_annotated_with_the_newest_checkpoint_unless_it_names_one() {
         }
     ));
 }
+
+#[test]
+fn a_state_no_checkpoint_could_hold_is_reported_before_writing() {
+    let mut trainer = trained(1);
+    reg_pipeline::checkpoint::check_trainer_state(&trainer).unwrap();
+    let mut state = trainer.model.state();
+    for (name, value) in &mut state {
+        if name.ends_with("running_var") {
+            value.fill(-1.0);
+        }
+    }
+    trainer.model.load_state(&state).unwrap();
+    assert!(matches!(
+        reg_pipeline::checkpoint::check_trainer_state(&trainer),
+        Err(CheckpointError::InvalidValue { name }) if name.ends_with("running_var")
+    ));
+}
