@@ -282,4 +282,20 @@ mod tests {
             assert_eq!(layout.output, 2 * (n - 2), "{sizes:?}");
         }
     }
+
+    /// reg keeps a weight as `(in, out)` and a vector as a row; a PyTorch state dict has
+    /// `(out, in)`, `(n,)` and a scalar count.
+    #[test]
+    fn tensors_have_reg_s_shapes_in_memory_and_pytorch_s_in_files() {
+        let weight = TensorKind::Weight {
+            inputs: 3,
+            outputs: 2,
+        };
+        assert_eq!(weight.shape(), [3, 2]);
+        assert_eq!(weight.file_shape(), [2, 3]);
+        assert_eq!(TensorKind::Vector(4).shape(), [1, 4]);
+        assert_eq!(TensorKind::Vector(4).file_shape(), [4]);
+        assert_eq!(TensorKind::Count.shape(), [1, 1]);
+        assert!(TensorKind::Count.file_shape().is_empty());
+    }
 }
