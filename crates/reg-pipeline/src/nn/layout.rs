@@ -268,4 +268,54 @@ mod tests {
         );
         assert_eq!(name(with(vec![784, 5, 10], vec![1.0])), Some("dropout"));
     }
+
+    /// The output Linear takes the last two widths, whatever their number: one Linear alone
+    /// (no hidden layer), and four hidden layers.
+    #[test]
+    fn the_output_linear_takes_the_last_two_widths() {
+        for sizes in [vec![6, 3], vec![9, 8, 7, 6, 5, 4]] {
+            let config = MlpConfig {
+                dropout: vec![0.0; sizes.len() - 2],
+                sizes: sizes.clone(),
+                batch_norm: false,
+                ..MlpConfig::default()
+            };
+            let layout = config.layout().unwrap();
+            let model = Mlp::<f32>::new(&config, 1).unwrap();
+            let shapes: Vec<[usize; 2]> = layout.tensors.iter().map(|(_, k)| k.shape()).collect();
+            let state: Vec<[usize; 2]> = model
+                .state()
+                .iter()
+                .map(|(_, v)| [v.nrows(), v.ncols()])
+                .collect();
+            assert_eq!(shapes, state, "{sizes:?}");
+            let n = sizes.len();
+            assert_eq!(
+                layout.tensors[layout.tensors.len() - 2].1,
+                TensorKind::Weight {
+                    inputs: sizes[n - 2],
+                    outputs: sizes[n - 1]
+                },
+                "{sizes:?}"
+            );
+            // Linear and ReLU per hidden layer, then the output Linear.
+            assert_eq!(layout.output, 2 * (n - 2), "{sizes:?}");
+        }
+    }
+
+    /// reg keeps a weight as `(in, out)` and a vector as a row; a PyTorch state dict has
+    /// `(out, in)`, `(n,)` and a scalar count.
+    #[test]
+    fn tensors_have_reg_s_shapes_in_memory_and_pytorch_s_in_files() {
+        let weight = TensorKind::Weight {
+            inputs: 3,
+            outputs: 2,
+        };
+        assert_eq!(weight.shape(), [3, 2]);
+        assert_eq!(weight.file_shape(), [2, 3]);
+        assert_eq!(TensorKind::Vector(4).shape(), [1, 4]);
+        assert_eq!(TensorKind::Vector(4).file_shape(), [4]);
+        assert_eq!(TensorKind::Count.shape(), [1, 1]);
+        assert!(TensorKind::Count.file_shape().is_empty());
+    }
 }

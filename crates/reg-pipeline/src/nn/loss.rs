@@ -163,3 +163,29 @@ pub fn predictions<F: Scalar>(logits: ArrayView2<'_, F>) -> Vec<usize> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    /// A label outside `0..classes` is reported with its value (−1 for any negative one).
+    #[test]
+    fn an_out_of_range_label_is_reported_with_its_value() {
+        let logits = array![[0.0f32, 1.0, 2.0]];
+        let value = |result: Result<(f64, Array2<f32>)>| match result {
+            Err(Error::InvalidHyperParameter {
+                name: "label",
+                value,
+                allowed: "0..classes",
+            }) => value,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(value(softmax_cross_entropy(logits.view(), &[3u8])), 3.0);
+        assert_eq!(value(softmax_cross_entropy(logits.view(), &[200u8])), 200.0);
+        assert_eq!(value(softmax_cross_entropy(logits.view(), &[-4i32])), -1.0);
+        assert_eq!(value(softmax_cross_entropy(logits.view(), &[-1i64])), -1.0);
+        // The last class is in range.
+        assert!(softmax_cross_entropy(logits.view(), &[2u8]).is_ok());
+    }
+}

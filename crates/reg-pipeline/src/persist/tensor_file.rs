@@ -321,3 +321,240 @@ fn no_checksum() -> CheckpointError {
         reason: format!("no {CHECKSUM_KEY} checksum in its header (truncated or overwritten)"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A safetensors file of one F32 tensor `t` of `shape` holding `values`, and one I64
+    /// scalar `n` holding `count`, with `metadata`.
+    fn file(
+        shape: Vec<usize>,
+        values: &[f32],
+        count: i64,
+        metadata: HashMap<String, String>,
+    ) -> Vec<u8> {
+        let tensors = [
+            OwnedTensor::f32("t".into(), shape, values),
+            OwnedTensor {
+                name: "n".into(),
+                dtype: Dtype::I64,
+                shape: Vec::new(),
+                bytes: count.to_le_bytes().to_vec(),
+            },
+        ];
+        serialize(&tensors, metadata).unwrap()
+    }
+
+    fn sealed(extra: &[(&str, &str)]) -> Vec<u8> {
+        let mut metadata: HashMap<String, String> = extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        metadata.insert(CHECKSUM_KEY.to_owned(), checksum_placeholder());
+        let mut bytes = file(vec![2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 7, metadata);
+        seal_checksum(&mut bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn a_file_above_the_size_limit_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.safetensors");
+        // Sparse: nothing is written, and nothing may be read.
+        let huge = std::fs::File::create(&path).unwrap();
+        huge.set_len(MAX_FILE_BYTES + 1).unwrap();
+        assert!(matches!(
+            read_limited(&path),
+            Err(PipelineError::Checkpoint {
+                source: CheckpointError::TooLarge {
+                    what: "file",
+                    size,
+                    limit: MAX_FILE_BYTES,
+                },
+                ..
+            }) if size == MAX_FILE_BYTES + 1
+        ));
+        let small = dir.path().join("small.safetensors");
+        std::fs::write(&small, b"abc").unwrap();
+        assert_eq!(read_limited(&small).unwrap(), b"abc");
+        assert!(matches!(
+            read_limited(&dir.path().join("missing")),
+            Err(PipelineError::Io { .. })
+        ));
+    }
+
+    #[test]
+    fn a_header_length_at_the_limit_is_parsed_and_above_it_refused() {
+        let with_length = |n: u64| {
+            let mut bytes = n.to_le_bytes().to_vec();
+            bytes.extend_from_slice(b"{}");
+            bytes
+        };
+        // At the limit the parser looks (and finds the file too short); above it, it does not.
+        assert!(matches!(
+            parse(&with_length(MAX_HEADER_BYTES)),
+            Err(CheckpointError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse(&with_length(MAX_HEADER_BYTES + 1)),
+            Err(CheckpointError::TooLarge {
+                what: "header",
+                size,
+                limit: MAX_HEADER_BYTES
+            }) if size == MAX_HEADER_BYTES + 1
+        ));
+        for short in [&b""[..], b"\x02\0\0\0\0\0\0"] {
+            assert!(matches!(
+                parse(short),
+                Err(CheckpointError::Malformed { reason }) if reason.starts_with(&format!("{} bytes", short.len()))
+            ));
+        }
+    }
+
+    #[test]
+    fn parsed_files_give_their_metadata_names_and_typed_values() {
+        let bare = file(vec![3], &[1.0, 2.0, 3.0], 0, HashMap::new());
+        let parsed = parse(&bare).unwrap();
+        assert!(parsed.metadata.is_empty());
+        let meta = HashMap::from([("k".to_owned(), "v".to_owned())]);
+        let bytes = file(vec![2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 7, meta.clone());
+        let parsed = parse(&bytes).unwrap();
+        assert_eq!(parsed.metadata, meta);
+        // Names: exactly these, in any order.
+        parsed.expect_names(["n", "t"]).unwrap();
+        parsed.expect_names(["t", "n"]).unwrap();
+        assert!(matches!(
+            parsed.expect_names(["t"]),
+            Err(CheckpointError::UnexpectedTensor { name }) if name == "n"
+        ));
+        assert!(matches!(
+            parsed.expect_names(["n", "t", "u"]),
+            Err(CheckpointError::MissingTensor { name }) if name == "u"
+        ));
+        // Values, in the shape asked for.
+        let t = parsed.f32_array("t", &[2, 3], (3, 2)).unwrap();
+        assert_eq!(t, ndarray::array![[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]);
+        assert!(matches!(
+            parsed.f32_array("t", &[2, 3], (2, 2)),
+            Err(CheckpointError::WrongShape { name, expected, found })
+                if name == "t" && expected == [2, 3] && found == [2, 3]
+        ));
+        assert!(matches!(
+            parsed.f32_array("t", &[3, 2], (3, 2)),
+            Err(CheckpointError::WrongShape { expected, found, .. })
+                if expected == [3, 2] && found == [2, 3]
+        ));
+        assert!(matches!(
+            parsed.f32_array("n", &[], (1, 1)),
+            Err(CheckpointError::WrongDtype { expected: "F32", found, .. }) if found == "I64"
+        ));
+        assert!(matches!(
+            parsed.f32_array("u", &[2, 3], (2, 3)),
+            Err(CheckpointError::MissingTensor { name }) if name == "u"
+        ));
+        assert_eq!(parsed.count("n").unwrap(), 7);
+        assert!(matches!(
+            parsed.count("t"),
+            Err(CheckpointError::WrongDtype {
+                expected: "I64",
+                ..
+            })
+        ));
+        // A count of zero is valid; a negative one is not.
+        for (count, valid) in [(0, true), (-1, false), (i64::MIN, false)] {
+            let bytes = file(vec![1], &[0.0], count, HashMap::new());
+            let parsed = parse(&bytes).unwrap();
+            assert_eq!(parsed.count("n").ok(), valid.then_some(count), "{count}");
+        }
+        // Every value is checked, the last one too.
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let bytes = file(vec![3], &[1.0, 2.0, bad], 0, HashMap::new());
+            assert!(matches!(
+                parse(&bytes).unwrap().f32_array("t", &[3], (1, 3)),
+                Err(CheckpointError::InvalidValue { name }) if name == "t"
+            ));
+        }
+    }
+
+    #[test]
+    fn the_checksum_covers_every_byte_and_only_its_own_digits_are_read_as_zero() {
+        let bytes = sealed(&[]);
+        verify_checksum(&bytes).unwrap();
+        let digits = checksum_digits(&bytes).unwrap();
+        assert_eq!(digits.len(), 64);
+        assert_eq!(
+            &bytes[digits.start - CHECKSUM_NEEDLE.len()..digits.start],
+            CHECKSUM_NEEDLE
+        );
+        assert_eq!(bytes[digits.end], b'"');
+        // The digits are the SHA-256 of the file with them as zeros.
+        let mut zeroed = bytes.clone();
+        zeroed[digits.clone()].fill(b'0');
+        let expected: String = Sha256::digest(&zeroed)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(&bytes[digits.clone()], expected.as_bytes());
+        // Sealing again changes nothing.
+        let mut again = bytes.clone();
+        seal_checksum(&mut again).unwrap();
+        assert_eq!(again, bytes);
+        // One changed byte before, in or after the digits is damage.
+        for at in [
+            0,
+            digits.start - 1,
+            digits.start,
+            digits.end - 1,
+            bytes.len() - 1,
+        ] {
+            let mut changed = bytes.clone();
+            changed[at] ^= 1;
+            assert!(
+                matches!(
+                    verify_checksum(&changed),
+                    Err(CheckpointError::Corrupt { .. })
+                ),
+                "byte {at}"
+            );
+        }
+        // Digits not closed by a quote are no checksum.
+        let mut unclosed = bytes.clone();
+        unclosed[digits.end] = b'0';
+        assert_eq!(checksum_digits(&unclosed), None);
+        assert!(matches!(
+            verify_checksum(&unclosed),
+            Err(CheckpointError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn a_checksum_is_looked_for_in_the_header_only() {
+        // No checksum entry in the header: nothing to seal or verify, even with the entry's
+        // text in the tensor data beyond the largest header.
+        let mut bytes = vec![0u8; 8 + usize::try_from(MAX_HEADER_BYTES).unwrap()];
+        bytes.extend_from_slice(CHECKSUM_NEEDLE);
+        bytes.extend_from_slice(&[b'0'; 64]);
+        bytes.push(b'"');
+        assert_eq!(checksum_digits(&bytes), None);
+        assert!(matches!(
+            seal_checksum(&mut bytes),
+            Err(CheckpointError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            verify_checksum(&bytes),
+            Err(CheckpointError::Corrupt { .. })
+        ));
+        // The same entry ending where the window ends is found.
+        let inside = 8 + usize::try_from(MAX_HEADER_BYTES).unwrap() - CHECKSUM_NEEDLE.len();
+        let mut near = vec![0u8; inside];
+        near.extend_from_slice(CHECKSUM_NEEDLE);
+        near.extend_from_slice(&[b'0'; 64]);
+        near.push(b'"');
+        assert!(checksum_digits(&near).is_some());
+        // A file too short for the window (every checkpoint) is searched whole.
+        let bytes = sealed(&[("pad", &"x".repeat(1000))]);
+        assert!(checksum_digits(&bytes).is_some());
+        verify_checksum(&bytes).unwrap();
+    }
+}
