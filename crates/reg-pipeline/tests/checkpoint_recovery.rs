@@ -19,19 +19,28 @@ use reg_pipeline::checkpoint::{
 use reg_pipeline::data::Dataset;
 use reg_pipeline::tensor_file::{CHECKSUM_KEY, seal_checksum};
 use reg_pipeline::{
-    CheckpointError, EpochMetrics, MlpConfig, Observer, PipelineError, TrainConfig, Trainer,
+    CheckpointError, EpochMetrics, MlpConfig, ModelConfig, Observer, PipelineError, TrainConfig,
+    Trainer,
 };
 use safetensors::SafeTensors;
+
+/// The MLP settings of `config`.
+fn mlp(config: &TrainConfig) -> MlpConfig {
+    match &config.model {
+        ModelConfig::Mlp(mlp) => mlp.clone(),
+        other => panic!("not an MLP: {other:?}"),
+    }
+}
 
 /// A small model (784-4-10, BatchNorm) on 40 images: fast in debug builds.
 fn config() -> TrainConfig {
     TrainConfig {
-        model: MlpConfig {
+        model: ModelConfig::Mlp(MlpConfig {
             sizes: vec![784, 4, 10],
             dropout: vec![0.5],
             batch_norm: true,
             ..MlpConfig::default()
-        },
+        }),
         epochs: 4,
         batch_size: 16,
         warmup: 1,
@@ -313,10 +322,10 @@ fn a_mismatch_shows_both_values_and_an_option_turned_off() {
     );
     // A nested setting is named by its path, with the values of the whole setting.
     let wider = TrainConfig {
-        model: MlpConfig {
+        model: ModelConfig::Mlp(MlpConfig {
             sizes: vec![784, 5, 10],
-            ..config().model
-        },
+            ..mlp(&config())
+        }),
         ..config()
     };
     let Err(error) = trainer_from_bytes(&bytes, &wider) else {
@@ -325,7 +334,7 @@ fn a_mismatch_shows_both_values_and_an_option_turned_off() {
     let CheckpointError::ConfigMismatch { field, .. } = source(&error) else {
         panic!("expected a mismatch, got {error:?}");
     };
-    assert_eq!(field, "model.sizes");
+    assert_eq!(field, "model.mlp.sizes");
 }
 
 #[test]
@@ -360,7 +369,7 @@ fn a_checkpoint_of_an_older_format_says_so_rather_than_damaged() {
     // Version 1 had no checksum.
     let old = with_metadata(
         &bytes,
-        |j| j.replacen("\"format\":2", "\"format\":1", 1),
+        |j| j.replacen("\"format\":3", "\"format\":1", 1),
         false,
     );
     let dir = tempfile::tempdir().unwrap();
@@ -371,7 +380,7 @@ fn a_checkpoint_of_an_older_format_says_so_rather_than_damaged() {
             source(e),
             CheckpointError::UnsupportedVersion {
                 found: 1,
-                supported: 2
+                supported: 3
             }
         )
     };

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use reg_pipeline::export::{CONFIG_KEY, INFERRED_DROPOUT, export_bytes, import_bytes};
-use reg_pipeline::{CheckpointError, Mlp, MlpConfig};
+use reg_pipeline::{CheckpointError, Mlp, MlpConfig, ModelConfig};
 use safetensors::{Dtype, SafeTensors};
 
 /// The export of a fresh model of `config`, without its config entry (a plain state dict).
@@ -50,7 +50,9 @@ fn the_architecture_is_inferred_with_or_without_batch_norm_and_dropout() {
             };
             let (model, bytes) = state_dict(&config);
             let imported = import_bytes(&bytes).unwrap();
-            let inferred = imported.config();
+            let ModelConfig::Mlp(inferred) = imported.config() else {
+                panic!("inferred another model than an MLP")
+            };
             let label = format!("batch_norm {batch_norm}, dropout {dropout:?}");
             assert_eq!(inferred.sizes, config.sizes, "{label}");
             assert_eq!(inferred.batch_norm, batch_norm, "{label}");
@@ -72,7 +74,7 @@ fn the_architecture_is_inferred_with_or_without_batch_norm_and_dropout() {
     };
     let (model, bytes) = state_dict(&config);
     let imported = import_bytes(&bytes).unwrap();
-    assert_eq!(imported.config().sizes, [6, 4]);
+    assert_eq!(imported.config(), ModelConfig::Mlp(config));
     assert_eq!(imported.state(), model.state());
 }
 
