@@ -8,16 +8,16 @@ use libfuzzer_sys::fuzz_target;
 use reg_pipeline::checkpoint::trainer_from_bytes;
 use reg_pipeline::export::import_bytes;
 use reg_pipeline::tensor_file::seal_checksum;
-use reg_pipeline::{MlpConfig, TrainConfig};
+use reg_pipeline::{MlpConfig, ModelConfig, TrainConfig};
 
 fuzz_target!(|data: &[u8]| {
     let config = TrainConfig {
-        model: MlpConfig {
+        model: ModelConfig::Mlp(MlpConfig {
             sizes: vec![784, 4, 10],
             dropout: vec![0.5],
             batch_norm: true,
             ..MlpConfig::default()
-        },
+        }),
         epochs: 4,
         warmup: 1,
         ..TrainConfig::default()
