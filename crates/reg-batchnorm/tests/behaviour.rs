@@ -516,9 +516,24 @@ fn as_rows(x: &ndarray::ArrayD<f64>) -> Array2<f64> {
         .to_owned()
 }
 
+/// Largest difference between `a` and `b` relative to the larger magnitude of the two.
+fn max_relative_difference<'a>(
+    a: impl IntoIterator<Item = &'a f64>,
+    b: impl IntoIterator<Item = &'a f64>,
+) -> f64 {
+    a.into_iter()
+        .zip(b)
+        .map(|(a, b)| (a - b).abs() / a.abs().max(b.abs()).max(f64::MIN_POSITIVE))
+        .fold(0.0, f64::max)
+}
+
+/// The N-d layer sums each channel's spatial block in 16 lanes and the matrix layer one row at
+/// a time, so their bits may differ in the last places; both take two passes, so at an offset
+/// of 1000 they agree to about 1e-15, where a one-pass variance (Σx² − m·μ²) is off by about
+/// 1e-10.
 #[test]
-fn n_dimensional_train_statistics_are_the_matrix_statistics_bit_for_bit_at_a_large_offset() {
-    for shape in [&[4, 3, 5][..], &[2, 3, 2, 3]] {
+fn n_dimensional_train_statistics_are_the_matrix_statistics_at_a_large_offset() {
+    for shape in [&[4, 3, 5][..], &[2, 3, 2, 3], &[3, 3, 7, 5]] {
         let x = offset_input(shape);
         let mut nd = BatchNormConfig::new(3)
             .with_momentum(1.0)
@@ -529,9 +544,15 @@ fn n_dimensional_train_statistics_are_the_matrix_statistics_bit_for_bit_at_a_lar
         let y_matrix = matrix
             .forward(as_rows(&x).view(), Mode::Train)
             .expect("forward");
-        assert_eq!(nd.running_mean(), matrix.running_mean(), "{shape:?}");
-        assert_eq!(nd.running_var(), matrix.running_var(), "{shape:?}");
-        assert_eq!(as_rows(&y), y_matrix, "{shape:?}");
+        let mean = max_relative_difference(nd.running_mean(), matrix.running_mean());
+        let var = max_relative_difference(nd.running_var(), matrix.running_var());
+        let out = as_rows(&y);
+        let out = (&out - &y_matrix)
+            .iter()
+            .fold(0.0f64, |m, d| m.max(d.abs()));
+        assert!(mean < 1e-14, "{shape:?}: running mean off by {mean:e}");
+        assert!(var < 1e-12, "{shape:?}: running variance off by {var:e}");
+        assert!(out < 1e-12, "{shape:?}: output off by {out:e}");
     }
 }
 
