@@ -1,13 +1,14 @@
 """Loads a model exported by `pipeline --export` into the equivalent PyTorch nn.Sequential
 (load_state_dict, strict=True), predicts the MNIST test set and compares with reg's logits.
 
-Run with the torch venv:
-    cargo run --release --example pipeline -- --data-dir /work/shared/data/mnist \
-        --epochs 3 --warmup 1 --export /tmp/m.safetensors
-    cargo run --release --example evaluate -- --model /tmp/m.safetensors \
-        --data-dir /work/shared/data/mnist --logits-out /tmp/reg_logits.npy
-    /work/venv-torch/bin/python scripts/check_export.py --model /tmp/m.safetensors \
-        --logits /tmp/reg_logits.npy --data-dir /work/shared/data/mnist
+Run from the repository root, with a Python that has torch and numpy (MNIST from reg's cache,
+~/.cache/reg/mnist on Linux, where the pipeline downloaded it; or any folder with the files):
+    mkdir -p runs
+    cargo run --release --example pipeline -- --epochs 3 --warmup 1 --export runs/m.safetensors
+    cargo run --release --example evaluate -- --model runs/m.safetensors \
+        --logits-out runs/reg_logits.npy
+    python3 scripts/check_export.py --model runs/m.safetensors \
+        --logits runs/reg_logits.npy --data-dir ~/.cache/reg/mnist
 
 The same for the CNN: `--model cnn` on the pipeline (the file says which model it holds).
 

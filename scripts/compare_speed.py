@@ -10,10 +10,10 @@ temporary folder. Both get warmup min(3, epochs - 1) for the MLP, min(2, epochs 
 passed to both; for the MLP no --model flag is passed. Peak RSS of each child comes from os.wait4
 (ru_maxrss, KiB on Linux). Prints a markdown table and a line of medians over rounds.
 
-Examples (from the repo root, after `cargo build --release --example pipeline`):
-    /work/venv-torch/bin/python scripts/compare_speed.py --python /work/venv-torch/bin/python
-    /work/venv-torch/bin/python scripts/compare_speed.py --python /work/venv-torch/bin/python \
-        --model cnn
+Examples (from the repo root, after `cargo build --release --example pipeline`, with a Python
+that has torch and numpy):
+    python3 scripts/compare_speed.py --python python3
+    python3 scripts/compare_speed.py --python python3 --model cnn
 """
 
 from __future__ import annotations
@@ -45,12 +45,23 @@ class RunError(Exception):
     """A child run failed; the message says which, how, and shows its stderr."""
 
 
+def reg_cache_dir() -> Path:
+    """reg's per-user MNIST cache, where `pipeline` downloads the files on first use."""
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "reg" / "mnist"
+    if os.name == "nt":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "reg" / "mnist"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "reg" / "mnist"
+
+
 def default_data_dir() -> Path | None:
-    candidate = REPO_ROOT.parent / "shared" / "data" / "mnist"
-    if candidate.is_dir():
-        return candidate
     env = os.environ.get("MNIST_DIR")
-    return Path(env) if env else None
+    if env:
+        return Path(env)
+    for candidate in (reg_cache_dir(), REPO_ROOT.parent / "shared" / "data" / "mnist"):
+        if all((candidate / f).exists() for f in MNIST_FILES):
+            return candidate
+    return None
 
 
 def default_python() -> Path:
@@ -127,7 +138,9 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", type=Path, default=None,
-                   help="MNIST folder (default: ../shared/data/mnist from the repo root, else $MNIST_DIR)")
+                   help="MNIST folder with the four *-ubyte.gz files (default: $MNIST_DIR, else "
+                        "reg's per-user cache, ~/.cache/reg/mnist on Linux, once a pipeline run "
+                        "has filled it, else ../shared/data/mnist beside the checkout)")
     p.add_argument("--python", type=Path, default=None,
                    help="python with torch (default: .venv-torch/bin/python at the repo root, "
                         "else this interpreter)")
@@ -140,10 +153,16 @@ def parse_args(argv=None):
     if args.data_dir is None:
         args.data_dir = default_data_dir()
         if args.data_dir is None:
-            p.error("no MNIST folder: ../shared/data/mnist does not exist from the repo root "
-                    "and MNIST_DIR is unset; pass --data-dir")
+            p.error(f"no MNIST folder: MNIST_DIR is unset and {reg_cache_dir()} lacks the four "
+                    "*-ubyte.gz files (`cargo run --release --example pipeline` downloads them "
+                    "there); pass --data-dir")
     if args.python is None:
         args.python = default_python()
+    elif os.sep not in str(args.python):
+        # A bare name such as `python3` is looked up on PATH, as a shell would.
+        found = shutil.which(str(args.python))
+        if found:
+            args.python = Path(found)
     return args
 
 

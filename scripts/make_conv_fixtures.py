@@ -1,8 +1,8 @@
 """PyTorch reference values for reg-pipeline's CNN layers (tests/cnn_parity.rs).
 
-Run from the repository root with the project's torch venv:
+Run from the repository root with a Python that has torch:
 
-    /work/venv-torch/bin/python scripts/make_conv_fixtures.py
+    python3 scripts/make_conv_fixtures.py
 
 Writes crates/reg-pipeline/tests/data/cnn_layers_torch.json. Everything is computed by
 torch.nn.Conv2d, torch.nn.MaxPool2d and torch.nn.Flatten in float64 on the CPU. The inputs,

@@ -20,11 +20,9 @@ images; early stopping on validation loss, best weights restored, test set evalu
 Reads the four MNIST `*-ubyte.gz` IDX files itself (gzip + numpy; no torchvision) and writes
 the same metrics JSON as `target/release/examples/pipeline --metrics-out`.
 
-Examples (with the python of a virtualenv that has torch and numpy, e.g. /work/venv-torch):
-    /work/venv-torch/bin/python scripts/torch_mnist.py --threads 2 --seed 0 \
-        --metrics-out /tmp/torch.json
-    /work/venv-torch/bin/python scripts/torch_mnist.py --model cnn --threads 2 --seed 0 \
-        --metrics-out /tmp/torch_cnn.json
+Examples (with a Python that has torch and numpy):
+    python3 scripts/torch_mnist.py --threads 2 --seed 0 --metrics-out runs/torch.json
+    python3 scripts/torch_mnist.py --model cnn --threads 2 --seed 0 --metrics-out runs/torch_cnn.json
 """
 
 from __future__ import annotations
@@ -64,13 +62,25 @@ FILES = {
 }
 
 
+def reg_cache_dir() -> Path:
+    """reg's per-user MNIST cache, where `pipeline` downloads the files on first use."""
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "reg" / "mnist"
+    if os.name == "nt":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "reg" / "mnist"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "reg" / "mnist"
+
+
 def default_data_dir() -> Path:
-    repo_root = Path(__file__).resolve().parent.parent
-    candidate = repo_root.parent / "shared" / "data" / "mnist"
-    if candidate.is_dir():
-        return candidate
+    """$MNIST_DIR, else reg's cache when it holds the files, else ../shared/data/mnist."""
     env = os.environ.get("MNIST_DIR")
-    return Path(env) if env else candidate
+    if env:
+        return Path(env)
+    shared = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist"
+    for candidate in (reg_cache_dir(), shared):
+        if all((candidate / name).exists() for name in FILES.values()):
+            return candidate
+    return reg_cache_dir()
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -181,7 +191,9 @@ def parse_args(argv=None):
                    help="mlp (default) or cnn; see the module docstring")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="folder with the four MNIST *-ubyte.gz files "
-                        "(default: ../shared/data/mnist from the repo root, else $MNIST_DIR)")
+                        "(default: $MNIST_DIR, else reg's per-user cache, ~/.cache/reg/mnist on "
+                        "Linux, once a pipeline run has filled it, else ../shared/data/mnist "
+                        "beside the checkout)")
     p.add_argument("--epochs", type=int, default=None, help="default 30 (mlp), 15 (cnn)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")

@@ -200,7 +200,7 @@ pub struct Args {
 pub enum ModelName {
     /// The tutorial's multi-layer perceptron.
     Mlp,
-    /// The small CNN ([`CnnConfig`](crate::CnnConfig)).
+    /// The small CNN of `reg_pipeline::CnnConfig` (two convolution blocks, a hidden Linear).
     Cnn,
 }
 

@@ -373,7 +373,7 @@ fn deleting_the_lock_file_does_not_let_a_second_run_in() {
 }
 
 /// Ctrl-C after the last epoch: the run says that training is over and the outputs are being
-/// written, writes them, and exits with 130 as the README promises.
+/// written, writes them, and exits with 130 as docs/guarantees.md promises.
 #[cfg(unix)]
 #[test]
 fn ctrl_c_while_the_outputs_are_written_says_so_and_exits_130() {

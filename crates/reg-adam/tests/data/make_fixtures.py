@@ -1,8 +1,8 @@
 """Golden trajectories for reg-adam, computed by PyTorch's Adam/AdamW in float64.
 
-Run from anywhere with the project's torch venv:
+Run from anywhere with a Python that has torch:
 
-    /work/venv-torch/bin/python crates/reg-adam/tests/data/make_fixtures.py
+    python3 crates/reg-adam/tests/data/make_fixtures.py
 
 Writes `adam_trajectories.json` next to this script. Every input (initial values, per-step
 gradients, per-step learning rates) is written into the JSON, so the Rust test needs no

@@ -1,8 +1,8 @@
 """PyTorch reference values for reg-batchnorm's parity test (tests/parity.rs).
 
-Run from anywhere with the project's torch venv:
+Run from anywhere with a Python that has torch:
 
-    /work/venv-torch/bin/python crates/reg-batchnorm/tests/data/make_fixtures.py
+    python3 crates/reg-batchnorm/tests/data/make_fixtures.py
 
 Everything is computed by torch.nn.BatchNorm1d in float64. Inputs and upstream gradients come
 from a seeded torch.Generator and are written into the JSON, so the Rust test never regenerates

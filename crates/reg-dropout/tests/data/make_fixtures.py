@@ -1,8 +1,8 @@
 """PyTorch reference values for reg-dropout's parity test (tests/parity.rs).
 
-Run with the project's torch venv:
+Run with a Python that has torch:
 
-    /work/venv-torch/bin/python crates/reg-dropout/tests/data/make_fixtures.py
+    python3 crates/reg-dropout/tests/data/make_fixtures.py
 
 torch.nn.functional.dropout1d on (N, C, L) and dropout2d on (N, C, H, W), in float64, in
 training mode. torch draws its own mask; the mask it drew (one keep/drop decision per

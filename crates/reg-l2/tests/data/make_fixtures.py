@@ -3,7 +3,7 @@
 Shows that one SGD step with coupled weight_decay = λ/m on a loss L equals one SGD step on
 L + λ/(2m)·Σ w² (weights only; the bias does not decay). Run from anywhere:
 
-    /work/venv-torch/bin/python crates/reg-l2/tests/data/make_fixtures.py
+    python3 crates/reg-l2/tests/data/make_fixtures.py
 
 A second file, `l2_kernel.json`, does the same for a (4, 3, 3, 3) convolution kernel (decaying)
 and its (4,) bias (not decaying): the penalty λ/(2m)·Σ w², the gradient of the data loss plus

@@ -1,6 +1,6 @@
 """Reference values for reg-pipeline's softmax cross-entropy, computed by PyTorch in float64.
 
-Run: /path/to/venv/bin/python crates/reg-pipeline/tests/data/make_fixtures.py
+Run: python3 crates/reg-pipeline/tests/data/make_fixtures.py
 Writes softmax_cross_entropy.json next to this script. Inputs come from a seeded torch
 generator and are written into the JSON, so the Rust test needs no generator of its own.
 """

@@ -1,6 +1,6 @@
 """PyTorch reference values for reg-schedule.
 
-Run with:  /work/venv-torch/bin/python crates/reg-schedule/tests/data/make_fixtures.py
+Run with:  python3 crates/reg-schedule/tests/data/make_fixtures.py
 Writes schedules.json next to this file. Every case steps a real torch scheduler on a dummy
 float64 SGD optimizer and records the learning rate in force during each epoch (for
 ReduceLROnPlateau: the lr after each `step(metric)`). The settings and the metric sequences are
