@@ -19,7 +19,8 @@
 //! | no early stopping | trains every epoch and keeps the last weights |
 //!
 //! `--model cnn` does the same for the small CNN (its dropout is channel-wise after the
-//! convolutions and element-wise after the hidden Linear; both go in "no dropout").
+//! convolutions and element-wise after the hidden Linear; both go in "no dropout", and one more
+//! variant, "no channel-wise dropout", turns off only the first).
 //!
 //! `--plot ablation.svg` (or `.png`) draws each variant's mean accuracy and loss per epoch with
 //! a 95 % band; `--tensorboard DIR` writes each run's per-epoch scalars for TensorBoard. `--jobs K` trains K models at once; `--shard I/N --results DIR` (or a Slurm job
@@ -147,7 +148,7 @@ fn ablation_study(args: &Args) -> Result<Study, StudyError> {
         return Err(PipelineError::InvalidSetting {
             name: "only",
             value: unknown.clone(),
-            allowed: "full, no L2, no dropout, no BatchNorm, SGD instead of Adam, constant lr, no early stopping (any case)",
+            allowed: "full, no L2, no dropout, no channel-wise dropout (CNN), no BatchNorm, SGD instead of Adam, constant lr, no early stopping (any case)",
         }
         .into());
     }

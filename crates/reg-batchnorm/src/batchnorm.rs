@@ -443,7 +443,9 @@ impl<F: Scalar> BatchNorm<F> {
     ) -> Result<ArrayD<F>> {
         let mut output = ArrayD::zeros(x_hat.raw_dim());
         let mut aux = std::mem::take(&mut self.aux);
-        fill_len(&mut aux, shape.len());
+        // The identity epilogue never touches `aux`: sized, not cleared (a CNN's activations
+        // are megabytes, and zeroing them each step showed in profiles).
+        aux.resize(shape.len(), F::zero());
         let result = match (x_hat.as_slice_mut(), output.as_slice_mut()) {
             (Some(z), Some(out)) => self
                 .statistics(z, shape, mode, stats)

@@ -168,6 +168,45 @@ fn ablation_turns_off_one_technique_per_variant() {
     }
 }
 
+#[test]
+fn the_cnn_ablation_also_turns_off_channel_wise_dropout_alone() {
+    let model = ModelConfig::Cnn(reg_pipeline::CnnConfig::default());
+    let configs = experiments::model_ablation_configs(&model, 5, 3);
+    let names: Vec<&str> = configs.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        names,
+        [
+            "full",
+            "no L2",
+            "no dropout",
+            "no channel-wise dropout",
+            "no BatchNorm",
+            "SGD instead of Adam",
+            "constant lr",
+            "no early stopping"
+        ]
+    );
+    let full = &configs[0].1;
+    let dropouts = |c: &TrainConfig| match &c.model {
+        ModelConfig::Cnn(cnn) => (cnn.channel_dropout, cnn.dropout),
+        other => panic!("not the CNN: {other:?}"),
+    };
+    let (channel, dense) = dropouts(full);
+    assert!(channel > 0.0 && dense > 0.0);
+    assert_eq!(dropouts(&configs[2].1), (0.0, 0.0));
+    let mut expected = full.clone();
+    if let ModelConfig::Cnn(cnn) = &mut expected.model {
+        cnn.channel_dropout = 0.0;
+    }
+    assert_eq!(configs[3].1, expected);
+    // The MLP's variants are not changed by the CNN's extra one.
+    assert!(
+        !experiments::ablation_configs(5, 3)
+            .iter()
+            .any(|(n, _)| n.contains("channel"))
+    );
+}
+
 fn epoch(epoch: usize, acc: f64, loss: f64) -> EpochMetrics {
     EpochMetrics {
         epoch,

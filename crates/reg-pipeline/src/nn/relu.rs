@@ -18,7 +18,12 @@ impl<F: Scalar> Relu<F> {
 impl<F: Scalar> Layer<F> for Relu<F> {
     fn forward_dyn(&mut self, input: ArrayViewD<'_, F>, _mode: Mode) -> Result<ArrayD<F>> {
         let output = input.mapv(|v| if v > F::zero() { v } else { F::zero() });
-        self.output = Some(output.clone());
+        // Kept for backward in the same buffer from step to step: a fresh copy of a CNN's
+        // activations each step costs page faults as well as the copy.
+        match &mut self.output {
+            Some(kept) if kept.shape() == output.shape() => kept.assign(&output),
+            kept => *kept = Some(output.clone()),
+        }
         Ok(output)
     }
 

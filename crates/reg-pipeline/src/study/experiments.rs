@@ -313,7 +313,8 @@ pub fn ablation_configs(epochs: usize, seed: u64) -> Vec<(&'static str, TrainCon
 }
 
 /// [`ablation_configs`] for `model` ("no dropout" turns off every dropout, channel-wise
-/// included; "no BatchNorm" every BatchNorm).
+/// included; "no BatchNorm" every BatchNorm). For the CNN, `"no channel-wise dropout"` after
+/// `"no dropout"` turns off only the dropout after the convolutions.
 #[must_use]
 pub fn model_ablation_configs(
     model: &ModelConfig,
@@ -332,13 +333,25 @@ pub fn model_ablation_configs(
         change(&mut config);
         config
     };
-    vec![
+    let mut variants = vec![
         ("full", full.clone()),
         ("no L2", with(&|c| c.l2 = 0.0)),
         (
             "no dropout",
             with(&|c| c.model.dropout_mut().into_iter().for_each(|p| *p = 0.0)),
         ),
+    ];
+    if matches!(model, ModelConfig::Cnn(_)) {
+        variants.push((
+            "no channel-wise dropout",
+            with(&|c| {
+                if let ModelConfig::Cnn(cnn) = &mut c.model {
+                    cnn.channel_dropout = 0.0;
+                }
+            }),
+        ));
+    }
+    variants.extend([
         ("no BatchNorm", with(&|c| c.model.set_batch_norm(false))),
         (
             "SGD instead of Adam",
@@ -354,7 +367,8 @@ pub fn model_ablation_configs(
             with(&|c| c.schedule = ScheduleKind::Constant),
         ),
         ("no early stopping", with(&|c| c.patience = None)),
-    ]
+    ]);
+    variants
 }
 
 /// Writes the runs' accuracy and loss per epoch as one SVG chart, a line per run.
