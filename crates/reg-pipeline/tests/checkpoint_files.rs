@@ -5,6 +5,8 @@
 
 mod checkpoint_support;
 
+use checkpoint_support::mlp;
+
 /// (name, dtype, shape, little-endian bytes) of each tensor of a file being rewritten.
 type Tensors = Vec<(String, Dtype, Vec<usize>, Vec<u8>)>;
 
@@ -26,14 +28,6 @@ use reg_pipeline::{
     fit,
 };
 use safetensors::{Dtype, SafeTensors};
-
-/// The MLP settings of `config`.
-fn mlp(config: &TrainConfig) -> MlpConfig {
-    match &config.model {
-        ModelConfig::Mlp(mlp) => mlp.clone(),
-        other => panic!("not an MLP: {other:?}"),
-    }
-}
 
 /// A small model (784-16-10, BatchNorm, dropout 0.25) on 120 images: fast in debug builds.
 fn config() -> TrainConfig {
@@ -813,4 +807,25 @@ fn pruning_is_not_steered_by_higher_numbered_files() {
         .map(|(e, _)| e)
         .collect();
     assert_eq!(kept, [3, 40, 99]);
+}
+
+#[test]
+fn a_folder_named_like_a_checkpoint_is_neither_listed_nor_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let (trainer, _, _) = trained();
+    let good = checkpoint_bytes(&trainer).unwrap();
+    let folder = dir.path().join(checkpoint_file_name(1));
+    std::fs::create_dir(&folder).unwrap();
+    for epochs in [2, 3] {
+        std::fs::write(dir.path().join(checkpoint_file_name(epochs)), &good).unwrap();
+    }
+    let listed: Vec<usize> = list_checkpoints(dir.path())
+        .unwrap()
+        .into_iter()
+        .map(|(e, _)| e)
+        .collect();
+    assert_eq!(listed, [2, 3]);
+    reg_pipeline::checkpoint::prune_checkpoints(dir.path(), 3, 1).unwrap();
+    assert!(folder.is_dir(), "the folder is left alone");
+    assert!(!dir.path().join(checkpoint_file_name(2)).exists());
 }

@@ -7,6 +7,8 @@
 
 mod checkpoint_support;
 
+use checkpoint_support::mlp;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -23,14 +25,6 @@ use reg_pipeline::{
     Trainer,
 };
 use safetensors::SafeTensors;
-
-/// The MLP settings of `config`.
-fn mlp(config: &TrainConfig) -> MlpConfig {
-    match &config.model {
-        ModelConfig::Mlp(mlp) => mlp.clone(),
-        other => panic!("not an MLP: {other:?}"),
-    }
-}
 
 /// A small model (784-4-10, BatchNorm) on 40 images: fast in debug builds.
 fn config() -> TrainConfig {

@@ -290,6 +290,25 @@ impl<F: Scalar> Layer<F> for MaxPool2d {
 mod tests {
     use super::*;
 
+    /// A window of nothing but −∞ keeps its first valid position (PyTorch's starting index),
+    /// with padding clipping the windows at the edges.
+    #[test]
+    fn an_all_minus_infinity_window_points_at_its_first_valid_input() {
+        let plane = [f32::NEG_INFINITY; 16];
+        let window = Window {
+            kernel: (3, 3),
+            stride: (2, 2),
+            padding: (1, 1),
+        };
+        let (mut out, mut at) = ([0.0; 4], [0; 4]);
+        pool_plane(&plane, (4, 4), (&window, 2), &mut out, &mut at);
+        assert_eq!(at, [0, 1, 4, 5]);
+        assert!(out.iter().all(|&v| v == f32::NEG_INFINITY));
+        let (mut out, mut at) = ([0.0; 4], [0; 4]);
+        pool_plane_2x2(&plane, 4, 2, &mut out, &mut at);
+        assert_eq!(at, [0, 2, 8, 10]);
+    }
+
     /// The 2 × 2 fast path against the general loop on planes full of ties, NaNs and −∞ (each
     /// value drawn from a handful), with odd sizes so the last row and column are dropped.
     #[test]

@@ -32,8 +32,8 @@ use serde_json::Value;
 
 use crate::persist::atomic::write_atomically;
 use crate::persist::tensor_file::{
-    CHECKSUM_KEY, OwnedTensor, Parsed, checksum_placeholder, parse, read_limited, seal_checksum,
-    serialize, verify_checksum,
+    CHECKSUM_KEY, OwnedTensor, Parsed, check_weights_fit, checksum_placeholder, parse,
+    read_limited, seal_checksum, serialize, verify_checksum,
 };
 use crate::train::state::{Saved, TrainerRecord};
 use crate::{
@@ -64,7 +64,8 @@ pub fn parse_checkpoint_file_name(name: &str) -> Option<usize> {
     digits.parse().ok()
 }
 
-/// The checkpoints in `dir`, oldest first (by epochs done). A missing folder has none.
+/// The checkpoints in `dir`, oldest first (by epochs done); folders are skipped. A missing
+/// folder has none.
 ///
 /// # Errors
 /// [`PipelineError::Io`] when the folder cannot be listed.
@@ -77,6 +78,11 @@ pub fn list_checkpoints(dir: &Path) -> Result<Vec<(usize, PathBuf)>, PipelineErr
     let mut found = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| PipelineError::io(dir, e))?;
+        // A folder that happens to have a checkpoint's name is not one: resuming would fail on
+        // it and pruning could not remove it.
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
         if let Some(epoch) = entry
             .file_name()
             .to_str()
@@ -307,13 +313,7 @@ pub fn trainer_from_bytes(bytes: &[u8], config: &TrainConfig) -> Result<Trainer,
     let model = match &config.model {
         ModelConfig::Custom(_) => None,
         named => {
-            // Every weight is 4 bytes in the file: a config that claims more than the file
-            // holds is refused before the model is built.
-            if named.weight_count().saturating_mul(4) > bytes.len() {
-                return Err(at(CheckpointError::BadMetadata {
-                    reason: "the config describes more weights than the file holds".into(),
-                }));
-            }
+            check_weights_fit(named, bytes.len()).map_err(at)?;
             Some(named.build(config.seed)?)
         }
     };

@@ -17,7 +17,9 @@ use safetensors::Dtype;
 use crate::nn::layout::ConfigProblem;
 use crate::nn::layout::TensorKind as Kind;
 use crate::persist::atomic::write_atomically;
-use crate::persist::tensor_file::{OwnedTensor, Parsed, parse, read_limited, serialize};
+use crate::persist::tensor_file::{
+    OwnedTensor, Parsed, check_weights_fit, parse, read_limited, serialize,
+};
 use crate::{CheckpointError, MlpConfig, Model, ModelConfig, PipelineError};
 
 /// The `__metadata__` key holding an MLP's [`MlpConfig`] as JSON.
@@ -136,11 +138,7 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Box<dyn Model>, CheckpointError> {
             ),
         });
     }
-    if config.weight_count().saturating_mul(4) > bytes.len() {
-        return Err(CheckpointError::BadMetadata {
-            reason: "the config describes more weights than the file holds".into(),
-        });
-    }
+    check_weights_fit(&config, bytes.len())?;
     let mut model = config.build(0).map_err(CheckpointError::State)?;
     let state = read_state(&parsed, &model.tensors())?;
     model.load_state(&state).map_err(CheckpointError::State)?;

@@ -26,6 +26,24 @@ pub const MAX_FILE_BYTES: u64 = 2 << 30;
 /// safetensors crate's own limit is 100 MB.
 pub const MAX_HEADER_BYTES: u64 = 4 << 20;
 
+/// Refuses a file of `file_len` bytes whose config claims more weights than it can hold (each
+/// is 4 bytes), before the model is built: a small hostile file cannot make reg allocate a
+/// huge one.
+///
+/// # Errors
+/// [`CheckpointError::BadMetadata`] when the weights do not fit.
+pub(crate) fn check_weights_fit(
+    config: &crate::ModelConfig,
+    file_len: usize,
+) -> Result<(), crate::CheckpointError> {
+    if config.weight_count().saturating_mul(4) > file_len {
+        return Err(crate::CheckpointError::BadMetadata {
+            reason: "the config describes more weights than the file holds".into(),
+        });
+    }
+    Ok(())
+}
+
 // Kept at this path for code written before the `persist` folder.
 pub use super::atomic::{check_output_path, resolve_output, temporary_path, write_atomically};
 pub use super::error::CheckpointError;
@@ -37,23 +55,37 @@ pub use crate::train::state::check_state_values;
 /// [`PipelineError::Io`] when it cannot be read, [`PipelineError::Checkpoint`] with
 /// [`CheckpointError::TooLarge`] when too large.
 pub fn read_limited(path: &Path) -> Result<Vec<u8>, PipelineError> {
+    read_at_most(path, MAX_FILE_BYTES)
+}
+
+/// [`read_limited`] with its limit as a parameter. The size is checked twice: from the
+/// metadata before reading, and from what was read (a file that grows meanwhile, or a device
+/// whose metadata says 0 bytes).
+fn read_at_most(path: &Path, limit: u64) -> Result<Vec<u8>, PipelineError> {
+    let too_large = |size| {
+        CheckpointError::TooLarge {
+            what: "file",
+            size,
+            limit,
+        }
+        .at(path)
+    };
     let file = std::fs::File::open(path).map_err(|e| PipelineError::io(path, e))?;
     let size = file
         .metadata()
         .map_err(|e| PipelineError::io(path, e))?
         .len();
-    if size > MAX_FILE_BYTES {
-        return Err(CheckpointError::TooLarge {
-            what: "file",
-            size,
-            limit: MAX_FILE_BYTES,
-        }
-        .at(path));
+    if size > limit {
+        return Err(too_large(size));
     }
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    file.take(MAX_FILE_BYTES + 1)
+    file.take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| PipelineError::io(path, e))?;
+    let read = bytes.len() as u64;
+    if read > limit {
+        return Err(too_large(read));
+    }
     Ok(bytes)
 }
 
@@ -325,6 +357,26 @@ fn no_checksum() -> CheckpointError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The limit holds from both sides: a file of exactly the limit is read, one byte more is
+    /// refused from its metadata, and a device whose metadata says 0 bytes is refused from
+    /// what was read.
+    #[test]
+    fn reads_are_held_to_the_limit() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let path = dir.path().join("f");
+        std::fs::write(&path, [7u8; 10]).expect("written");
+        assert_eq!(read_at_most(&path, 10).expect("fits").len(), 10);
+        let refused = |result: Result<Vec<u8>, PipelineError>| match result {
+            Err(PipelineError::Checkpoint {
+                source: CheckpointError::TooLarge { size, limit, .. },
+                ..
+            }) => (size, limit),
+            other => panic!("not refused as too large: {other:?}"),
+        };
+        assert_eq!(refused(read_at_most(&path, 9)), (10, 9));
+        assert_eq!(refused(read_at_most(Path::new("/dev/zero"), 16)), (17, 16));
+    }
 
     /// A safetensors file of one F32 tensor `t` of `shape` holding `values`, and one I64
     /// scalar `n` holding `count`, with `metadata`.

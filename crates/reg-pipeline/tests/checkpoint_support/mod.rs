@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use reg_pipeline::data::Dataset;
+use reg_pipeline::{MlpConfig, ModelConfig, TrainConfig};
 
 /// `n` images (28×28) and labels from a fixed linear congruential generator.
 pub fn images(n: usize, seed: u64) -> (Vec<u8>, Vec<u8>) {
@@ -80,4 +81,12 @@ pub fn real_mnist_dir() -> PathBuf {
             shared.is_dir().then_some(shared)
         })
         .expect("real MNIST: set MNIST_DIR, or run `cargo run --release --example pipeline` once to fill the cache")
+}
+
+/// The MLP of a config that holds one.
+pub fn mlp(config: &TrainConfig) -> MlpConfig {
+    match &config.model {
+        ModelConfig::Mlp(mlp) => mlp.clone(),
+        other => panic!("not an MLP: {other:?}"),
+    }
 }
