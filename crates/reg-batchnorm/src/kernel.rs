@@ -94,7 +94,7 @@ fn reduce_lanes<F: Scalar>(mut lanes: [F; LANES]) -> F {
     let mut half = LANES / 2;
     while half > 0 {
         for i in 0..half {
-            lanes[i] = lanes[i] + lanes[i + half];
+            lanes[i] += lanes[i + half];
         }
         half /= 2;
     }
