@@ -9,7 +9,14 @@ use rand_xoshiro::rand_core::SeedableRng;
 
 pub use mask::{fill_factors, threshold};
 pub use rand_xoshiro::Xoshiro256PlusPlus;
-pub use reg_core::{Error, Layer, LayerExt, Mode, Result, Scalar};
+pub use reg_core::{Error, Layer, LayerExt, Mode, Result, Scalar, Sequential, gradcheck};
+/// `use reg_dropout::prelude::*;` brings what a user of this crate needs: [`reg_core::prelude`]
+/// (the `Layer`, `LayerExt` and `Optimizer` traits, `Mode`, `Param`, `Scalar`, `Sequential`,
+/// `Error`) and this crate's [`Dropout`] and [`DropoutConfig`].
+pub mod prelude {
+    pub use crate::{Dropout, DropoutConfig};
+    pub use reg_core::prelude::*;
+}
 
 const LAYER: &str = "Dropout";
 
