@@ -3,6 +3,7 @@
 #![warn(clippy::too_many_lines)]
 
 mod mask;
+mod seed;
 
 use ndarray::{ArrayD, ArrayView, ArrayViewD, Axis, Dimension, IxDyn};
 use rand_xoshiro::rand_core::SeedableRng;
@@ -26,9 +27,12 @@ pub struct DropoutConfig {
     /// Probability of dropping (zeroing) an element in Train mode, in `[0, 1)`; required, no
     /// default. Kept elements are scaled by `1 / (1 − p)`; `p = 0` makes the layer the identity.
     pub p: f64,
-    /// Seed of the layer's generator: `Xoshiro256PlusPlus::seed_from_u64(seed)`.
-    /// Default [`DropoutConfig::DEFAULT_SEED`] (0).
-    pub seed: u64,
+    /// Seed of the layer's generator, `Xoshiro256PlusPlus::seed_from_u64(seed)`: the same seed
+    /// draws the same masks, on every platform. Default `None`: [`DropoutConfig::build`] draws
+    /// a seed of its own for each layer (from operating-system randomness), so two unseeded
+    /// layers draw different masks and every run draws new ones, as in PyTorch and Keras;
+    /// [`Dropout::seed`] tells which.
+    pub seed: Option<u64>,
     /// Channel-wise dropout (PyTorch's `Dropout1d` / `Dropout2d`): one keep/drop decision per
     /// `(sample, channel)` of an `(N, C, …)` input, shared by every element of that channel.
     /// Default `false` (one decision per element).
@@ -36,24 +40,29 @@ pub struct DropoutConfig {
 }
 
 impl DropoutConfig {
-    /// The seed used when [`DropoutConfig::with_seed`] is not called.
+    /// The seed unseeded layers used before they drew a seed of their own: `with_seed(0)`
+    /// builds such a layer.
+    #[deprecated(note = "an unseeded layer now draws a seed of its own; `with_seed(0)` gives \
+                         the former default")]
     pub const DEFAULT_SEED: u64 = 0;
 
-    /// Element-wise dropout with drop probability `p` and the default seed.
+    /// Element-wise dropout with drop probability `p`, unseeded (see
+    /// [`DropoutConfig::seed`]).
     #[must_use]
     pub fn new(p: f64) -> Self {
         Self {
             p,
-            seed: Self::DEFAULT_SEED,
+            seed: None,
             channel_wise: false,
         }
     }
 
-    /// Sets the generator's seed (default [`DropoutConfig::DEFAULT_SEED`]). Layers of one
-    /// network should have different seeds, or their masks repeat each other.
+    /// Seeds the generator, for masks that repeat from run to run (unseeded by default: see
+    /// [`DropoutConfig::seed`]). Layers of one network need different seeds, or their masks
+    /// repeat each other.
     #[must_use]
     pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
+        self.seed = Some(seed);
         self
     }
 
@@ -72,12 +81,14 @@ impl DropoutConfig {
     pub fn build<F: Scalar>(self) -> Result<Dropout<F>> {
         let p = reg_core::validate("p", self.p, "[0, 1)", |p| (0.0..1.0).contains(&p))?;
         let keep_prob = 1.0 - p;
+        let seed = self.seed.unwrap_or_else(seed::fresh_seed);
         Ok(Dropout {
             config: self,
+            seed,
             keep_prob,
             threshold: threshold(keep_prob),
             scale: F::from_f64(1.0 / keep_prob),
-            rng: Xoshiro256PlusPlus::seed_from_u64(self.seed),
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
             factors: Vec::new(),
             last: Last::Nothing,
         })
@@ -89,6 +100,8 @@ impl DropoutConfig {
 #[derive(Debug, Clone)]
 pub struct Dropout<F: Scalar = f32> {
     config: DropoutConfig,
+    /// The seed the generator started from (given, or drawn by `build`).
+    seed: u64,
     keep_prob: f64,
     /// `round(keep_prob · 2³²)`: a 32-bit chunk below it keeps its element.
     threshold: u64,
@@ -169,7 +182,16 @@ impl<F: Scalar> Dropout<F> {
 
     /// Restarts the generator from `seed`, as [`DropoutConfig::with_seed`] would.
     pub fn reseed(&mut self, seed: u64) {
+        self.seed = seed;
         self.rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    }
+
+    /// The seed the generator started from: the one given to [`DropoutConfig::with_seed`] or
+    /// [`Dropout::reseed`], or the one drawn for an unseeded layer (log it to repeat a run:
+    /// `with_seed(layer.seed())` draws the same masks). [`Dropout::set_rng`] does not change
+    /// it.
+    pub fn seed(&self) -> u64 {
+        self.seed
     }
 
     /// A copy of what draws the layer's masks (its generator at this point, threshold and

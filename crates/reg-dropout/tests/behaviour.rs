@@ -83,14 +83,39 @@ fn same_seed_same_mask_different_seed_different_mask() -> Result<(), Error> {
 }
 
 #[test]
-fn default_seed_is_documented_constant() -> Result<(), Error> {
+fn unseeded_layers_draw_different_masks() -> Result<(), Error> {
+    // 400 decisions at p = 0.5: equal masks by chance have probability 2⁻⁴⁰⁰.
     let x = input();
     let mut a = DropoutConfig::new(0.5).build::<f64>()?;
-    let mut b = layer(0.5, DropoutConfig::DEFAULT_SEED)?;
-    assert_eq!(
+    let mut b = DropoutConfig::new(0.5).build::<f64>()?;
+    assert_ne!(a.seed(), b.seed());
+    assert_ne!(
         a.forward(x.view(), Mode::Train)?,
         b.forward(x.view(), Mode::Train)?
     );
+    assert_eq!((a.config().seed, b.config().seed), (None, None));
+    Ok(())
+}
+
+#[test]
+fn an_unseeded_layer_is_repeated_by_its_seed() -> Result<(), Error> {
+    let x = input();
+    let mut unseeded = DropoutConfig::new(0.5).build::<f64>()?;
+    let mut repeat = layer(0.5, unseeded.seed())?;
+    assert_eq!(
+        unseeded.forward(x.view(), Mode::Train)?,
+        repeat.forward(x.view(), Mode::Train)?
+    );
+    Ok(())
+}
+
+#[test]
+fn a_layer_reports_the_seed_it_was_given_or_reseeded_with() -> Result<(), Error> {
+    let mut d = layer(0.5, 11)?;
+    assert_eq!((d.seed(), d.config().seed), (11, Some(11)));
+    d.reseed(12);
+    assert_eq!(d.seed(), 12);
+    assert_eq!(d.rng(), layer(0.5, 12)?.rng());
     Ok(())
 }
 
