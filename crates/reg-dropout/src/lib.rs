@@ -34,8 +34,11 @@ pub struct DropoutConfig {
     /// [`Dropout::seed`] tells which.
     pub seed: Option<u64>,
     /// Channel-wise dropout (PyTorch's `Dropout1d` / `Dropout2d`): one keep/drop decision per
-    /// `(sample, channel)` of an `(N, C, …)` input, shared by every element of that channel.
-    /// Default `false` (one decision per element).
+    /// `(sample, channel)` of an `(N, C, L)` or `(N, C, H, W)` input (any rank ≥ 3), shared by
+    /// every element of that channel. Default `false` (one decision per element). A channel-wise
+    /// layer refuses an input of rank below 3 with [`Error::RankMismatch`]: an `(N, C)` batch
+    /// has no channel to drop whole (PyTorch's `Dropout1d` reads a 2-D input as one unbatched
+    /// `(C, L)` sample; reg's inputs are batch first, always).
     pub channel_wise: bool,
 }
 
@@ -247,14 +250,14 @@ impl<F: Scalar> Dropout<F> {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] when `keep` does not have the decisions' shape;
-    /// [`Error::RankMismatch`] for a channel-wise layer given an input of rank below 2.
+    /// [`Error::RankMismatch`] for a channel-wise layer given an input of rank below 3.
     pub fn forward_with_mask<D: Dimension>(
         &mut self,
         input: ArrayView<'_, F, D>,
         keep: ArrayViewD<'_, bool>,
     ) -> Result<ndarray::Array<F, D>> {
         self.last = Last::Nothing;
-        self.check_rank(input.ndim())?;
+        self.check_rank(input.shape())?;
         let shape = self.decision_shape(input.shape());
         reg_core::expect_shape("Dropout mask", &shape, keep.shape())?;
         self.factors.clear();
@@ -275,12 +278,16 @@ impl<F: Scalar> Dropout<F> {
         }
     }
 
-    fn check_rank(&self, ndim: usize) -> Result<()> {
-        if self.config.channel_wise && ndim < 2 {
+    /// A channel-wise layer needs `(N, C, L…)`: at least 3 axes.
+    fn check_rank(&self, shape: &[usize]) -> Result<()> {
+        if self.config.channel_wise && shape.len() < 3 {
             return Err(Error::RankMismatch {
-                context: "channel-wise Dropout input (N, C, …)".to_owned(),
-                expected: 2,
-                found: ndim,
+                context: format!(
+                    "channel-wise Dropout input of shape {shape:?}, which needs (N, C, L) or \
+                     (N, C, H, W)"
+                ),
+                expected: 3,
+                found: shape.len(),
             });
         }
         Ok(())
@@ -317,10 +324,10 @@ impl<F: Scalar> Layer<F> for Dropout<F> {
     /// the input unchanged and draws nothing.
     ///
     /// # Errors
-    /// [`Error::RankMismatch`] for a channel-wise layer given an input of rank below 2.
+    /// [`Error::RankMismatch`] for a channel-wise layer given an input of rank below 3.
     fn forward_dyn(&mut self, input: ArrayViewD<'_, F>, mode: Mode) -> Result<ArrayD<F>> {
         self.last = Last::Nothing;
-        self.check_rank(input.ndim())?;
+        self.check_rank(input.shape())?;
         let shape = IxDyn(input.shape());
         if !self.is_active(mode) {
             self.last = Last::Identity(shape);
