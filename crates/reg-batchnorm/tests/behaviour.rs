@@ -569,7 +569,12 @@ fn per_channel_accessors_are_one_dimensional_views_of_the_stored_state() {
     assert_eq!(bn.beta(), bn.bias().value2().row(0));
     assert_eq!(bn.gamma_grad(), bn.weight().grad2().row(0));
     assert_eq!(bn.beta_grad(), bn.bias().grad2().row(0));
-    for view in [bn.running_mean(), bn.running_var(), bn.gamma_grad(), bn.beta_grad()] {
+    for view in [
+        bn.running_mean(),
+        bn.running_var(),
+        bn.gamma_grad(),
+        bn.beta_grad(),
+    ] {
         assert_eq!(view.shape(), &[3]);
     }
     // dβ = Σ dy per channel; dγ = Σ dy·x̂, differing by channel.

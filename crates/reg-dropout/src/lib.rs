@@ -45,8 +45,10 @@ pub struct DropoutConfig {
 impl DropoutConfig {
     /// The seed unseeded layers used before they drew a seed of their own: `with_seed(0)`
     /// builds such a layer.
-    #[deprecated(note = "an unseeded layer now draws a seed of its own; `with_seed(0)` gives \
-                         the former default")]
+    #[deprecated(
+        note = "an unseeded layer now draws a seed of its own; `with_seed(0)` gives \
+                         the former default"
+    )]
     pub const DEFAULT_SEED: u64 = 0;
 
     /// Element-wise dropout with drop probability `p`, unseeded (see
@@ -203,7 +205,7 @@ impl<F: Scalar> Dropout<F> {
     /// leaves the layer as if it had drawn them itself.
     ///
     /// ```
-    /// use reg_dropout::DropoutConfig;
+    /// use reg_dropout::prelude::*;
     ///
     /// let mut layer = DropoutConfig::new(0.5).with_seed(7).build::<f32>().unwrap();
     /// let mut ahead = layer.sampler();
