@@ -11,6 +11,7 @@ use rand_xoshiro::rand_core::SeedableRng;
 pub use mask::{fill_factors, threshold};
 pub use rand_xoshiro::Xoshiro256PlusPlus;
 pub use reg_core::{Error, Layer, LayerExt, Mode, Result, Scalar, Sequential, gradcheck};
+
 /// `use reg_dropout::prelude::*;` brings what a user of this crate needs: [`reg_core::prelude`]
 /// (the `Layer`, `LayerExt` and `Optimizer` traits, `Mode`, `Param`, `Scalar`, `Sequential`,
 /// `Error`) and this crate's [`Dropout`] and [`DropoutConfig`].
@@ -46,8 +47,7 @@ impl DropoutConfig {
     /// The seed unseeded layers used before they drew a seed of their own: `with_seed(0)`
     /// builds such a layer.
     #[deprecated(
-        note = "an unseeded layer now draws a seed of its own; `with_seed(0)` gives \
-                         the former default"
+        note = "unseeded layers draw a seed of their own; with_seed(0) is the former default"
     )]
     pub const DEFAULT_SEED: u64 = 0;
 

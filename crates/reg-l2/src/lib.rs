@@ -5,6 +5,7 @@
 pub use reg_core::{
     Error, Layer, LayerExt, Mode, Optimizer, Param, Result, Scalar, Sequential, gradcheck,
 };
+
 /// `use reg_l2::prelude::*;` brings what a user of this crate needs: [`reg_core::prelude`]
 /// (the `Layer`, `LayerExt` and `Optimizer` traits, `Mode`, `Param`, `Scalar`, `Sequential`,
 /// `Error`) and this crate's [`L2`] and [`L2Config`].

@@ -17,6 +17,7 @@ pub use plateau::{
     PlateauMode, PlateauState, ReduceOnPlateau, ReduceOnPlateauConfig, ThresholdMode,
 };
 pub use reg_core::{Error, Result};
+
 /// `use reg_schedule::prelude::*;` brings what a user of this crate needs: [`reg_core::prelude`]
 /// (the `Layer`, `LayerExt` and `Optimizer` traits, `Mode`, `Param`, `Scalar`, `Sequential`,
 /// `Error`) and this crate's [`Schedule`] trait, schedules and their configs.
