@@ -30,7 +30,7 @@ pub enum WeightDecay {
 /// Settings of [`Adam`]; every check happens in [`AdamConfig::build`].
 ///
 /// ```
-/// use reg_adam::{AdamConfig, WeightDecay};
+/// use reg_adam::prelude::*;
 /// let adam = AdamConfig::new()
 ///     .with_weight_decay(WeightDecay::Decoupled(1e-2))
 ///     .build::<f32>()?;

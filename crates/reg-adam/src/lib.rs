@@ -8,5 +8,14 @@ mod state;
 
 pub use adam::Adam;
 pub use config::{AdamConfig, DEFAULT_LR, WeightDecay};
-pub use reg_core::{Error, Optimizer, Param, Result, Scalar};
+pub use reg_core::{Error, Layer, LayerExt, Mode, Optimizer, Param, Result, Scalar, Sequential};
+
+/// `use reg_adam::prelude::*;` brings what a user of this crate needs: [`reg_core::prelude`]
+/// (the `Layer`, `LayerExt` and `Optimizer` traits, `Mode`, `Param`, `Scalar`, `Sequential`,
+/// `Error`) and this crate's [`Adam`], [`AdamConfig`] and [`WeightDecay`].
+pub mod prelude {
+    pub use crate::{Adam, AdamConfig, WeightDecay};
+    pub use reg_core::prelude::*;
+}
+
 pub use state::{AdamState, Moments};

@@ -18,9 +18,15 @@ const LAYER: &str = "BatchNorm";
 /// - Eval: the same with the running mean and variance; nothing is updated.
 ///
 /// Parameters (both exempt from weight decay, named as PyTorch's state-dict keys):
-/// `"weight"` = γ, `(1, C)`, starts at ones; `"bias"` = β, `(1, C)`, starts at zeros.
+/// `"weight"` = γ, starts at ones; `"bias"` = β, starts at zeros.
 /// [`Layer::backward_dyn`] writes their gradients and does not change them: the optimizer
 /// does. It uses γ as it is when backward is called.
+///
+/// The typed accessors give one value per channel, `(C,)`, as PyTorch's `weight` and
+/// `running_mean` are: [`BatchNorm::gamma`], [`BatchNorm::beta`], their gradients
+/// [`BatchNorm::gamma_grad`] and [`BatchNorm::beta_grad`], [`BatchNorm::running_mean`] and
+/// [`BatchNorm::running_var`]. The state itself, as the optimizer ([`Layer::params`]) and
+/// saved models ([`Layer::buffers`]) see it, is stored `(1, C)`.
 ///
 /// Buffers: `"running_mean"` `(1, C)` (starts at 0), `"running_var"` `(1, C)` (starts at 1),
 /// `"num_batches_tracked"` `(1, 1)`, a count of Train forwards kept in `F` so that all state is
@@ -80,7 +86,8 @@ impl<F: Scalar> BatchNorm<F> {
         self.config.num_features()
     }
 
-    /// γ, the parameter named `"weight"`, `(1, C)`.
+    /// γ, the parameter named `"weight"`, as the optimizer sees it: stored `(1, C)`
+    /// ([`BatchNorm::gamma`] and [`BatchNorm::gamma_grad`] give `(C,)`).
     pub fn weight(&self) -> &Param<F> {
         &self.weight
     }
@@ -90,7 +97,8 @@ impl<F: Scalar> BatchNorm<F> {
         &mut self.weight
     }
 
-    /// β, the parameter named `"bias"`, `(1, C)`.
+    /// β, the parameter named `"bias"`, as the optimizer sees it: stored `(1, C)`
+    /// ([`BatchNorm::beta`] and [`BatchNorm::beta_grad`] give `(C,)`).
     pub fn bias(&self) -> &Param<F> {
         &self.bias
     }
@@ -100,14 +108,24 @@ impl<F: Scalar> BatchNorm<F> {
         &mut self.bias
     }
 
-    /// γ, one value per channel.
+    /// γ, one value per channel, `(C,)`.
     pub fn gamma(&self) -> ArrayView1<'_, F> {
-        self.weight.value2().index_axis_move(ndarray::Axis(0), 0)
+        per_channel(self.weight.value2())
     }
 
-    /// β, one value per channel.
+    /// β, one value per channel, `(C,)`.
     pub fn beta(&self) -> ArrayView1<'_, F> {
-        self.bias.value2().index_axis_move(ndarray::Axis(0), 0)
+        per_channel(self.bias.value2())
+    }
+
+    /// γ's gradient written by the last backward, one value per channel, `(C,)`.
+    pub fn gamma_grad(&self) -> ArrayView1<'_, F> {
+        per_channel(self.weight.grad2())
+    }
+
+    /// β's gradient written by the last backward, one value per channel, `(C,)`.
+    pub fn beta_grad(&self) -> ArrayView1<'_, F> {
+        per_channel(self.bias.grad2())
     }
 
     /// Sets γ to `gamma`, one value per channel.
@@ -127,14 +145,14 @@ impl<F: Scalar> BatchNorm<F> {
         self.bias.set_value(beta.insert_axis(ndarray::Axis(0)))
     }
 
-    /// Running mean, `(1, C)`, used in Eval mode.
-    pub fn running_mean(&self) -> ArrayView2<'_, F> {
-        self.running_mean.view()
+    /// Running mean, one value per channel, `(C,)`, used in Eval mode.
+    pub fn running_mean(&self) -> ArrayView1<'_, F> {
+        per_channel(self.running_mean.view())
     }
 
-    /// Running variance, `(1, C)`, used in Eval mode.
-    pub fn running_var(&self) -> ArrayView2<'_, F> {
-        self.running_var.view()
+    /// Running variance, one value per channel, `(C,)`, used in Eval mode.
+    pub fn running_var(&self) -> ArrayView1<'_, F> {
+        per_channel(self.running_var.view())
     }
 
     /// Sets the running mean and variance, one value per channel each (e.g. from another
@@ -341,6 +359,11 @@ impl<F: Scalar> BatchNorm<F> {
             &[stats.mean.len(), stats.inv_std.len()],
         )
     }
+}
+
+/// The one row of a `(1, C)` array, `(C,)`.
+fn per_channel<F>(stored: ArrayView2<'_, F>) -> ArrayView1<'_, F> {
+    stored.index_axis_move(ndarray::Axis(0), 0)
 }
 
 fn copy_into<F: Scalar>(mut dst: ArrayViewMut2<'_, F>, src: &[F]) {

@@ -9,4 +9,12 @@ pub mod kernel;
 pub use batchnorm::BatchNorm;
 pub use config::{BatchNormConfig, RunningVariance};
 pub use kernel::{BatchShape, ChannelStats};
-pub use reg_core::{Error, Layer, LayerExt, Mode, Param, Result, Scalar};
+pub use reg_core::{Error, Layer, LayerExt, Mode, Param, Result, Scalar, Sequential, gradcheck};
+
+/// `use reg_batchnorm::prelude::*;` brings what a user of this crate needs: [`reg_core::prelude`]
+/// (the `Layer`, `LayerExt` and `Optimizer` traits, `Mode`, `Param`, `Scalar`, `Sequential`,
+/// `Error`) and this crate's [`BatchNorm`], [`BatchNormConfig`] and [`RunningVariance`].
+pub mod prelude {
+    pub use crate::{BatchNorm, BatchNormConfig, RunningVariance};
+    pub use reg_core::prelude::*;
+}

@@ -1,7 +1,7 @@
 //! Exact behaviour: errors, running statistics by hand, the variance conventions.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use ndarray::{Array2, Zip, array};
+use ndarray::{Array1, Array2, Zip, array};
 use reg_batchnorm::{BatchNormConfig, Error, Layer, LayerExt, Mode, RunningVariance};
 
 fn layer(features: usize) -> reg_batchnorm::BatchNorm<f64> {
@@ -156,8 +156,8 @@ fn defaults_are_pytorch_batchnorm1d() {
     let bn = config.build::<f32>().expect("valid");
     assert_eq!(bn.weight().value2(), Array2::<f32>::ones((1, 4)));
     assert_eq!(bn.bias().value2(), Array2::<f32>::zeros((1, 4)));
-    assert_eq!(bn.running_mean(), Array2::<f32>::zeros((1, 4)));
-    assert_eq!(bn.running_var(), Array2::<f32>::ones((1, 4)));
+    assert_eq!(bn.running_mean(), Array1::<f32>::zeros(4));
+    assert_eq!(bn.running_var(), Array1::<f32>::ones(4));
     assert_eq!(bn.num_batches_tracked(), 0);
 }
 
@@ -194,7 +194,8 @@ fn known_batch() -> Array2<f64> {
     array![[1.0, 5.0], [2.0, 5.0], [3.0, 5.0], [6.0, 5.0]]
 }
 
-fn assert_close(actual: ndarray::ArrayView2<'_, f64>, expected: &[f64]) {
+fn assert_close(actual: ndarray::ArrayView1<'_, f64>, expected: &[f64]) {
+    assert_eq!(actual.len(), expected.len());
     for (a, e) in actual.iter().zip(expected) {
         assert!((a - e).abs() < 1e-14, "{actual} vs {expected:?}");
     }
@@ -302,6 +303,7 @@ fn backward_writes_grads_but_does_not_update_params() {
     assert_eq!(bn.weight().value2(), Array2::<f64>::ones((1, 2)));
     assert_eq!(bn.bias().value2(), Array2::<f64>::zeros((1, 2)));
     assert_eq!(bn.bias().grad2(), array![[4.0, 4.0]]);
+    assert_eq!(bn.beta_grad(), array![4.0, 4.0]);
     // Overwrites, not adds: a second backward gives the same gradients.
     bn.backward(Array2::ones((4, 2)).view()).expect("backward");
     assert_eq!(bn.bias().grad2(), array![[4.0, 4.0]]);
@@ -331,7 +333,7 @@ fn f32_layer_trains_and_counts_batches() {
         bn.backward(x.view()).expect("backward");
     }
     assert_eq!(bn.num_batches_tracked(), 3);
-    assert!((bn.running_mean()[[0, 0]] - 3.0 * (1.0 - 0.9f32.powi(3))).abs() < 1e-6);
+    assert!((bn.running_mean()[0] - 3.0 * (1.0 - 0.9f32.powi(3))).abs() < 1e-6);
 }
 
 // ---- The kernels are the layer: composing them gives its bits ----
@@ -450,8 +452,8 @@ fn set_running_stats_are_what_eval_normalises_with() {
     let mut bn = layer(2);
     bn.set_running_stats(array![10.0, -1.0].view(), array![4.0 - 1e-5, 0.0].view())
         .expect("valid statistics");
-    assert_eq!(bn.running_mean(), array![[10.0, -1.0]]);
-    assert_eq!(bn.running_var(), array![[4.0 - 1e-5, 0.0]]);
+    assert_eq!(bn.running_mean(), array![10.0, -1.0]);
+    assert_eq!(bn.running_var(), array![4.0 - 1e-5, 0.0]);
     let y = bn
         .forward(array![[12.0, -1.0]].view(), Mode::Eval)
         .expect("eval");
@@ -485,8 +487,8 @@ fn set_running_stats_rejects_bad_statistics_and_changes_nothing() {
             }) => assert_eq!(value, -1e-300),
             other => panic!("{mean} {var}: {other:?}"),
         }
-        assert_eq!(bn.running_mean(), Array2::<f64>::zeros((1, 2)));
-        assert_eq!(bn.running_var(), Array2::<f64>::ones((1, 2)));
+        assert_eq!(bn.running_mean(), Array1::<f64>::zeros(2));
+        assert_eq!(bn.running_var(), Array1::<f64>::ones(2));
     }
 }
 
@@ -565,4 +567,41 @@ fn batch_shape_counts_values_per_channel_and_in_all() {
     assert!(!shape.is_empty());
     assert!(BatchShape::of(&[0, 3]).unwrap().is_empty());
     assert!(BatchShape::of(&[2, 3, 0]).unwrap().is_empty());
+}
+
+#[test]
+fn per_channel_accessors_are_one_dimensional_views_of_the_stored_state() {
+    let mut bn = layer(3);
+    let x = array![[1.0, 4.0, -2.0], [3.0, 0.0, 5.0], [2.0, 2.0, 0.5]];
+    bn.forward(x.view(), Mode::Train).expect("forward");
+    bn.backward(array![[1.0, 0.5, 0.0], [0.0, 2.0, 1.0], [-1.0, 0.0, 3.0]].view())
+        .expect("backward");
+    bn.set_gamma(array![2.0, 0.5, -1.0].view()).expect("gamma");
+    bn.set_beta(array![0.1, 0.2, 0.3].view()).expect("beta");
+    let stored = |name: &str| {
+        let buffers = bn.buffers();
+        let (_, view) = buffers.iter().find(|(n, _)| *n == name).expect("buffer");
+        view.row(0).to_owned()
+    };
+    // (C,) each, equal to the one row of the stored (1, C) state.
+    assert_eq!(bn.running_mean(), stored("running_mean"));
+    assert_eq!(bn.running_var(), stored("running_var"));
+    assert_eq!(bn.gamma(), bn.weight().value2().row(0));
+    assert_eq!(bn.beta(), bn.bias().value2().row(0));
+    assert_eq!(bn.gamma_grad(), bn.weight().grad2().row(0));
+    assert_eq!(bn.beta_grad(), bn.bias().grad2().row(0));
+    for view in [
+        bn.running_mean(),
+        bn.running_var(),
+        bn.gamma_grad(),
+        bn.beta_grad(),
+    ] {
+        assert_eq!(view.shape(), &[3]);
+    }
+    // dβ = Σ dy per channel; dγ = Σ dy·x̂, differing by channel.
+    assert_eq!(bn.beta_grad(), array![0.0, 2.5, 4.0]);
+    assert_ne!(bn.gamma_grad(), bn.beta_grad());
+    assert_eq!(bn.gamma(), array![2.0, 0.5, -1.0]);
+    assert_eq!(bn.beta(), array![0.1, 0.2, 0.3]);
+    assert!(bn.running_mean().iter().all(|v| *v != 0.0));
 }

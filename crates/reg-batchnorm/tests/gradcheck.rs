@@ -95,8 +95,8 @@ fn gradient_of_a_two_row_batch_matches_hand_values() {
         .expect("forward");
     bn.backward(array![[2.0], [5.0]].view()).expect("backward");
     let x_hat = 1.0 / (1.0 + 1e-5_f64).sqrt();
-    assert!((bn.bias().grad2()[[0, 0]] - 7.0).abs() < 1e-12);
-    assert!((bn.weight().grad2()[[0, 0]] - 3.0 * x_hat).abs() < 1e-12);
+    assert!((bn.beta_grad()[0] - 7.0).abs() < 1e-12);
+    assert!((bn.gamma_grad()[0] - 3.0 * x_hat).abs() < 1e-12);
 }
 
 /// An `(N, C, …)` input from a formula: a different scale and offset per channel.

@@ -58,6 +58,11 @@ fn row(values: &[f64]) -> Array2<f64> {
     Array2::from_shape_vec((1, values.len()), values.to_vec()).expect("row")
 }
 
+/// One value per channel, `(C,)`, as the `(1, C)` row the fixtures' comparisons take.
+fn as_row(per_channel: ndarray::ArrayView1<'_, f64>) -> Array2<f64> {
+    per_channel.insert_axis(ndarray::Axis(0)).to_owned()
+}
+
 /// Largest deviation seen, with where it was.
 #[derive(Default)]
 struct Deviation {
@@ -108,13 +113,13 @@ fn check_step(bn: &mut BatchNorm<f64>, step: &Step, mode: Mode, what: &str, dev:
         &grad_input,
         &matrix(&step.grad_input),
     );
-    let grad_weight = bn.weight().grad2().to_owned();
+    let grad_weight = as_row(bn.gamma_grad());
     dev.compare(
         &format!("{what} grad_weight"),
         &grad_weight,
         &row(&step.grad_weight),
     );
-    let grad_bias = bn.bias().grad2().to_owned();
+    let grad_bias = as_row(bn.beta_grad());
     dev.compare(
         &format!("{what} grad_bias"),
         &grad_bias,
@@ -123,14 +128,14 @@ fn check_step(bn: &mut BatchNorm<f64>, step: &Step, mode: Mode, what: &str, dev:
     if let Some(mean) = &step.running_mean {
         dev.compare(
             &format!("{what} running_mean"),
-            &bn.running_mean().to_owned(),
+            &as_row(bn.running_mean()),
             &row(mean),
         );
     }
     if let Some(var) = &step.running_var {
         dev.compare(
             &format!("{what} running_var"),
-            &bn.running_var().to_owned(),
+            &as_row(bn.running_var()),
             &row(var),
         );
     }
@@ -271,7 +276,7 @@ fn run_shape_case(case: &ShapeCase) -> f64 {
         let g = tensor(&case.shape, &step.grad_output);
         let dx = bn.backward(g.view()).expect("backward");
         let flat = |a: &ndarray::ArrayD<f64>| a.iter().copied().collect::<Vec<_>>();
-        let row = |a: ndarray::ArrayView2<'_, f64>| a.iter().copied().collect::<Vec<_>>();
+        let row = |a: ndarray::ArrayView1<'_, f64>| a.to_vec();
         worst = worst
             .max(deviation(
                 &format!("{what} output"),
@@ -285,12 +290,12 @@ fn run_shape_case(case: &ShapeCase) -> f64 {
             ))
             .max(deviation(
                 &format!("{what} grad_weight"),
-                &row(bn.weight().grad2()),
+                &row(bn.gamma_grad()),
                 &step.grad_weight,
             ))
             .max(deviation(
                 &format!("{what} grad_bias"),
-                &row(bn.bias().grad2()),
+                &row(bn.beta_grad()),
                 &step.grad_bias,
             ))
             .max(deviation(

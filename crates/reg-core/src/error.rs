@@ -74,6 +74,49 @@ pub enum Error {
     /// Saved state does not fit the object it is restored into (names, counts or shapes differ).
     #[error("state mismatch: {0}")]
     StateMismatch(String),
+    /// A layer written outside reg refused its input or its state for a reason of its own,
+    /// which none of the other variants names. Made by [`Error::layer`].
+    ///
+    /// ```
+    /// use ndarray::{ArrayD, ArrayViewD};
+    /// use reg_core::prelude::*;
+    ///
+    /// /// Square root, element-wise: defined for non-negative inputs only.
+    /// struct Sqrt;
+    ///
+    /// impl Layer<f64> for Sqrt {
+    ///     fn forward_dyn(&mut self, x: ArrayViewD<'_, f64>, _: Mode) -> reg_core::Result<ArrayD<f64>> {
+    ///         if let Some(v) = x.iter().find(|v| **v < 0.0) {
+    ///             return Err(Error::layer("Sqrt", format!("negative input {v}")));
+    ///         }
+    ///         Ok(x.mapv(f64::sqrt))
+    ///     }
+    ///     fn backward_dyn(&mut self, g: ArrayViewD<'_, f64>) -> reg_core::Result<ArrayD<f64>> {
+    ///         Ok(g.to_owned()) // (not the point of this example)
+    ///     }
+    /// }
+    ///
+    /// let error = Sqrt.forward(ndarray::array![[4.0, -1.0]].view(), Mode::Train).unwrap_err();
+    /// assert!(matches!(&error, Error::Layer { layer, .. } if layer == "Sqrt"));
+    /// assert_eq!(error.to_string(), "Sqrt: negative input -1");
+    /// ```
+    #[error("{layer}: {message}")]
+    Layer {
+        /// The layer's name, as its author calls it.
+        layer: String,
+        /// What went wrong, written for a person.
+        message: String,
+    },
+}
+
+impl Error {
+    /// [`Error::Layer`]: `layer` refused its input or state because of `message`.
+    pub fn layer(layer: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Layer {
+            layer: layer.into(),
+            message: message.into(),
+        }
+    }
 }
 
 /// `Result` with reg's [`Error`](enum@Error).

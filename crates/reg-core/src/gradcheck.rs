@@ -4,6 +4,63 @@
 //! portable pseudo-random array of the output's shape (no generator involved, so every platform checks the same
 //! thing). Its analytic gradients (`backward(R)` and the parameter gradients) are compared with
 //! central differences `(L(θ + ε) − L(θ − ε)) / 2ε`, element by element.
+//!
+//! The check runs in `f64`, as PyTorch's `gradcheck` asks for double precision: in `f32` the
+//! rounding of the loss (about `1e-7` relative) divided by any usable `ε` is as large as the
+//! errors worth catching. A layer trained in `f32` is checked by writing it once, generic over
+//! [`Scalar`](crate::Scalar), and checking it at `f64`; the same code then runs at `f32` in
+//! training:
+//!
+//! ```
+//! use ndarray::{array, ArrayD, ArrayViewD};
+//! use reg_core::gradcheck::{check_layer, GradCheck};
+//! use reg_core::prelude::*;
+//!
+//! /// y = w · x, element-wise, with one learnable scalar `w`.
+//! struct Scale<F: Scalar> {
+//!     w: Param<F>,
+//!     input: Option<ArrayD<F>>,
+//! }
+//!
+//! impl<F: Scalar> Scale<F> {
+//!     fn new(w: f64) -> Self {
+//!         Self { w: Param::weight("w", array![[F::from_f64(w)]]), input: None }
+//!     }
+//!     fn w(&self) -> F {
+//!         self.w.value2()[[0, 0]]
+//!     }
+//! }
+//!
+//! impl<F: Scalar> Layer<F> for Scale<F> {
+//!     fn forward_dyn(&mut self, x: ArrayViewD<'_, F>, _: Mode) -> reg_core::Result<ArrayD<F>> {
+//!         self.input = Some(x.to_owned());
+//!         Ok(&x * self.w())
+//!     }
+//!     fn backward_dyn(&mut self, g: ArrayViewD<'_, F>) -> reg_core::Result<ArrayD<F>> {
+//!         let x = self.input.as_ref().ok_or(Error::BackwardBeforeForward { layer: "Scale" })?;
+//!         let dw = (&g * x).sum();
+//!         self.w.grad_mut().fill(dw);
+//!         Ok(&g * self.w())
+//!     }
+//!     fn params(&self) -> Vec<&Param<F>> {
+//!         vec![&self.w]
+//!     }
+//!     fn params_mut(&mut self) -> Vec<&mut Param<F>> {
+//!         vec![&mut self.w]
+//!     }
+//! }
+//!
+//! // Checked at f64…
+//! let x = array![[1.0, -2.0], [0.5, 3.0]];
+//! let report = check_layer(&mut Scale::<f64>::new(0.7), x.view(), Mode::Train, GradCheck::default())?;
+//! assert!(report.max_error < 1e-8, "{report:?}");
+//! assert_eq!(report.checked, 5); // 4 input elements and w
+//!
+//! // …and trained at f32.
+//! let y = Scale::<f32>::new(0.5).forward(array![[2.0f32, 4.0]].view(), Mode::Train)?;
+//! assert_eq!(y, array![[1.0f32, 2.0]]);
+//! # Ok::<(), Error>(())
+//! ```
 
 use ndarray::{Array, Array2, ArrayD, ArrayView, ArrayViewD, Dimension, IxDyn};
 
@@ -126,6 +183,9 @@ pub fn compare<D: Dimension>(
 }
 
 /// Checks `layer`'s input and parameter gradients at `input` (of any rank) in `mode`.
+///
+/// The layer is a `Layer<f64>`: a layer used in `f32` is checked as the same code at `f64`,
+/// written generic over [`Scalar`](crate::Scalar) (see the [module docs](self)).
 ///
 /// # Errors
 /// Whatever the layer's `forward` or `backward` returns.

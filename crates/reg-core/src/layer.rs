@@ -100,7 +100,8 @@ impl<F: Scalar, L: Layer<F> + ?Sized> Layer<F> for Box<L> {
 ///
 /// ```
 /// use ndarray::array;
-/// use reg_core::{Layer, LayerExt, Mode, Result};
+/// use reg_core::prelude::*;
+/// # use reg_core::Result;
 /// # struct Double;
 /// # impl Layer<f64> for Double {
 /// #     fn forward_dyn(&mut self, x: ndarray::ArrayViewD<'_, f64>, _: Mode) -> Result<ndarray::ArrayD<f64>> { Ok(&x * 2.0) }

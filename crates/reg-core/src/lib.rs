@@ -6,6 +6,7 @@ mod error;
 pub mod gradcheck;
 mod layer;
 mod param;
+pub mod prelude;
 mod scalar;
 mod sequential;
 mod simd;

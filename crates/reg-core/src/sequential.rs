@@ -10,7 +10,8 @@ use crate::{Layer, Mode, Param, Result, Scalar};
 ///
 /// ```
 /// use ndarray::array;
-/// use reg_core::{Layer, LayerExt, Mode, Result, Sequential};
+/// use reg_core::prelude::*;
+/// # use reg_core::Result;
 /// # struct Scale(f64);
 /// # impl Layer<f64> for Scale {
 /// #     fn forward_dyn(&mut self, x: ndarray::ArrayViewD<'_, f64>, _: Mode) -> Result<ndarray::ArrayD<f64>> { Ok(&x * self.0) }

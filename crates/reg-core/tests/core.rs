@@ -272,3 +272,26 @@ fn backward_params_only_writes_the_same_gradients_without_the_input_gradient() {
     assert_eq!(full.params()[0].grad(), params_only.params()[0].grad());
     assert!(full.params()[0].grad().iter().any(|&g| g != 0.0));
 }
+
+#[test]
+fn a_user_layer_error_names_the_layer_and_its_message() {
+    let error = Error::layer("Clip", "bound must be positive, got -1");
+    assert_eq!(
+        error,
+        Error::Layer {
+            layer: "Clip".to_owned(),
+            message: "bound must be positive, got -1".to_owned(),
+        }
+    );
+    assert_eq!(error.to_string(), "Clip: bound must be positive, got -1");
+}
+
+#[test]
+fn the_prelude_brings_the_traits_into_scope() {
+    use reg_core::prelude::*;
+    // `params_mut` is `Layer`'s, `forward` is `LayerExt`'s: both callable with the prelude only.
+    let mut net: Sequential<f64> = Sequential::new().with(MatMul::new(false));
+    assert_eq!(net.params_mut().len(), 1);
+    let y = net.forward(input().view(), Mode::Eval).unwrap();
+    assert_eq!(y.dim(), (2, 2));
+}

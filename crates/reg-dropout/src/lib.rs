@@ -3,13 +3,22 @@
 #![warn(clippy::too_many_lines)]
 
 mod mask;
+mod seed;
 
 use ndarray::{ArrayD, ArrayView, ArrayViewD, Axis, Dimension, IxDyn};
 use rand_xoshiro::rand_core::SeedableRng;
 
 pub use mask::{fill_factors, threshold};
 pub use rand_xoshiro::Xoshiro256PlusPlus;
-pub use reg_core::{Error, Layer, LayerExt, Mode, Result, Scalar};
+pub use reg_core::{Error, Layer, LayerExt, Mode, Result, Scalar, Sequential, gradcheck};
+
+/// `use reg_dropout::prelude::*;` brings what a user of this crate needs: [`reg_core::prelude`]
+/// (the `Layer`, `LayerExt` and `Optimizer` traits, `Mode`, `Param`, `Scalar`, `Sequential`,
+/// `Error`) and this crate's [`Dropout`] and [`DropoutConfig`].
+pub mod prelude {
+    pub use crate::{Dropout, DropoutConfig};
+    pub use reg_core::prelude::*;
+}
 
 const LAYER: &str = "Dropout";
 
@@ -19,34 +28,46 @@ pub struct DropoutConfig {
     /// Probability of dropping (zeroing) an element in Train mode, in `[0, 1)`; required, no
     /// default. Kept elements are scaled by `1 / (1 − p)`; `p = 0` makes the layer the identity.
     pub p: f64,
-    /// Seed of the layer's generator: `Xoshiro256PlusPlus::seed_from_u64(seed)`.
-    /// Default [`DropoutConfig::DEFAULT_SEED`] (0).
-    pub seed: u64,
+    /// Seed of the layer's generator, `Xoshiro256PlusPlus::seed_from_u64(seed)`: the same seed
+    /// draws the same masks, on every platform. Default `None`: [`DropoutConfig::build`] draws
+    /// a seed of its own for each layer (from operating-system randomness), so two unseeded
+    /// layers draw different masks and every run draws new ones, as in PyTorch and Keras;
+    /// [`Dropout::seed`] tells which.
+    pub seed: Option<u64>,
     /// Channel-wise dropout (PyTorch's `Dropout1d` / `Dropout2d`): one keep/drop decision per
-    /// `(sample, channel)` of an `(N, C, …)` input, shared by every element of that channel.
-    /// Default `false` (one decision per element).
+    /// `(sample, channel)` of an `(N, C, L)` or `(N, C, H, W)` input (any rank ≥ 3), shared by
+    /// every element of that channel. Default `false` (one decision per element). A channel-wise
+    /// layer refuses an input of rank below 3 with [`Error::RankMismatch`]: an `(N, C)` batch
+    /// has no channel to drop whole (PyTorch's `Dropout1d` reads a 2-D input as one unbatched
+    /// `(C, L)` sample; reg's inputs are batch first, always).
     pub channel_wise: bool,
 }
 
 impl DropoutConfig {
-    /// The seed used when [`DropoutConfig::with_seed`] is not called.
+    /// The seed unseeded layers used before they drew a seed of their own: `with_seed(0)`
+    /// builds such a layer.
+    #[deprecated(
+        note = "unseeded layers draw a seed of their own; with_seed(0) is the former default"
+    )]
     pub const DEFAULT_SEED: u64 = 0;
 
-    /// Element-wise dropout with drop probability `p` and the default seed.
+    /// Element-wise dropout with drop probability `p`, unseeded (see
+    /// [`DropoutConfig::seed`]).
     #[must_use]
     pub fn new(p: f64) -> Self {
         Self {
             p,
-            seed: Self::DEFAULT_SEED,
+            seed: None,
             channel_wise: false,
         }
     }
 
-    /// Sets the generator's seed (default [`DropoutConfig::DEFAULT_SEED`]). Layers of one
-    /// network should have different seeds, or their masks repeat each other.
+    /// Seeds the generator, for masks that repeat from run to run (unseeded by default: see
+    /// [`DropoutConfig::seed`]). Layers of one network need different seeds, or their masks
+    /// repeat each other.
     #[must_use]
     pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
+        self.seed = Some(seed);
         self
     }
 
@@ -65,12 +86,14 @@ impl DropoutConfig {
     pub fn build<F: Scalar>(self) -> Result<Dropout<F>> {
         let p = reg_core::validate("p", self.p, "[0, 1)", |p| (0.0..1.0).contains(&p))?;
         let keep_prob = 1.0 - p;
+        let seed = self.seed.unwrap_or_else(seed::fresh_seed);
         Ok(Dropout {
             config: self,
+            seed,
             keep_prob,
             threshold: threshold(keep_prob),
             scale: F::from_f64(1.0 / keep_prob),
-            rng: Xoshiro256PlusPlus::seed_from_u64(self.seed),
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
             factors: Vec::new(),
             last: Last::Nothing,
         })
@@ -82,6 +105,8 @@ impl DropoutConfig {
 #[derive(Debug, Clone)]
 pub struct Dropout<F: Scalar = f32> {
     config: DropoutConfig,
+    /// The seed the generator started from (given, or drawn by `build`).
+    seed: u64,
     keep_prob: f64,
     /// `round(keep_prob · 2³²)`: a 32-bit chunk below it keeps its element.
     threshold: u64,
@@ -162,7 +187,16 @@ impl<F: Scalar> Dropout<F> {
 
     /// Restarts the generator from `seed`, as [`DropoutConfig::with_seed`] would.
     pub fn reseed(&mut self, seed: u64) {
+        self.seed = seed;
         self.rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    }
+
+    /// The seed the generator started from: the one given to [`DropoutConfig::with_seed`] or
+    /// [`Dropout::reseed`], or the one drawn for an unseeded layer (log it to repeat a run:
+    /// `with_seed(layer.seed())` draws the same masks). [`Dropout::set_rng`] does not change
+    /// it.
+    pub fn seed(&self) -> u64 {
+        self.seed
     }
 
     /// A copy of what draws the layer's masks (its generator at this point, threshold and
@@ -171,7 +205,7 @@ impl<F: Scalar> Dropout<F> {
     /// leaves the layer as if it had drawn them itself.
     ///
     /// ```
-    /// use reg_dropout::DropoutConfig;
+    /// use reg_dropout::prelude::*;
     ///
     /// let mut layer = DropoutConfig::new(0.5).with_seed(7).build::<f32>().unwrap();
     /// let mut ahead = layer.sampler();
@@ -218,14 +252,14 @@ impl<F: Scalar> Dropout<F> {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] when `keep` does not have the decisions' shape;
-    /// [`Error::RankMismatch`] for a channel-wise layer given an input of rank below 2.
+    /// [`Error::RankMismatch`] for a channel-wise layer given an input of rank below 3.
     pub fn forward_with_mask<D: Dimension>(
         &mut self,
         input: ArrayView<'_, F, D>,
         keep: ArrayViewD<'_, bool>,
     ) -> Result<ndarray::Array<F, D>> {
         self.last = Last::Nothing;
-        self.check_rank(input.ndim())?;
+        self.check_rank(input.shape())?;
         let shape = self.decision_shape(input.shape());
         reg_core::expect_shape("Dropout mask", &shape, keep.shape())?;
         self.factors.clear();
@@ -246,12 +280,16 @@ impl<F: Scalar> Dropout<F> {
         }
     }
 
-    fn check_rank(&self, ndim: usize) -> Result<()> {
-        if self.config.channel_wise && ndim < 2 {
+    /// A channel-wise layer needs `(N, C, L…)`: at least 3 axes.
+    fn check_rank(&self, shape: &[usize]) -> Result<()> {
+        if self.config.channel_wise && shape.len() < 3 {
             return Err(Error::RankMismatch {
-                context: "channel-wise Dropout input (N, C, …)".to_owned(),
-                expected: 2,
-                found: ndim,
+                context: format!(
+                    "channel-wise Dropout input of shape {shape:?}, which needs (N, C, L) or \
+                     (N, C, H, W)"
+                ),
+                expected: 3,
+                found: shape.len(),
             });
         }
         Ok(())
@@ -288,10 +326,10 @@ impl<F: Scalar> Layer<F> for Dropout<F> {
     /// the input unchanged and draws nothing.
     ///
     /// # Errors
-    /// [`Error::RankMismatch`] for a channel-wise layer given an input of rank below 2.
+    /// [`Error::RankMismatch`] for a channel-wise layer given an input of rank below 3.
     fn forward_dyn(&mut self, input: ArrayViewD<'_, F>, mode: Mode) -> Result<ArrayD<F>> {
         self.last = Last::Nothing;
-        self.check_rank(input.ndim())?;
+        self.check_rank(input.shape())?;
         let shape = IxDyn(input.shape());
         if !self.is_active(mode) {
             self.last = Last::Identity(shape);

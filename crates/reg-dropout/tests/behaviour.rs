@@ -83,14 +83,39 @@ fn same_seed_same_mask_different_seed_different_mask() -> Result<(), Error> {
 }
 
 #[test]
-fn default_seed_is_documented_constant() -> Result<(), Error> {
+fn unseeded_layers_draw_different_masks() -> Result<(), Error> {
+    // 400 decisions at p = 0.5: equal masks by chance have probability 2⁻⁴⁰⁰.
     let x = input();
     let mut a = DropoutConfig::new(0.5).build::<f64>()?;
-    let mut b = layer(0.5, DropoutConfig::DEFAULT_SEED)?;
-    assert_eq!(
+    let mut b = DropoutConfig::new(0.5).build::<f64>()?;
+    assert_ne!(a.seed(), b.seed());
+    assert_ne!(
         a.forward(x.view(), Mode::Train)?,
         b.forward(x.view(), Mode::Train)?
     );
+    assert_eq!((a.config().seed, b.config().seed), (None, None));
+    Ok(())
+}
+
+#[test]
+fn an_unseeded_layer_is_repeated_by_its_seed() -> Result<(), Error> {
+    let x = input();
+    let mut unseeded = DropoutConfig::new(0.5).build::<f64>()?;
+    let mut repeat = layer(0.5, unseeded.seed())?;
+    assert_eq!(
+        unseeded.forward(x.view(), Mode::Train)?,
+        repeat.forward(x.view(), Mode::Train)?
+    );
+    Ok(())
+}
+
+#[test]
+fn a_layer_reports_the_seed_it_was_given_or_reseeded_with() -> Result<(), Error> {
+    let mut d = layer(0.5, 11)?;
+    assert_eq!((d.seed(), d.config().seed), (11, Some(11)));
+    d.reseed(12);
+    assert_eq!(d.seed(), 12);
+    assert_eq!(d.rng(), layer(0.5, 12)?.rng());
     Ok(())
 }
 
@@ -373,31 +398,42 @@ fn fill_factors_gives_the_layers_next_mask_bit_for_bit() -> Result<(), Error> {
 }
 
 #[test]
-fn channel_wise_dropout_of_a_matrix_decides_each_element() -> Result<(), Error> {
-    // Rank 2, (N, C), is the lowest channel-wise dropout accepts: a channel is one value.
+fn channel_wise_dropout_refuses_a_matrix_and_names_its_shape() -> Result<(), Error> {
+    // (N, C) has no channel to drop whole: rank 3, (N, C, L), is the lowest accepted.
     let mut channel_wise = DropoutConfig::new(0.5)
         .with_seed(3)
         .with_channel_wise(true)
         .build::<f64>()?;
-    let mut element_wise = layer(0.5, 3)?;
     let x = input();
-    let y = channel_wise.forward(x.view(), Mode::Train)?;
-    assert_eq!(y, element_wise.forward(x.view(), Mode::Train)?);
-    let keep = ndarray::Array2::from_elem((8, 50), true).into_dyn();
-    assert_eq!(
-        channel_wise.forward_with_mask(x.view(), keep.view())?,
-        &x * 2.0
+    let error = channel_wise.forward(x.view(), Mode::Train).unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            Error::RankMismatch {
+                expected: 3,
+                found: 2,
+                context,
+            } if context.contains("[8, 50]")
+        ),
+        "{error:?}"
     );
-    let vector = ndarray::Array1::<f64>::ones(4);
-    let keep = ndarray::Array1::from_elem(4, true).into_dyn();
     assert!(matches!(
-        channel_wise.forward_with_mask(vector.view(), keep.view()),
-        Err(Error::RankMismatch {
-            expected: 2,
-            found: 1,
-            ..
-        })
+        channel_wise.forward(x.view(), Mode::Eval),
+        Err(Error::RankMismatch { found: 2, .. })
     ));
+    let keep = ndarray::Array2::from_elem((8, 50), true).into_dyn();
+    assert!(matches!(
+        channel_wise.forward_with_mask(x.view(), keep.view()),
+        Err(Error::RankMismatch { found: 2, .. })
+    ));
+    // Nothing was drawn, and a 3-D input is fine.
+    assert_eq!(channel_wise.rng(), layer(0.5, 3)?.rng());
+    let x3 = input_nd(&[8, 5, 10]);
+    let keep = ndarray::Array2::from_elem((8, 5), true).into_dyn();
+    assert_eq!(
+        channel_wise.forward_with_mask(x3.view(), keep.view())?,
+        &x3 * 2.0
+    );
     Ok(())
 }
 

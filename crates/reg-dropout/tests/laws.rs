@@ -1,6 +1,6 @@
-//! Statistical laws of the mask (proptest).
+//! Laws of the mask (proptest): its statistics, its seeds, the shapes channel-wise dropout takes.
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayD, IxDyn};
 use proptest::prelude::*;
 use reg_dropout::{Dropout, DropoutConfig, Error, LayerExt, Mode};
 
@@ -52,5 +52,53 @@ proptest! {
         let sigma = (n * p * (1.0 - p)).sqrt();
         prop_assert!((dropped - n * p).abs() <= 5.0 * sigma + 1.0,
             "dropped {dropped} of {n}, expected {}, σ = {sigma}", n * p);
+    }
+
+    /// A seeded layer reports its seed, and a layer built with a layer's reported seed, seeded
+    /// or not, draws its masks.
+    #[test]
+    fn a_layer_is_repeated_by_the_seed_it_reports(
+        seed in any::<u64>(),
+        seeded in any::<bool>(),
+        cols in 1usize..40,
+    ) {
+        let config = DropoutConfig::new(0.5);
+        let config = if seeded { config.with_seed(seed) } else { config };
+        let mut first = config.build::<f64>().map_err(fail)?;
+        if seeded {
+            prop_assert_eq!(first.seed(), seed);
+        }
+        let mut again = layer(0.5, first.seed()).map_err(fail)?;
+        let x = Array2::from_elem((3, cols), 1.0);
+        for _ in 0..2 {
+            prop_assert_eq!(
+                first.forward(x.view(), Mode::Train).map_err(fail)?,
+                again.forward(x.view(), Mode::Train).map_err(fail)?
+            );
+        }
+    }
+
+    /// Channel-wise dropout takes `(N, C, L…)` of any rank from 3 and refuses ranks 0 to 2.
+    #[test]
+    fn channel_wise_dropout_needs_three_axes_or_more(
+        shape in proptest::collection::vec(1usize..4, 0..6),
+    ) {
+        let mut d = DropoutConfig::new(0.5)
+            .with_seed(1)
+            .with_channel_wise(true)
+            .build::<f64>()
+            .map_err(fail)?;
+        let x = ArrayD::<f64>::ones(IxDyn(&shape));
+        match d.forward(x.view(), Mode::Train) {
+            Ok(y) => {
+                prop_assert!(shape.len() >= 3, "{shape:?} accepted");
+                prop_assert_eq!(y.shape(), &shape[..]);
+            }
+            Err(Error::RankMismatch { expected: 3, found, .. }) => {
+                prop_assert!(shape.len() < 3, "{shape:?} refused");
+                prop_assert_eq!(found, shape.len());
+            }
+            Err(other) => prop_assert!(false, "{shape:?}: {other:?}"),
+        }
     }
 }

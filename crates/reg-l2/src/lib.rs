@@ -2,7 +2,17 @@
 // Library functions stay under 60 lines (the threshold is in clippy.toml; ARCHITECTURE.md).
 #![warn(clippy::too_many_lines)]
 
-pub use reg_core::{Error, Param, Result, Scalar};
+pub use reg_core::{
+    Error, Layer, LayerExt, Mode, Optimizer, Param, Result, Scalar, Sequential, gradcheck,
+};
+
+/// `use reg_l2::prelude::*;` brings what a user of this crate needs: [`reg_core::prelude`]
+/// (the `Layer`, `LayerExt` and `Optimizer` traits, `Mode`, `Param`, `Scalar`, `Sequential`,
+/// `Error`) and this crate's [`L2`] and [`L2Config`].
+pub mod prelude {
+    pub use crate::{L2, L2Config};
+    pub use reg_core::prelude::*;
+}
 
 /// Settings of the [`L2`] penalty; [`L2Config::build`] validates them.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -17,6 +17,20 @@ pub use plateau::{
     PlateauMode, PlateauState, ReduceOnPlateau, ReduceOnPlateauConfig, ThresholdMode,
 };
 pub use reg_core::{Error, Result};
+
+/// `use reg_schedule::prelude::*;` brings what a user of this crate needs: [`reg_core::prelude`]
+/// (the `Layer`, `LayerExt` and `Optimizer` traits, `Mode`, `Param`, `Scalar`, `Sequential`,
+/// `Error`) and this crate's [`Schedule`] trait, schedules and their configs.
+pub mod prelude {
+    pub use crate::{
+        Constant, ConstantConfig, CosineAnnealing, CosineAnnealingConfig, ExponentialDecay,
+        ExponentialDecayConfig, Join, LinearWarmup, LinearWarmupConfig, PlateauMode,
+        ReduceOnPlateau, ReduceOnPlateauConfig, Schedule, StepDecay, StepDecayConfig,
+        ThresholdMode, WarmupCosine, WarmupCosineConfig,
+    };
+    pub use reg_core::prelude::*;
+}
+
 pub use warmup::{LinearWarmup, LinearWarmupConfig};
 
 /// A learning rate as a pure function of the step.

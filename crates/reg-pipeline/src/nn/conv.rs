@@ -152,7 +152,7 @@ impl Conv2dConfig {
 /// ```
 /// use ndarray::Array4;
 /// use rand::SeedableRng;
-/// use reg_core::{LayerExt, Mode};
+/// use reg_core::prelude::*;
 /// use reg_pipeline::Conv2dConfig;
 /// use reg_pipeline::random::Generator;
 ///

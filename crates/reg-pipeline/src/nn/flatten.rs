@@ -10,7 +10,8 @@ use reg_core::{Error, Layer, Mode, Result, Scalar, expect_shape};
 ///
 /// ```
 /// use ndarray::{Array2, Array4};
-/// use reg_core::{Layer, Mode, into_rank};
+/// use reg_core::into_rank;
+/// use reg_core::prelude::*;
 /// use reg_pipeline::Flatten;
 ///
 /// let mut flatten = Flatten::new();

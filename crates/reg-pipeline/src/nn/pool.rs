@@ -88,7 +88,7 @@ impl MaxPool2dConfig {
 ///
 /// ```
 /// use ndarray::array;
-/// use reg_core::{LayerExt, Mode};
+/// use reg_core::prelude::*;
 /// use reg_pipeline::MaxPool2dConfig;
 ///
 /// let mut pool = MaxPool2dConfig::new(2).build()?;
