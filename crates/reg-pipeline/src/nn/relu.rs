@@ -47,7 +47,14 @@ impl<F: Scalar> Layer<F> for Relu<F> {
         // Kept for backward in the same buffer from step to step: a fresh copy of a CNN's
         // activations each step costs page faults as well as the copy.
         match &mut self.output {
-            Some(kept) if kept.shape() == output.shape() => kept.assign(&output),
+            // Both are standard layout (made by `array`), so the slices are whole.
+            Some(kept) if kept.shape() == output.shape() && kept.is_standard_layout() => {
+                let kept = kept.as_slice_mut().unwrap_or_default();
+                let from = output.as_slice().unwrap_or_default();
+                kept.par_chunks_mut(ELEMENTS_PER_TASK)
+                    .zip(from.par_chunks(ELEMENTS_PER_TASK))
+                    .for_each(|(kept, from)| kept.copy_from_slice(from));
+            }
             kept => *kept = Some(output.clone()),
         }
         Ok(output)
