@@ -160,7 +160,7 @@ fn outputs_with_the_longest_legal_names_are_written() {
     for path in [&export, &metrics, &plot] {
         assert!(path.is_file(), "{} missing", s(path));
         // Every output written is announced.
-        assert!(out.contains(&format!("written to {}", s(path))), "{out}");
+        assert!(out.contains(&format!("wrote {} (", s(path))), "{out}");
     }
     let too_long = tmp.path().join(format!("{}.json", "m".repeat(251)));
     let started = Instant::now();

@@ -14,6 +14,9 @@ pub struct VariantSummary {
     pub seeds: Vec<u64>,
     /// Test accuracy (fraction).
     pub test_acc: MeanCi,
+    /// Validation accuracy of the kept epoch (fraction): what [`Report::ranked`] ranks by, so
+    /// that the test set plays no part in choosing. `None` when a run recorded no epoch.
+    pub val_acc: Option<MeanCi>,
     /// Training accuracy in Eval mode with the kept weights (fraction).
     pub train_acc: MeanCi,
     /// Train (Eval mode) minus test accuracy.
@@ -74,6 +77,8 @@ pub struct Report {
     pub diverged: Vec<(String, u64, Divergence)>,
     /// The matrix-product path of the runs (part of the study's definition).
     pub product_path: String,
+    /// Set by [`Report::ranked`]: the variants are sorted best first, and this is the best.
+    pub best: Option<String>,
 }
 
 impl Report {
@@ -144,10 +149,12 @@ impl Report {
                             test_loss,
                         })
                 };
+                let kept_val_acc: Option<Vec<f64>> = runs.iter().map(|r| kept_val_acc(r)).collect();
                 Some(VariantSummary {
                     name: name.to_owned(),
                     seeds: runs.iter().map(|r| r.seed).collect(),
                     test_acc: measure(&|r| r.metrics.test_acc)?,
+                    val_acc: kept_val_acc.and_then(|v| MeanCi::of(&v)),
                     train_acc: measure(&|r| r.train_eval.accuracy)?,
                     gap: measure(&|r| r.train_eval.accuracy - r.metrics.test_acc)?,
                     test_loss: measure(&|r| r.metrics.test_loss)?,
@@ -167,7 +174,20 @@ impl Report {
             threads: Vec::new(),
             diverged: Vec::new(),
             product_path: String::new(),
+            best: None,
         }
+    }
+
+    /// The report with its variants sorted by mean validation accuracy of the kept epoch,
+    /// highest first (ties keep the study's order; variants without one go last), and the
+    /// first marked as [`Report::best`]. The test set plays no part in the choice, so the
+    /// best variant's test accuracy stays an unbiased estimate.
+    #[must_use]
+    pub fn ranked(mut self) -> Self {
+        let key = |v: &VariantSummary| v.val_acc.map_or(f64::NEG_INFINITY, |ci| ci.mean);
+        self.variants.sort_by(|a, b| key(b).total_cmp(&key(a)));
+        self.best = self.variants.first().map(|v| v.name.clone());
+        self
     }
 
     /// A markdown table, then a line saying what ± and Δ mean and which differences are
@@ -176,8 +196,15 @@ impl Report {
     #[must_use]
     pub fn markdown(&self, with_time: bool) -> String {
         let reference = self.reference.as_deref();
-        let mut head = String::from("| model | seeds | test acc (%) |");
-        let mut rule = String::from("| --- | ---: | ---: |");
+        let ranked = self.best.is_some();
+        let mut head = String::from("| model | seeds |");
+        let mut rule = String::from("| --- | ---: |");
+        if ranked {
+            head.push_str(" val acc, kept epoch (%) |");
+            rule.push_str(" ---: |");
+        }
+        head.push_str(" test acc (%) |");
+        rule.push_str(" ---: |");
         if let Some(reference) = reference {
             head.push_str(&format!(
                 " Δ test acc vs {reference} (pp) | Δ test loss vs {reference} | significant (95 %) |"
@@ -192,12 +219,18 @@ impl Report {
         }
         let mut table = format!("{head}\n{rule}\n");
         for v in &self.variants {
-            table.push_str(&format!(
-                "| {} | {} | {} |",
-                v.name,
-                v.seeds.len(),
-                v.test_acc.format(100.0, 2, false)
-            ));
+            if self.best.as_deref() == Some(v.name.as_str()) {
+                table.push_str(&format!("| **{}** (best) | {} |", v.name, v.seeds.len()));
+            } else {
+                table.push_str(&format!("| {} | {} |", v.name, v.seeds.len()));
+            }
+            if ranked {
+                let val = v
+                    .val_acc
+                    .map_or("—".to_owned(), |ci| ci.format(100.0, 2, false));
+                table.push_str(&format!(" {val} |"));
+            }
+            table.push_str(&format!(" {} |", v.test_acc.format(100.0, 2, false)));
             if reference.is_some() {
                 let cells = match &v.vs_reference {
                     None => ["—".to_owned(), "—".to_owned(), "—".to_owned()],
@@ -226,8 +259,20 @@ impl Report {
         }
         table.push('\n');
         table.push_str(&self.legend());
+        table.push_str(&self.ranking_line());
         table.push_str(&self.footer(with_time));
         table
+    }
+
+    /// How the rows are ordered, when [`Report::ranked`].
+    fn ranking_line(&self) -> String {
+        match &self.best {
+            Some(best) => format!(
+                "Rows sorted by mean validation accuracy of the kept epoch (the test set is not \
+                 used to choose); best: {best}.\n"
+            ),
+            None => String::new(),
+        }
     }
 
     /// A line per diverged run, the matrix-product path, and with `with_time` the runs'
@@ -266,6 +311,18 @@ impl Report {
             "± is the half-width of the 95 % confidence interval of the mean over seeds \
              (Student's t, n − 1 degrees of freedom).",
         );
+        let n_min = self
+            .variants
+            .iter()
+            .map(|v| v.seeds.len())
+            .min()
+            .unwrap_or(0);
+        if n_min == 2 {
+            text.push_str(
+                " With 2 seeds t = 12.7 (1 degree of freedom): the intervals are wide; run more \
+                 seeds to tell variants apart.",
+            );
+        }
         if let Some(reference) = &self.reference {
             let significant = |of: fn(&Paired) -> MeanCi| {
                 let names: Vec<&str> = self
@@ -291,6 +348,16 @@ impl Report {
         text.push('\n');
         text
     }
+}
+
+/// Validation accuracy of the epoch whose weights a run kept (its best epoch, else its last).
+fn kept_val_acc(r: &RunResult) -> Option<f64> {
+    let epochs = &r.metrics.epochs;
+    epochs
+        .iter()
+        .find(|e| e.epoch == r.metrics.best_epoch)
+        .or(epochs.last())
+        .map(|e| e.val_acc)
 }
 
 #[cfg(test)]
