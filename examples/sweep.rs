@@ -111,8 +111,19 @@ fn report(args: &Args, results: &[RunResult]) -> Result<(), StudyError> {
     print!("{}", Report::new(results).ranked().markdown(true));
     println!();
     for path in &args.plot {
-        let title = results.first().map_or("sweep", |r| r.study.as_str());
-        study::write_sweep_chart(path, title, results)?;
+        let title = match results.first() {
+            Some(first) => format!(
+                "Sweep {} on MNIST ({} epochs at most, {} seeds)",
+                first.study,
+                first.metrics.config.epochs,
+                results
+                    .iter()
+                    .filter(|r| r.variant == first.variant)
+                    .count()
+            ),
+            None => "Sweep".to_owned(),
+        };
+        study::write_sweep_chart(path, &title, results)?;
         println!(
             "wrote {} (chart of every point, best first)",
             path.display()

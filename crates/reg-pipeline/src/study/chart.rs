@@ -91,22 +91,31 @@ pub fn write_band_chart(
     write_band_history_chart(path, title, &series, &band_note(fewest, most))
 }
 
-/// What the shading of a chart over `fewest`..=`most` seeds per variant is, and a warning when
-/// so few seeds make the band too wide to mean much.
-fn band_note(fewest: usize, most: usize) -> String {
+/// What a chart over `fewest`..=`most` seeds per variant shades (`what` names the marks:
+/// bands, bars), with a warning when so few seeds make the interval too wide to mean much;
+/// `None` with a single seed.
+fn interval_note(fewest: usize, most: usize, what: &str) -> Option<String> {
     let seeds = if fewest == most {
         format!("{most} seeds")
     } else {
         format!("{fewest}–{most} seeds")
     };
     match fewest {
-        0 | 1 if most < 2 => "none (1 seed)".to_owned(),
-        0 | 1 => format!("95 % CI over {seeds} (none where 1 seed)"),
-        2 => format!(
-            "95 % CI over {seeds}; n = 2 seeds: bands are wide (t = 12.7), cut at the panel's \
-             edge"
-        ),
-        _ => format!("95 % CI over {seeds}"),
+        _ if most < 2 => None,
+        0 | 1 => Some(format!("95 % CI over {seeds} (none where 1 seed)")),
+        2 => Some(format!(
+            "95 % CI over {seeds} (n = 2 seeds: {what} are wide, t = 12.7)"
+        )),
+        _ => Some(format!("95 % CI over {seeds}")),
+    }
+}
+
+/// The legend's text for a history chart's shading.
+fn band_note(fewest: usize, most: usize) -> String {
+    match interval_note(fewest, most, "bands") {
+        None => "none (1 seed)".to_owned(),
+        Some(note) if fewest == 2 => format!("{note}, cut at the panel's edge"),
+        Some(note) => note,
     }
 }
 
@@ -147,16 +156,16 @@ pub fn write_sweep_chart(
         panel("test accuracy (%)", percent, &|v| {
             estimate(v.test_acc, 100.0)
         }),
-        panel("test loss", (0.0, f64::INFINITY), &|v| {
+        panel("test loss (lower is better)", (0.0, f64::INFINITY), &|v| {
             estimate(v.test_loss, 1.0)
         }),
     ];
     let names: Vec<&str> = variants.iter().map(|v| v.name.as_str()).collect();
     let fewest = variants.iter().map(|v| v.seeds.len()).min().unwrap_or(0);
     let most = variants.iter().map(|v| v.seeds.len()).max().unwrap_or(0);
-    let spread = match band_note(fewest, most).as_str() {
-        "none (1 seed)" => "no bars (1 seed)".to_owned(),
-        note => format!("bars: {note}"),
+    let spread = match interval_note(fewest, most, "bars") {
+        None => "no bars (1 seed)".to_owned(),
+        Some(note) => format!("bars: {note}; an arrowhead marks a bar cut at the panel's edge"),
     };
     let note = format!(
         "Dots: mean over seeds; {spread}. Sorted by validation accuracy of the kept epoch, best \

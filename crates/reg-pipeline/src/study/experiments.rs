@@ -212,7 +212,7 @@ impl Observer for EpochLines {
     fn on_epoch(&mut self, _trainer: &Trainer, m: &EpochMetrics) -> Result<(), PipelineError> {
         if !self.quiet {
             println!(
-                "  {} | epoch {:>3} | lr {:.6} | train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}% | {:.1}s",
+                "  {} | epoch {:>3} | lr {:.3e} | train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}% | {:.1}s",
                 self.label,
                 m.epoch,
                 m.lr,

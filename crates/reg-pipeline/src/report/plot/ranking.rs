@@ -37,6 +37,8 @@ pub struct RankingPanel<'a> {
 /// Row height and the width of one panel, in pixels.
 const ROW: u32 = 30;
 const PANEL_WIDTH: u32 = 300;
+/// Height of the title above the panels.
+const TITLE_HEIGHT: u32 = 40;
 
 /// The SVG of a ranking chart: `names` top to bottom, one panel per entry of `panels`, the row
 /// `best` marked, and `note` (what the dots and bars are, how the rows are sorted) under the
@@ -86,15 +88,14 @@ pub fn ranking_svg(
         .fold(0.0, f64::max)
         .ceil() as u32
         + 24;
-    let note_lines = super::wrap(
-        note,
-        LEGEND_PX,
-        f64::from(PANEL_WIDTH * panels.len() as u32),
-    );
+    let note_width = PANEL_WIDTH * panels.len() as u32 - 24;
+    let note_lines = super::wrap(note, LEGEND_PX, f64::from(note_width));
     let note_height = 22 * note_lines.len() as u32 + 12;
     let panels_height = ROW * names.len() as u32 + 110;
     let width = label_width + PANEL_WIDTH * panels.len() as u32;
-    draw_svg((width, panels_height + note_height), title, |root| {
+    // The title takes the top of the canvas; the panels and the note go below it.
+    let height = TITLE_HEIGHT + panels_height + note_height;
+    draw_svg((width, height), title, |root| {
         let (body, note_area) = root.split_vertically(panels_height);
         let mut rest = body.clone();
         for (k, panel) in panels.iter().enumerate() {
@@ -177,14 +178,23 @@ fn draw_ranking_panel(
         let style = if Some(i) == best { color(1) } else { color(0) };
         let y = y_of(i);
         if let Some((a, b)) = *interval {
-            let (a, b) = (inside(a), inside(b));
             let bar = style.stroke_width(2);
-            chart.draw_series(std::iter::once(PathElement::new(vec![(a, y), (b, y)], bar)))?;
-            for end in [a, b] {
-                let cap = PathElement::new(vec![(0, -5), (0, 5)], bar);
+            let (from, to) = (inside(a), inside(b));
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(from, y), (to, y)],
+                bar,
+            )))?;
+            // A bar's end is a cap, or an arrowhead where the panel's edge cut it.
+            for (end, cut, outward) in [(from, from > a, -1), (to, to < b, 1)] {
+                let mark = if cut {
+                    vec![(-6 * outward, -5), (0, 0), (-6 * outward, 5)]
+                } else {
+                    vec![(0, -5), (0, 5)]
+                };
+                let mark = PathElement::new(mark, bar);
                 chart
                     .plotting_area()
-                    .draw(&(EmptyElement::at((end, y)) + cap))?;
+                    .draw(&(EmptyElement::at((end, y)) + mark))?;
             }
         }
         let radius = if Some(i) == best { 6 } else { 4 };
