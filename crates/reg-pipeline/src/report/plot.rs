@@ -855,3 +855,48 @@ fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     }
     (lo, hi)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn curves(lines: &[f64], band: (f64, f64)) -> Vec<Curves> {
+        vec![Curves {
+            style: 0,
+            copy: false,
+            band: vec![(1.0, band.0, band.1)],
+            dashed: Vec::new(),
+            solid: lines.iter().map(|&v| (1.0, v)).collect(),
+        }]
+    }
+
+    #[test]
+    fn a_band_wider_than_the_lines_is_cut_at_half_their_span() {
+        // Lines 90–98 %, a two-seed band 60–100 %: the axis stops at 86 %.
+        assert_eq!(
+            axis_range(&curves(&[90.0, 98.0], (60.0, 100.0)), Scale::Linear),
+            (86.0, 100.0)
+        );
+        // A narrow band widens the axis as far as it reaches.
+        assert_eq!(
+            axis_range(&curves(&[90.0, 98.0], (89.0, 98.5)), Scale::Linear),
+            (89.0, 98.5)
+        );
+    }
+
+    #[test]
+    fn on_a_log_axis_a_band_reaches_at_most_a_decade_past_the_lines() {
+        let (lo, hi) = axis_range(&curves(&[0.05, 0.5], (LOSS_FLOOR, 40.0)), Scale::Log);
+        assert!(
+            (lo - 0.005).abs() < 1e-15 && (hi - 5.0).abs() < 1e-12,
+            "{lo} {hi}"
+        );
+    }
+
+    #[test]
+    fn the_palette_is_okabe_and_itos() {
+        assert_eq!(color(0), RGBColor(0, 114, 178));
+        assert_eq!(color(1), RGBColor(213, 94, 0));
+        assert_eq!(color(8), color(0), "repeats after eight");
+    }
+}

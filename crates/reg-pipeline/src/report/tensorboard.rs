@@ -664,4 +664,58 @@ mod tests {
         );
         assert!(events[1].wall_time >= events[0].wall_time);
     }
+
+    #[test]
+    fn the_observer_writes_train_and_validation_with_the_same_tags_in_percent() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let run = dir.path().join("seed0");
+        let mut observer = TensorBoardObserver::create(&run).expect("created");
+        assert_eq!(observer.dir(), run);
+        let trainer = Trainer::new(crate::TrainConfig::default()).expect("default trainer");
+        let m = EpochMetrics {
+            epoch: 2,
+            lr: 1e-3,
+            train_loss: 0.25,
+            train_acc: 0.5,
+            val_loss: 0.125,
+            val_acc: 0.75,
+            seconds: 3.0,
+            eval_seconds: 0.5,
+        };
+        observer.on_epoch(&trainer, &m).expect("written");
+        let [train, validation] = observer
+            .paths()
+            .map(|p| read_events(&std::fs::read(p).expect("read")).expect("valid"));
+        assert!(observer.paths()[0].starts_with(run.join(TRAIN_DIR)));
+        assert!(observer.paths()[1].starts_with(run.join(VALIDATION_DIR)));
+        let scalars = |events: &[Event]| events[1].scalars.clone();
+        assert_eq!(
+            scalars(&train),
+            [
+                ("epoch_loss".to_owned(), 0.25),
+                ("epoch_accuracy".to_owned(), 50.0),
+                ("epoch_learning_rate".to_owned(), 1e-3),
+                ("epoch_seconds".to_owned(), 3.0),
+            ]
+        );
+        assert_eq!(
+            scalars(&validation),
+            [
+                ("epoch_loss".to_owned(), 0.125),
+                ("epoch_accuracy".to_owned(), 75.0)
+            ]
+        );
+        assert_eq!((train[1].step, validation[1].step), (2, 2));
+    }
+
+    #[test]
+    fn a_run_folder_that_is_a_file_is_an_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("run");
+        std::fs::write(&file, b"x").expect("written");
+        assert!(matches!(
+            TensorBoardObserver::create(&file),
+            Err(PipelineError::Io { .. })
+        ));
+    }
 }

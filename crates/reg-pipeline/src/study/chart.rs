@@ -174,3 +174,23 @@ pub fn write_sweep_chart(
     let best = report.best.as_ref().map(|_| 0);
     write_ranking_chart(path, title, &names, &panels, best, &note)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_legend_warns_when_two_seeds_make_the_bands_wide() {
+        assert_eq!(band_note(1, 1), "none (1 seed)");
+        assert_eq!(band_note(5, 5), "95 % CI over 5 seeds");
+        let two = band_note(2, 2);
+        assert!(two.contains("n = 2 seeds: bands are wide"), "{two}");
+        assert!(two.contains("cut at the panel's edge"), "{two}");
+        assert_eq!(
+            band_note(1, 3),
+            "95 % CI over 1–3 seeds (none where 1 seed)"
+        );
+        let bars = interval_note(2, 2, "bars").expect("a note");
+        assert!(bars.contains("bars are wide"), "{bars}");
+    }
+}

@@ -461,4 +461,54 @@ mod tests {
         );
         assert!(table.contains("no confidence intervals"), "{table}");
     }
+
+    /// A result whose kept epoch (2 of 3) has validation accuracy `val_acc`.
+    fn with_val_acc(variant: &str, seed: u64, test_acc: f64, val_acc: f64) -> RunResult {
+        let mut r = result(variant, seed, test_acc);
+        r.metrics.epochs = (1..=3)
+            .map(|epoch| crate::EpochMetrics {
+                epoch,
+                lr: 1e-3,
+                train_loss: 0.1,
+                train_acc: 0.9,
+                val_loss: 0.1,
+                val_acc: if epoch == 2 { val_acc } else { 0.5 },
+                seconds: 1.0,
+                eval_seconds: 0.1,
+            })
+            .collect();
+        r.metrics.best_epoch = 2;
+        r
+    }
+
+    #[test]
+    fn ranked_sorts_by_the_kept_epochs_validation_accuracy_not_the_test_accuracy() {
+        let results = [
+            with_val_acc("a", 0, 0.99, 0.95),
+            with_val_acc("a", 1, 0.99, 0.95),
+            with_val_acc("b", 0, 0.90, 0.97),
+            with_val_acc("b", 1, 0.90, 0.97),
+        ];
+        let report = Report::new(&results).ranked();
+        let names: Vec<&str> = report.variants.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["b", "a"]);
+        assert_eq!(report.best.as_deref(), Some("b"));
+        let val = report.variants[0].val_acc.expect("measured");
+        assert!((val.mean - 0.97).abs() < 1e-12, "{val:?}");
+        let table = report.markdown(false);
+        assert!(table.contains("| val acc, kept epoch (%) |"), "{table}");
+        assert!(
+            table.contains("| **b** (best) | 2 | 97.00 ± 0.00 |"),
+            "{table}"
+        );
+        assert!(table.contains("best: b."), "{table}");
+        assert!(table.contains("With 2 seeds t = 12.7"), "{table}");
+    }
+
+    #[test]
+    fn an_unranked_report_has_no_validation_column_and_no_best() {
+        let table = Report::new(&[with_val_acc("a", 0, 0.99, 0.95)]).markdown(false);
+        assert!(!table.contains("val acc"), "{table}");
+        assert!(!table.contains("best"), "{table}");
+    }
 }
