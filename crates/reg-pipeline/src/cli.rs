@@ -835,7 +835,12 @@ fn write_outputs(
         );
     }
     for path in &args.plot {
-        done("--plot", "chart", path, write_plot(path, metrics));
+        done(
+            "--plot",
+            "chart of accuracy and loss per epoch",
+            path,
+            write_plot(path, metrics),
+        );
     }
     if failed.is_empty() {
         Ok(())

@@ -205,7 +205,7 @@ pub fn history_svg(
     series: &[(&str, &[EpochMetrics])],
 ) -> Result<String, PipelineError> {
     let keys = [
-        "training (Train mode, with each model's own dropout)",
+        "training (Train mode, dropout as configured)",
         "validation (Eval mode)",
     ];
     banded_history_svg(title, series, &vec![&[][..]; series.len()], keys)
@@ -252,7 +252,7 @@ pub fn band_history_svg(
     let bands: Vec<&[EpochBand]> = series.iter().map(|(_, _, b)| *b).collect();
     let validation = format!("validation (Eval mode), mean; shaded: {band}");
     let keys = [
-        "training (Train mode, with each model's own dropout), mean",
+        "training (Train mode, dropout as configured), mean",
         &validation,
     ];
     banded_history_svg(title, &histories, &bands, keys)

@@ -84,7 +84,9 @@ pub struct EarlyStoppingStatus {
 /// let status = EarlyStoppingStatus { best_epoch: Some(3), waited: 1, patience: Some(10) };
 /// let line = epoch_line(&m, 30, 800, &status);
 /// assert!(line.starts_with("Epoch  4/30 | lr 3.200e-6 |"), "{line}");
-/// assert!(line.ends_with("| 2.00s (+0.10s eval), 2.5 ms/step | best epoch 3, no improvement for 1/10"), "{line}");
+/// assert!(line.ends_with(
+///     "| 2.00s (+0.10s eval), 2.5 ms/step | best epoch 3, no improvement for 1/10 epochs"
+/// ));
 /// ```
 #[must_use]
 pub fn epoch_line(
@@ -102,7 +104,7 @@ pub fn epoch_line(
         .best_epoch
         .map_or("best epoch —".to_owned(), |e| format!("best epoch {e}"));
     let patience = match best.patience {
-        Some(patience) => format!(", no improvement for {}/{patience}", best.waited),
+        Some(patience) => format!(", no improvement for {}/{patience} epochs", best.waited),
         None => " (no early stopping)".to_owned(),
     };
     format!(
