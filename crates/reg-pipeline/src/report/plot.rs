@@ -590,10 +590,10 @@ where
     mesh.draw()?;
     let epochs = curves.iter().map(|c| c.solid.len()).max().unwrap_or(0);
     // Bands first, light, so every line stays visible on top of them; cut at the panel's
-    // edges (see `axis_range`).
+    // edges (see `axis_range`). A copy of an earlier model has that model's band: drawn once.
     let y_range = chart.y_range();
     let clip = |v: f64| v.clamp(y_range.start, y_range.end);
-    for c in curves.iter().filter(|c| !c.band.is_empty()) {
+    for c in curves.iter().filter(|c| !c.band.is_empty() && !c.copy) {
         let outline: Vec<(f64, f64)> = c
             .band
             .iter()
