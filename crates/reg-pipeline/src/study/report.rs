@@ -43,6 +43,25 @@ pub struct Paired {
 }
 
 impl Paired {
+    /// The differences of `runs` to `base`, seed by seed (the seeds both have); `None` when
+    /// they share no seed.
+    fn of(runs: &[&RunResult], base: &[&RunResult]) -> Option<Self> {
+        let pairs: Vec<(&RunResult, &RunResult)> = runs
+            .iter()
+            .filter_map(|r| Some((*r, *base.iter().find(|b| b.seed == r.seed)?)))
+            .collect();
+        let differences = |f: fn(&RunResult) -> f64| {
+            let d: Vec<f64> = pairs.iter().map(|(r, b)| f(r) - f(b)).collect();
+            MeanCi::of(&d)
+        };
+        let test_acc = differences(|r| r.metrics.test_acc)?;
+        let test_loss = differences(|r| r.metrics.test_loss)?;
+        Some(Self {
+            test_acc,
+            test_loss,
+        })
+    }
+
     /// `"acc, loss"`, `"acc"`, `"loss"` or `"no"`: which differences are significant at the
     /// 5 % level (their 95 % interval excludes 0); `"n = 1: no CI"` for a single seed.
     #[must_use]
@@ -131,23 +150,10 @@ impl Report {
                 let measure = |f: &dyn Fn(&RunResult) -> f64| {
                     MeanCi::of(&runs.iter().map(|r| f(r)).collect::<Vec<_>>())
                 };
-                let vs_reference = if Some(name) == reference.as_deref() || base.is_empty() {
+                let vs_reference = if Some(name) == reference.as_deref() {
                     None
                 } else {
-                    let pairs: Vec<(&RunResult, &RunResult)> = runs
-                        .iter()
-                        .filter_map(|r| Some((*r, *base.iter().find(|b| b.seed == r.seed)?)))
-                        .collect();
-                    let differences = |f: fn(&RunResult) -> f64| {
-                        let d: Vec<f64> = pairs.iter().map(|(r, b)| f(r) - f(b)).collect();
-                        MeanCi::of(&d)
-                    };
-                    differences(|r| r.metrics.test_acc)
-                        .zip(differences(|r| r.metrics.test_loss))
-                        .map(|(test_acc, test_loss)| Paired {
-                            test_acc,
-                            test_loss,
-                        })
+                    Paired::of(&runs, &base)
                 };
                 let kept_val_acc: Option<Vec<f64>> = runs.iter().map(|r| kept_val_acc(r)).collect();
                 Some(VariantSummary {
@@ -195,6 +201,19 @@ impl Report {
     /// runs' thread counts (the only parts that differ between two runs of the same study).
     #[must_use]
     pub fn markdown(&self, with_time: bool) -> String {
+        let mut table = self.table_head(with_time);
+        for v in &self.variants {
+            table.push_str(&self.table_row(v, with_time));
+        }
+        table.push('\n');
+        table.push_str(&self.legend());
+        table.push_str(&self.ranking_line());
+        table.push_str(&self.footer(with_time));
+        table
+    }
+
+    /// The table's header and rule lines.
+    fn table_head(&self, with_time: bool) -> String {
         let reference = self.reference.as_deref();
         let ranked = self.best.is_some();
         let mut head = String::from("| model | seeds |");
@@ -217,51 +236,50 @@ impl Report {
             head.push_str(" time per run |");
             rule.push_str(" ---: |");
         }
-        let mut table = format!("{head}\n{rule}\n");
-        for v in &self.variants {
-            if self.best.as_deref() == Some(v.name.as_str()) {
-                table.push_str(&format!("| **{}** (best) | {} |", v.name, v.seeds.len()));
-            } else {
-                table.push_str(&format!("| {} | {} |", v.name, v.seeds.len()));
-            }
-            if ranked {
-                let val = v
-                    .val_acc
-                    .map_or("—".to_owned(), |ci| ci.format(100.0, 2, false));
-                table.push_str(&format!(" {val} |"));
-            }
-            table.push_str(&format!(" {} |", v.test_acc.format(100.0, 2, false)));
-            if reference.is_some() {
-                let cells = match &v.vs_reference {
-                    None => ["—".to_owned(), "—".to_owned(), "—".to_owned()],
-                    Some(d) => [
-                        d.test_acc.format(100.0, 2, true),
-                        d.test_loss.format(1.0, 4, true),
-                        d.significance(),
-                    ],
-                };
-                table.push_str(&format!(" {} | {} | {} |", cells[0], cells[1], cells[2]));
-            }
-            table.push_str(&format!(
-                " {} | {} | {} | {} |",
-                v.train_acc.format(100.0, 2, false),
-                v.gap.format(100.0, 2, true),
-                v.test_loss.format(1.0, 4, false),
-                match v.epochs {
-                    (fewest, most) if fewest == most => most.to_string(),
-                    (fewest, most) => format!("{fewest}–{most}"),
-                },
-            ));
-            if with_time {
-                table.push_str(&format!(" {:.1} s |", v.seconds));
-            }
-            table.push('\n');
+        format!("{head}\n{rule}\n")
+    }
+
+    /// One variant's line of the table.
+    fn table_row(&self, v: &VariantSummary, with_time: bool) -> String {
+        let mut row = String::new();
+        if self.best.as_deref() == Some(v.name.as_str()) {
+            row.push_str(&format!("| **{}** (best) | {} |", v.name, v.seeds.len()));
+        } else {
+            row.push_str(&format!("| {} | {} |", v.name, v.seeds.len()));
         }
-        table.push('\n');
-        table.push_str(&self.legend());
-        table.push_str(&self.ranking_line());
-        table.push_str(&self.footer(with_time));
-        table
+        if self.best.is_some() {
+            let val = v
+                .val_acc
+                .map_or("—".to_owned(), |ci| ci.format(100.0, 2, false));
+            row.push_str(&format!(" {val} |"));
+        }
+        row.push_str(&format!(" {} |", v.test_acc.format(100.0, 2, false)));
+        if self.reference.is_some() {
+            let cells = match &v.vs_reference {
+                None => ["—".to_owned(), "—".to_owned(), "—".to_owned()],
+                Some(d) => [
+                    d.test_acc.format(100.0, 2, true),
+                    d.test_loss.format(1.0, 4, true),
+                    d.significance(),
+                ],
+            };
+            row.push_str(&format!(" {} | {} | {} |", cells[0], cells[1], cells[2]));
+        }
+        row.push_str(&format!(
+            " {} | {} | {} | {} |",
+            v.train_acc.format(100.0, 2, false),
+            v.gap.format(100.0, 2, true),
+            v.test_loss.format(1.0, 4, false),
+            match v.epochs {
+                (fewest, most) if fewest == most => most.to_string(),
+                (fewest, most) => format!("{fewest}–{most}"),
+            },
+        ));
+        if with_time {
+            row.push_str(&format!(" {:.1} s |", v.seconds));
+        }
+        row.push('\n');
+        row
     }
 
     /// How the rows are ordered, when [`Report::ranked`].

@@ -173,35 +173,51 @@ fn draw_ranking_panel(
         .bold_line_style(BLACK.mix(0.08))
         .draw()?;
     let x_range = chart.x_range();
-    let inside = |v: f64| v.clamp(x_range.start, x_range.end);
     for (i, (estimate, interval)) in panel.rows.iter().zip(&intervals).enumerate() {
-        let style = if Some(i) == best { color(1) } else { color(0) };
-        let y = y_of(i);
-        if let Some((a, b)) = *interval {
-            let bar = style.stroke_width(2);
-            let (from, to) = (inside(a), inside(b));
-            chart.draw_series(std::iter::once(PathElement::new(
-                vec![(from, y), (to, y)],
-                bar,
-            )))?;
-            // A bar's end is a cap, or an arrowhead where the panel's edge cut it.
-            for (end, cut, outward) in [(from, from > a, -1), (to, to < b, 1)] {
-                let mark = if cut {
-                    vec![(-6 * outward, -5), (0, 0), (-6 * outward, 5)]
-                } else {
-                    vec![(0, -5), (0, 5)]
-                };
-                let mark = PathElement::new(mark, bar);
-                chart
-                    .plotting_area()
-                    .draw(&(EmptyElement::at((end, y)) + mark))?;
-            }
-        }
-        let radius = if Some(i) == best { 6 } else { 4 };
-        let dot = Circle::new((0, 0), radius, style.filled());
-        chart
-            .plotting_area()
-            .draw(&(EmptyElement::at((inside(estimate.mean), y)) + dot))?;
+        let row = Row {
+            y: y_of(i),
+            mean: estimate.mean,
+            interval: *interval,
+            best: Some(i) == best,
+        };
+        draw_row(chart.plotting_area(), &row, &x_range)?;
     }
     Ok(())
+}
+
+/// One row of a panel, at height `y`: the mean and its interval (already cut to the metric's
+/// range).
+struct Row {
+    y: f64,
+    mean: f64,
+    interval: Option<(f64, f64)>,
+    best: bool,
+}
+
+/// Draws a row's bar (its ends capped, or arrowheads where the panel's `x_range` cut it) and
+/// its dot, in the best row's colour or the others'.
+fn draw_row(
+    area: &DrawingArea<SVGBackend<'_>, Cartesian2d<Ticked<RangedCoordf64>, Ticked<RangedCoordf64>>>,
+    row: &Row,
+    x_range: &std::ops::Range<f64>,
+) -> DrawResult {
+    let inside = |v: f64| v.clamp(x_range.start, x_range.end);
+    let style = if row.best { color(1) } else { color(0) };
+    let y = row.y;
+    if let Some((a, b)) = row.interval {
+        let bar = style.stroke_width(2);
+        let (from, to) = (inside(a), inside(b));
+        area.draw(&PathElement::new(vec![(from, y), (to, y)], bar))?;
+        for (end, cut, outward) in [(from, from > a, -1), (to, to < b, 1)] {
+            let mark = if cut {
+                vec![(-6 * outward, -5), (0, 0), (-6 * outward, 5)]
+            } else {
+                vec![(0, -5), (0, 5)]
+            };
+            area.draw(&(EmptyElement::at((end, y)) + PathElement::new(mark, bar)))?;
+        }
+    }
+    let radius = if row.best { 6 } else { 4 };
+    let dot = Circle::new((0, 0), radius, style.filled());
+    area.draw(&(EmptyElement::at((inside(row.mean), y)) + dot))
 }
