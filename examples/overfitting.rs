@@ -54,7 +54,8 @@ struct Args {
     #[arg(long, value_name = "FILE.svg|FILE.png")]
     plot: Vec<PathBuf>,
     /// Write each run's per-epoch scalars as TensorBoard event files, one run folder per
-    /// model and seed under this folder (`tensorboard --logdir DIR` compares them).
+    /// model and seed under this folder, each with `train/` and `validation/` (`tensorboard
+    /// --logdir DIR` compares them).
     #[arg(long, value_name = "DIR")]
     tensorboard: Option<PathBuf>,
     /// Only the table.

@@ -42,7 +42,8 @@ struct Args {
     #[arg(long, value_name = "FILE.svg|FILE.png")]
     plot: Vec<PathBuf>,
     /// Write each run's per-epoch scalars as TensorBoard event files, one run folder per point
-    /// and seed under this folder (`tensorboard --logdir DIR` compares them).
+    /// and seed under this folder, each with `train/` and `validation/` (`tensorboard --logdir
+    /// DIR` compares them).
     #[arg(long, value_name = "DIR", conflicts_with = "merge")]
     tensorboard: Option<PathBuf>,
     /// Only the table.
