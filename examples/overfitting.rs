@@ -54,7 +54,8 @@ struct Args {
     #[arg(long, value_name = "FILE.svg|FILE.png")]
     plot: Vec<PathBuf>,
     /// Write each run's per-epoch scalars as TensorBoard event files, one run folder per
-    /// model and seed under this folder (`tensorboard --logdir DIR` compares them).
+    /// model and seed under this folder, each with `train/` and `validation/` (`tensorboard
+    /// --logdir DIR` compares them).
     #[arg(long, value_name = "DIR")]
     tensorboard: Option<PathBuf>,
     /// Only the table.
@@ -125,13 +126,26 @@ fn run(args: &Args) -> Result<(), StudyError> {
 fn report(args: &Args, results: &[RunResult]) -> Result<(), StudyError> {
     println!();
     print!("{}", Report::new(results).markdown(false));
+    println!();
     for path in &args.plot {
         let seeds = results.iter().filter(|r| r.variant == REFERENCE).count();
         let title = format!("Underfitting vs overfitting on a small MNIST subset ({seeds} seeds)");
         study::write_band_chart(path, &title, results)?;
-        if !args.quiet {
-            println!("\nchart written to {}", path.display());
-        }
+        println!(
+            "wrote {} (chart of every model's mean curves)",
+            path.display()
+        );
+    }
+    if let Some(dir) = args
+        .tensorboard
+        .as_ref()
+        .filter(|_| args.study.merge.is_none())
+    {
+        println!(
+            "wrote TensorBoard scalars under {} (view: tensorboard --logdir {})",
+            dir.display(),
+            dir.display()
+        );
     }
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! The tutorial's warmup + cosine table, computed by `reg::schedule`.
 //!
 //! Run with `cargo run --example schedule`. The tutorial's comments claim 0.000524 at epoch 50
-//! and 0.000005 at epoch 99; the formula gives 0.000541 and 0.000000.
+//! and 0.000005 at epoch 99; the formula gives 5.413e-4 and 2.734e-7 (the table prints 4
+//! significant digits, which read at any magnitude: six fixed decimals showed 2.734e-7 as
+//! 0.000000).
 //!
 //! `--plot schedule.svg` (or `.png`) also draws the learning rate of every epoch 0..100 as a chart.
 
@@ -41,7 +43,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         println!("Warmup + Cosine Schedule:");
         for e in [0, 2, 5, 10, 50, 90, 99] {
             let lr = schedule.lr(e);
-            println!("  Epoch {e:>2}: lr = {lr:.6}");
+            println!("  Epoch {e:>2}: lr = {lr:.3e}");
         }
     }
     let curve: Vec<(f64, f64)> = (0..100).map(|e| (e as f64, schedule.lr(e))).collect();
@@ -52,7 +54,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             ("epoch", "learning rate"),
             &[("warmup + cosine", &curve)],
         )?;
-        println!("chart written to {}", path.display());
+        println!("wrote {} (chart of the learning rate)", path.display());
     }
     Ok(())
 }

@@ -4,7 +4,9 @@
 //! `cargo run --release --example sweep -- --grid examples/sweep.toml` reads a grid of
 //! learning rate × L2 × dropout × seeds (see `examples/sweep.toml` and
 //! [`reg_pipeline::study::SweepGrid`]), trains every point on MNIST and prints a markdown table
-//! of mean ± 95 % confidence interval per point. `--jobs`, `--shard`, `--results` and `--merge`
+//! of mean ± 95 % confidence interval per point, sorted by validation accuracy with the best
+//! point marked. `--epochs` and `--seeds 0,1` override the grid file's; `--plot` draws every
+//! point's final metrics; `--tensorboard DIR` writes each run's scalars. `--jobs`, `--shard`, `--results` and `--merge`
 //! spread the runs over cores or a cluster's job array (see `docs/cluster.md`).
 
 use std::path::PathBuf;
@@ -23,15 +25,27 @@ struct Args {
     /// The grid file (TOML: name, epochs, seeds, lr, l2, dropout, train_images).
     #[arg(long, required_unless_present = "merge")]
     grid: Option<PathBuf>,
+    /// Most epochs per run, instead of the grid file's `epochs`.
+    #[arg(long, conflicts_with = "merge")]
+    epochs: Option<usize>,
+    /// The seeds every point runs with, instead of the grid file's `seeds` (`--seeds 0,1`).
+    #[arg(long, value_delimiter = ',', num_args = 1.., conflicts_with = "merge")]
+    seeds: Option<Vec<u64>>,
     /// Folder with the four MNIST files (.gz or raw); default $MNIST_DIR, else
     /// the per-user cache folder (~/.cache/reg/mnist on Linux).
     /// Missing files are downloaded there.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Write a chart of mean accuracy and loss per epoch (95 % band) to this file: SVG or PNG
-    /// by its extension (repeat the flag for both).
+    /// Write a chart of every point's final validation accuracy, test accuracy and test loss
+    /// (mean over seeds with its 95 % interval, best first) to this file: SVG or PNG by its
+    /// extension (repeat the flag for both).
     #[arg(long, value_name = "FILE.svg|FILE.png")]
     plot: Vec<PathBuf>,
+    /// Write each run's per-epoch scalars as TensorBoard event files, one run folder per point
+    /// and seed under this folder, each with `train/` and `validation/` (`tensorboard --logdir
+    /// DIR` compares them).
+    #[arg(long, value_name = "DIR", conflicts_with = "merge")]
+    tensorboard: Option<PathBuf>,
     /// Only the table.
     #[arg(long)]
     quiet: bool,
@@ -65,7 +79,13 @@ fn run(args: &Args) -> Result<(), StudyError> {
         value: "none".into(),
         allowed: "a TOML grid file (required unless --merge)",
     })?;
-    let grid = SweepGrid::load(grid_path)?;
+    let mut grid = SweepGrid::load(grid_path)?;
+    if let Some(epochs) = args.epochs {
+        grid.epochs = epochs;
+    }
+    if let Some(seeds) = &args.seeds {
+        grid.seeds.clone_from(seeds);
+    }
     // Check the grid before reading any data.
     let inputs = TrainConfig::default().model.input_len();
     let study = grid.study(inputs).map_err(|e| match e {
@@ -77,22 +97,45 @@ fn run(args: &Args) -> Result<(), StudyError> {
     })?;
     let data = StudyData::load(args.data_dir.as_deref(), args.quiet, grid.train_images)?;
     let study = study.with_data_digest(&data.digest);
-    let work = |run: &StudyRun| experiments::run_study_run(run, data.splits(), None, args.quiet);
+    let work = |run: &StudyRun| {
+        experiments::run_study_run(run, data.splits(), args.tensorboard.as_deref(), args.quiet)
+    };
     match args.study.run(&study, args.quiet, &work)? {
         Some(results) => report(args, &results),
         None => Ok(()),
     }
 }
 
-/// The table, and the chart with `--plot`.
+/// The table (best point first), the chart with `--plot`, and where everything was written.
 fn report(args: &Args, results: &[RunResult]) -> Result<(), StudyError> {
     println!();
-    print!("{}", Report::new(results).markdown(true));
+    print!("{}", Report::new(results).ranked().markdown(true));
+    println!();
     for path in &args.plot {
-        study::write_band_chart(path, &results[0].study, results)?;
-        if !args.quiet {
-            println!("\nchart written to {}", path.display());
-        }
+        let title = match results.first() {
+            Some(first) => format!(
+                "Sweep {} on MNIST ({} epochs at most, {} seeds)",
+                first.study,
+                first.metrics.config.epochs,
+                results
+                    .iter()
+                    .filter(|r| r.variant == first.variant)
+                    .count()
+            ),
+            None => "Sweep".to_owned(),
+        };
+        study::write_sweep_chart(path, &title, results)?;
+        println!(
+            "wrote {} (chart of every point, best first)",
+            path.display()
+        );
+    }
+    if let Some(dir) = &args.tensorboard {
+        println!(
+            "wrote TensorBoard scalars under {} (view: tensorboard --logdir {})",
+            dir.display(),
+            dir.display()
+        );
     }
     Ok(())
 }

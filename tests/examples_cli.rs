@@ -148,6 +148,46 @@ fn ablation_refuses_one_epoch_and_unknown_names_and_matches_names_in_any_case() 
 }
 
 #[test]
+fn sweep_takes_epochs_and_seeds_over_the_grid_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let grid = tmp.path().join("grid.toml");
+    std::fs::write(&grid, "name = \"g\"\nepochs = 2\nseeds = [0, 1]\n").unwrap();
+    let nowhere = s(&tmp.path().join("no-data"));
+    let sweep = |extra: &[&str]| {
+        let mut args = vec!["--grid", grid.to_str().unwrap(), "--data-dir", &nowhere];
+        args.extend_from_slice(extra);
+        run("sweep", &args)
+    };
+    // The grid's own seeds are fine; these override them, and are refused before any data is
+    // read.
+    let (output, err) = sweep(&["--seeds", "3,3"]);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("`seeds` lists a seed twice"), "{err}");
+    let (output, err) = sweep(&["--epochs", "0"]);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("--epochs = 0"), "{err}");
+    // With valid overrides the sweep gets as far as the (missing) data.
+    let (output, err) = sweep(&["--epochs", "1", "--seeds", "4,5"]);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("MNIST"), "{err}");
+    // Merging trains nothing: overriding what it would train is a usage error.
+    let (output, err) = run("sweep", &["--merge", &nowhere, "--epochs", "2"]);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("--epochs"), "{err}");
+}
+
+#[test]
+fn schedule_prints_the_learning_rate_at_every_magnitude_and_names_its_chart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chart = tmp.path().join("schedule.svg");
+    let (output, err) = run("schedule", &["--plot", &s(&chart)]);
+    assert!(output.status.success(), "{err}");
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(out.contains("Epoch 99: lr = 2.734e-7"), "{out}");
+    assert!(out.contains(&format!("wrote {} (", s(&chart))), "{out}");
+}
+
+#[test]
 fn schedule_reports_an_unwritable_chart_as_a_sentence() {
     let tmp = tempfile::tempdir().unwrap();
     let target = tmp.path().join("missing").join("x.svg");

@@ -180,9 +180,10 @@ pub struct Args {
     /// PNG by its extension (repeat the flag for both; needs the default `plot` feature).
     #[arg(long, value_name = "FILE.svg|FILE.png")]
     pub plot: Vec<PathBuf>,
-    /// Write each epoch's train and validation loss and accuracy, learning rate and seconds as
-    /// TensorBoard scalars, in a folder of this run's own under DIR (`seed0_<UTC date and
-    /// time>`), so runs sharing DIR show as separate runs (`tensorboard --logdir DIR`).
+    /// Write each epoch's train and validation loss and accuracy (%), learning rate and
+    /// seconds as TensorBoard scalars, in a folder of this run's own under DIR (`seed0_<UTC
+    /// date and time>`, holding `train/` and `validation/` as Keras lays them out), so runs
+    /// sharing DIR show as separate runs (`tensorboard --logdir DIR`).
     #[arg(long, value_name = "DIR")]
     pub tensorboard: Option<PathBuf>,
     /// No progress bar, no per-epoch lines; only the summary.
@@ -794,8 +795,8 @@ fn print_results(
     }
     if let (Some(observer), Some(dir)) = (tensorboard, &args.tensorboard) {
         println!(
-            "TensorBoard scalars in {} (view: tensorboard --logdir {})",
-            observer.path().display(),
+            "wrote TensorBoard scalars to {} (train/ and validation/; view: tensorboard --logdir {})",
+            observer.dir().display(),
             dir.display()
         );
     }
@@ -813,14 +814,14 @@ fn write_outputs(
     let mut failed: Vec<_> = failed_before.into_iter().collect();
     // Each output written is announced; each that fails is reported with the others at the end.
     let mut done = |flag: &'static str, what: &str, path: &Path, written| match written {
-        Ok(()) => println!("{what} written to {}", path.display()),
+        Ok(()) => println!("wrote {} ({what})", path.display()),
         Err(e) => failed.push((flag, e)),
     };
     if let Some(path) = &args.export {
         let written = export_safetensors(&*trainer.model, path);
         done(
             "--export",
-            "model (PyTorch nn.Sequential layout)",
+            "the model, PyTorch nn.Sequential layout",
             path,
             written,
         );
@@ -828,13 +829,18 @@ fn write_outputs(
     if let Some(path) = &args.metrics_out {
         done(
             "--metrics-out",
-            "metrics",
+            "the run's metrics, JSON",
             path,
             write_metrics(path, metrics, run),
         );
     }
     for path in &args.plot {
-        done("--plot", "chart", path, write_plot(path, metrics));
+        done(
+            "--plot",
+            "chart of accuracy and loss per epoch",
+            path,
+            write_plot(path, metrics),
+        );
     }
     if failed.is_empty() {
         Ok(())

@@ -287,7 +287,7 @@ fn a_model_that_repeats_another_is_named_and_drawn_under_it_as_a_halo() {
         labels.iter().map(|l| &l.text).collect::<Vec<_>>()
     );
     let doc = roxmltree::Document::parse(&svg).expect("XML");
-    let halo = format!("#{:02X}{:02X}{:02X}", 227, 119, 194); // the 7th color
+    let halo = "#000000"; // the 7th color (Okabe-Ito's black)
     let polylines: Vec<(Option<&str>, Option<&str>)> = doc
         .descendants()
         .filter(|n| n.has_tag_name("polyline"))
@@ -295,8 +295,8 @@ fn a_model_that_repeats_another_is_named_and_drawn_under_it_as_a_halo() {
         .collect();
     let first_halo = polylines
         .iter()
-        .position(|&(c, w)| c == Some(halo.as_str()) && w == Some("7"));
-    let first_full = polylines.iter().position(|&(c, _)| c == Some("#1F77B4"));
+        .position(|&(c, w)| c == Some(halo) && w == Some("7"));
+    let first_full = polylines.iter().position(|&(c, _)| c == Some("#0072B2"));
     assert!(
         matches!((first_halo, first_full), (Some(h), Some(f)) if h < f),
         "halo drawn first, wide: {polylines:?}"
@@ -332,4 +332,129 @@ fn other_extensions_are_refused_before_anything_is_written() {
         plot::check_chart_path(&path),
         Err(PipelineError::InvalidSetting { .. })
     ));
+}
+
+/// A sweep's ranking chart over the grid of `examples/sweep.toml` (8 points, 2 seeds): long
+/// row names, bars cut at the limits and at the panel's edge, the best row marked.
+fn sweep_chart() -> String {
+    use plot::{Estimate, RankingPanel};
+    let names: Vec<String> = [1e-3, 3e-3]
+        .iter()
+        .flat_map(|lr| {
+            [0.0, 0.005].iter().flat_map(move |l2| {
+                ["0", "0.3/0.2"].map(|d| format!("lr {lr}, L2 {l2}, dropout {d}"))
+            })
+        })
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let row = |i: usize, mean: f64, half: f64| Estimate {
+        mean: mean - 0.1 * i as f64,
+        interval: Some((mean - 0.1 * i as f64 - half, mean - 0.1 * i as f64 + half)),
+    };
+    let panels = [
+        RankingPanel {
+            caption: "validation accuracy, kept epoch (%)",
+            limits: (0.0, 100.0),
+            rows: (0..8).map(|i| row(i, 97.9, 3.0)).collect(),
+        },
+        RankingPanel {
+            caption: "test loss (lower is better)",
+            limits: (0.0, f64::INFINITY),
+            rows: (0..8).map(|i| row(i, 0.9, 0.5)).collect(),
+        },
+    ];
+    plot::ranking_svg(
+        "Sweep lr × L2 × dropout on MNIST (2 epochs at most, 2 seeds)",
+        &names,
+        &panels,
+        Some(0),
+        "Dots: mean over seeds; bars: 95 % CI over 2 seeds (n = 2 seeds: bars are wide, t = 12.7); an arrowhead marks a bar cut at the panel's edge. Sorted by validation accuracy of the kept epoch, best first and marked.",
+    )
+    .expect("chart")
+}
+
+#[test]
+fn the_sweep_chart_is_readable_and_names_the_best_row() {
+    let svg = sweep_chart();
+    assert_readable("sweep", &svg);
+    let (_, labels) = labels_of(&svg);
+    let best: Vec<&Label> = labels
+        .iter()
+        .filter(|l| l.text.starts_with("best: "))
+        .collect();
+    assert_eq!(best.len(), 1, "{labels:?}");
+    assert_eq!(best[0].text, "best: lr 0.001, L2 0, dropout 0");
+    // No accuracy tick past 100 %, though the top bar's interval reaches 100.9 %.
+    assert!(
+        labels
+            .iter()
+            .filter_map(|l| l.text.parse::<f64>().ok())
+            .all(|v| v <= 100.0),
+        "{labels:?}"
+    );
+}
+
+#[test]
+fn a_ranking_chart_of_mismatched_panels_is_refused() {
+    use plot::{Estimate, RankingPanel};
+    let panel = RankingPanel {
+        caption: "test accuracy (%)",
+        limits: (0.0, 100.0),
+        rows: vec![Estimate {
+            mean: 98.0,
+            interval: None,
+        }],
+    };
+    for (names, panels) in [
+        (&["a", "b"][..], std::slice::from_ref(&panel)),
+        (&[][..], std::slice::from_ref(&panel)),
+        (&["a"][..], &[][..]),
+    ] {
+        assert!(matches!(
+            plot::ranking_svg("t", names, panels, None, ""),
+            Err(PipelineError::InvalidSetting { name: "plot", .. })
+        ));
+    }
+}
+
+#[test]
+fn two_seed_bands_stay_within_0_to_100_percent_and_do_not_flatten_the_lines() {
+    // Validation accuracy from 90 % to 99 %.
+    let mut h = history(10, 0.99, 0.4, 0.75, 1e-3);
+    for m in &mut h {
+        m.val_acc = 0.9 + 0.01 * (m.epoch - 1) as f64;
+        m.train_acc = m.val_acc;
+    }
+    // A 95 % interval over 2 seeds is 12.7 standard errors wide: 20 pp and a loss band whose
+    // low end is below 0.
+    let bands: Vec<plot::EpochBand> = h
+        .iter()
+        .map(|m| plot::EpochBand {
+            epoch: m.epoch,
+            val_acc: (m.val_acc - 0.2, m.val_acc + 0.2),
+            val_loss: (m.val_loss - 1.0, m.val_loss + 1.0),
+        })
+        .collect();
+    let svg = plot::band_history_svg(
+        "two seeds",
+        &[("m", &h, &bands)],
+        "95 % CI over 2 seeds (n = 2 seeds: bands are wide, t = 12.7), cut at the panel's edge",
+    )
+    .expect("chart");
+    assert_readable("two seeds", &svg);
+    let (_, labels) = labels_of(&svg);
+    // The accuracy axis's labels: numbers at the far left of the canvas.
+    let ticks: Vec<f64> = labels
+        .iter()
+        .filter(|l| l.rect.right() < 70.0)
+        .filter_map(|l| l.text.parse::<f64>().ok())
+        .collect();
+    assert!(!ticks.is_empty(), "{labels:?}");
+    assert!(ticks.iter().all(|&t| t <= 100.0), "{ticks:?}");
+    // The lines run from 90 % to 99 %: the axis reaches at most half that span below them
+    // (and a 4 % margin), not down to the band's 70 %.
+    assert!(ticks.iter().all(|&t| t >= 85.0), "{ticks:?}");
+    // The legend warns (its text wraps over several lines).
+    let text: Vec<&str> = labels.iter().map(|l| l.text.as_str()).collect();
+    assert!(text.join(" ").contains("bands are wide"), "{text:?}");
 }

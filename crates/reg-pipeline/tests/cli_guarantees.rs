@@ -160,7 +160,7 @@ fn outputs_with_the_longest_legal_names_are_written() {
     for path in [&export, &metrics, &plot] {
         assert!(path.is_file(), "{} missing", s(path));
         // Every output written is announced.
-        assert!(out.contains(&format!("written to {}", s(path))), "{out}");
+        assert!(out.contains(&format!("wrote {} (", s(path))), "{out}");
     }
     let too_long = tmp.path().join(format!("{}.json", "m".repeat(251)));
     let started = Instant::now();
@@ -460,4 +460,40 @@ fn tensorboard_on_a_full_disk_costs_neither_the_model_nor_the_metrics() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&metrics).unwrap()).unwrap();
     assert_eq!(json["epochs"].as_array().unwrap().len(), 40);
+}
+
+#[test]
+fn tensorboard_writes_train_and_validation_of_one_run_as_keras_does_and_says_where() {
+    use reg_pipeline::tensorboard::{TRAIN_TAGS, VALIDATION_TAGS, read_events};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data(tmp.path());
+    let logdir = tmp.path().join("runs");
+    let output = run(&args(&data, &["--tensorboard", &s(&logdir)]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let runs = names(&logdir);
+    assert_eq!(runs.len(), 1, "one run folder: {runs:?}");
+    assert!(runs[0].starts_with("seed0_"), "{runs:?}");
+    let run_dir = logdir.join(&runs[0]);
+    assert_eq!(names(&run_dir), ["train", "validation"]);
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        out.contains(&format!("wrote TensorBoard scalars to {}", s(&run_dir))),
+        "{out}"
+    );
+    let read = |part: &str| {
+        let files = names(&run_dir.join(part));
+        assert_eq!(files.len(), 1, "{part}: {files:?}");
+        read_events(&std::fs::read(run_dir.join(part).join(&files[0])).unwrap()).unwrap()
+    };
+    let (train, validation) = (read("train"), read("validation"));
+    let tags = |events: &[reg_pipeline::tensorboard::Event]| -> Vec<String> {
+        events[1].scalars.iter().map(|(t, _)| t.clone()).collect()
+    };
+    assert_eq!(tags(&train), TRAIN_TAGS);
+    assert_eq!(tags(&validation), VALIDATION_TAGS);
+    // The same tag in both runs: TensorBoard draws training and validation in one chart.
+    assert_eq!(tags(&validation)[..], tags(&train)[..2]);
+    // Accuracy in percent, as the console prints it.
+    let accuracy = validation[1].scalars[1].1;
+    assert!(accuracy > 1.0 && accuracy <= 100.0, "{accuracy}");
 }

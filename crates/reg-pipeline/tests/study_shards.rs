@@ -511,7 +511,7 @@ fn a_diverged_run_is_recorded_and_the_study_goes_on() {
 }
 
 #[test]
-fn a_restarted_run_replaces_its_own_tensorboard_file() {
+fn a_restarted_run_replaces_its_own_tensorboard_files() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (train, validation, test) = splits();
     let study = small_study();
@@ -527,8 +527,18 @@ fn a_restarted_run_replaces_its_own_tensorboard_file() {
     let folders: Vec<_> = std::fs::read_dir(dir.path()).expect("listed").collect();
     assert_eq!(folders.len(), 1, "one folder per run");
     let folder = folders[0].as_ref().expect("entry").path();
-    let files = std::fs::read_dir(&folder).expect("listed").count();
-    assert_eq!(files, 1, "one event file in {}", folder.display());
+    let mut parts: Vec<String> = std::fs::read_dir(&folder)
+        .expect("listed")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    parts.sort();
+    assert_eq!(parts, ["train", "validation"], "Keras's layout");
+    for part in parts {
+        let files = std::fs::read_dir(folder.join(&part))
+            .expect("listed")
+            .count();
+        assert_eq!(files, 1, "one event file in {}/{part}", folder.display());
+    }
 }
 
 #[test]

@@ -4,11 +4,14 @@
 //!
 //! [`write_history_chart`] draws two panels, accuracy (%) and loss (log scale) per epoch, one
 //! color and one marker shape per model, training dashed and validation solid;
-//! [`write_curve_chart`] draws plain `y(x)` curves (a learning-rate schedule, say). Ticks fall on
+//! [`write_curve_chart`] draws plain `y(x)` curves (a learning-rate schedule, say);
+//! [`write_ranking_chart`] draws one row per configuration with each metric's mean and interval
+//! (a sweep's final results). Colors are Okabe and Ito's colour-blind-safe palette. Ticks fall on
 //! round values and read as people write them ([`format_tick`]); legends are measured with the
 //! embedded font and the canvas grows to fit them; a model whose curves coincide with an earlier
 //! one's is drawn as a wide halo under it and named as such in the legend.
 
+mod ranking;
 mod render;
 mod ticks;
 
@@ -20,24 +23,24 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+pub use ranking::{Estimate, RankingPanel, ranking_svg};
 pub use render::{FONT_FAMILY, font_bytes, svg_to_png, text_width, usvg_options};
 pub use ticks::format_tick;
 
 use crate::persist::atomic::{check_output_path, write_atomically};
 use crate::{EpochMetrics, PipelineError};
 
-/// Colors of successive models (matplotlib's `tab10`, which stays distinct in print).
-const PALETTE: [RGBColor; 10] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-    RGBColor(188, 189, 34),
-    RGBColor(23, 190, 207),
+/// Colors of successive models: Okabe and Ito's colour-blind-safe palette (2008), the
+/// yellow left to the end (it reads poorly on white).
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(0, 114, 178),   // blue
+    RGBColor(213, 94, 0),    // vermillion
+    RGBColor(0, 158, 115),   // bluish green
+    RGBColor(204, 121, 167), // reddish purple
+    RGBColor(230, 159, 0),   // orange
+    RGBColor(86, 180, 233),  // sky blue
+    RGBColor(0, 0, 0),       // black
+    RGBColor(240, 228, 66),  // yellow
 ];
 
 /// Marker shapes of successive models, so that models stay apart in grayscale and where their
@@ -77,7 +80,8 @@ const LEGEND_TEXT_MAX: f64 = 290.0;
 const LEGEND_SAMPLE: i32 = 36;
 const LEGEND_ROW: i32 = 20;
 
-/// The color of the `i`-th model; the palette repeats after ten.
+/// The color of the `i`-th model; the palette repeats after eight (the marker shapes, seven,
+/// keep models apart beyond that).
 #[must_use]
 pub fn color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
@@ -144,7 +148,7 @@ pub fn write_chart(path: &Path, svg: &str) -> Result<(), PipelineError> {
 /// model.
 ///
 /// Training values are the epoch's running Train-mode averages ([`EpochMetrics::train_acc`],
-/// [`EpochMetrics::train_loss`]: dropout on, weights moving); validation values are measured in
+/// [`EpochMetrics::train_loss`]: each model's dropout active, weights moving); validation values are measured in
 /// Eval mode.
 ///
 /// # Errors
@@ -175,6 +179,23 @@ pub fn write_curve_chart(
     write_chart(path, &curve_svg(title, axes, series)?)
 }
 
+/// Writes [`ranking_svg`] to `path` (SVG or PNG by extension).
+///
+/// # Errors
+/// As [`ranking_svg`]; [`PipelineError::InvalidSetting`] for an extension that is neither
+/// `.svg` nor `.png`; [`PipelineError::Io`] when the file cannot be written.
+pub fn write_ranking_chart(
+    path: &Path,
+    title: &str,
+    names: &[&str],
+    panels: &[RankingPanel<'_>],
+    best: Option<usize>,
+    note: &str,
+) -> Result<(), PipelineError> {
+    ChartFormat::of(path)?;
+    write_chart(path, &ranking_svg(title, names, panels, best, note)?)
+}
+
 /// The SVG of [`write_history_chart`].
 ///
 /// # Errors
@@ -184,7 +205,7 @@ pub fn history_svg(
     series: &[(&str, &[EpochMetrics])],
 ) -> Result<String, PipelineError> {
     let keys = [
-        "training (Train mode: dropout on)",
+        "training (Train mode, dropout as configured)",
         "validation (Eval mode)",
     ];
     banded_history_svg(title, series, &vec![&[][..]; series.len()], keys)
@@ -230,7 +251,10 @@ pub fn band_history_svg(
     let histories: Vec<(&str, &[EpochMetrics])> = series.iter().map(|(n, h, _)| (*n, *h)).collect();
     let bands: Vec<&[EpochBand]> = series.iter().map(|(_, _, b)| *b).collect();
     let validation = format!("validation (Eval mode), mean; shaded: {band}");
-    let keys = ["training (Train mode: dropout on), mean", &validation];
+    let keys = [
+        "training (Train mode, dropout as configured), mean",
+        &validation,
+    ];
     banded_history_svg(title, &histories, &bands, keys)
 }
 
@@ -316,7 +340,11 @@ fn banded_history_svg(
     let x_ticks = ticks::integers(1, epochs.max(2), 10);
     let accuracy = |m: &EpochMetrics| (100.0 * m.train_acc, 100.0 * m.val_acc);
     let loss = |m: &EpochMetrics| (m.train_loss.max(LOSS_FLOOR), m.val_loss.max(LOSS_FLOOR));
-    let accuracy_band = |b: &EpochBand| (100.0 * b.val_acc.0, 100.0 * b.val_acc.1);
+    // Bands are clipped to what the metric can be: accuracy within [0, 100] %, loss above 0.
+    let accuracy_band = |b: &EpochBand| {
+        let clip = |v: f64| (100.0 * v).clamp(0.0, 100.0);
+        (clip(b.val_acc.0), clip(b.val_acc.1))
+    };
     let loss_band = |b: &EpochBand| (b.val_loss.0.max(LOSS_FLOOR), b.val_loss.1.max(LOSS_FLOOR));
     let curves = |values: &dyn Fn(&EpochMetrics) -> (f64, f64),
                   band: &dyn Fn(&EpochBand) -> (f64, f64)| {
@@ -327,7 +355,7 @@ fn banded_history_svg(
         let (left, right) = panels.split_horizontally(PANEL_WIDTH);
         let x_range = 1.0..epochs.max(2) as f64;
         let accuracy_curves = curves(&accuracy, &accuracy_band);
-        let (lo, hi) = bounds(accuracy_curves.iter().flat_map(Curves::values));
+        let (lo, hi) = axis_range(&accuracy_curves, Scale::Linear);
         let pad = 0.04 * (hi - lo);
         let (lo, hi) = (lo - pad, hi + pad);
         // No tick above 100 %, though the axis leaves room for markers at 100 %.
@@ -344,7 +372,7 @@ fn banded_history_svg(
         };
         draw_panel(&left, &axes, x_range.clone(), &x_ticks, y, &accuracy_curves)?;
         let loss_curves = curves(&loss, &loss_band);
-        let (lo, hi) = bounds(loss_curves.iter().flat_map(Curves::values));
+        let (lo, hi) = axis_range(&loss_curves, Scale::Log);
         let (lo, hi) = (lo * 0.8, hi * 1.25);
         let y = Ticked {
             inner: LogCoord::from((lo..hi).log_scale()),
@@ -471,13 +499,45 @@ struct Curves {
 }
 
 impl Curves {
-    fn values(&self) -> impl Iterator<Item = f64> + '_ {
+    /// The finite values of the lines.
+    fn line_values(&self) -> impl Iterator<Item = f64> + '_ {
         self.dashed
             .iter()
             .chain(&self.solid)
             .map(|p| p.1)
-            .chain(self.band.iter().flat_map(|b| [b.1, b.2]))
             .filter(|v| v.is_finite())
+    }
+
+    /// The finite values of the band's edges.
+    fn band_values(&self) -> impl Iterator<Item = f64> + '_ {
+        self.band
+            .iter()
+            .flat_map(|b| [b.1, b.2])
+            .filter(|v| v.is_finite())
+    }
+}
+
+/// How an axis maps values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scale {
+    Linear,
+    Log,
+}
+
+/// The y range of a panel: the lines' range, widened to take in the bands but by at most half
+/// the lines' span on each side (linear) or one decade (log). A band wider than that (a 95 %
+/// interval over 2 seeds is 12.7 standard errors wide) is cut at the panel's edge rather than
+/// squeezing every line into a sliver of the panel.
+fn axis_range(curves: &[Curves], scale: Scale) -> (f64, f64) {
+    let (lo, hi) = bounds(curves.iter().flat_map(Curves::line_values));
+    let bands = curves.iter().flat_map(Curves::band_values);
+    let (band_lo, band_hi) = bands.fold((lo, hi), |(l, h), v| (l.min(v), h.max(v)));
+    match scale {
+        Scale::Linear => {
+            let reach = 0.5 * (hi - lo);
+            (band_lo.max(lo - reach), band_hi.min(hi + reach))
+        }
+        Scale::Log => (band_lo.max(lo / 10.0), band_hi.min(hi * 10.0)),
     }
 }
 
@@ -529,13 +589,16 @@ where
     }
     mesh.draw()?;
     let epochs = curves.iter().map(|c| c.solid.len()).max().unwrap_or(0);
-    // Bands first, light, so every line stays visible on top of them.
-    for c in curves.iter().filter(|c| !c.band.is_empty()) {
+    // Bands first, light, so every line stays visible on top of them; cut at the panel's
+    // edges (see `axis_range`). A copy of an earlier model has that model's band: drawn once.
+    let y_range = chart.y_range();
+    let clip = |v: f64| v.clamp(y_range.start, y_range.end);
+    for c in curves.iter().filter(|c| !c.band.is_empty() && !c.copy) {
         let outline: Vec<(f64, f64)> = c
             .band
             .iter()
-            .map(|b| (b.0, b.2))
-            .chain(c.band.iter().rev().map(|b| (b.0, b.1)))
+            .map(|b| (b.0, clip(b.2)))
+            .chain(c.band.iter().rev().map(|b| (b.0, clip(b.1))))
             .collect();
         chart.draw_series(std::iter::once(Polygon::new(
             outline,
@@ -791,4 +854,49 @@ fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
         return (lo - half, hi + half);
     }
     (lo, hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn curves(lines: &[f64], band: (f64, f64)) -> Vec<Curves> {
+        vec![Curves {
+            style: 0,
+            copy: false,
+            band: vec![(1.0, band.0, band.1)],
+            dashed: Vec::new(),
+            solid: lines.iter().map(|&v| (1.0, v)).collect(),
+        }]
+    }
+
+    #[test]
+    fn a_band_wider_than_the_lines_is_cut_at_half_their_span() {
+        // Lines 90–98 %, a two-seed band 60–100 %: the axis stops at 86 %.
+        assert_eq!(
+            axis_range(&curves(&[90.0, 98.0], (60.0, 100.0)), Scale::Linear),
+            (86.0, 100.0)
+        );
+        // A narrow band widens the axis as far as it reaches.
+        assert_eq!(
+            axis_range(&curves(&[90.0, 98.0], (89.0, 98.5)), Scale::Linear),
+            (89.0, 98.5)
+        );
+    }
+
+    #[test]
+    fn on_a_log_axis_a_band_reaches_at_most_a_decade_past_the_lines() {
+        let (lo, hi) = axis_range(&curves(&[0.05, 0.5], (LOSS_FLOOR, 40.0)), Scale::Log);
+        assert!(
+            (lo - 0.005).abs() < 1e-15 && (hi - 5.0).abs() < 1e-12,
+            "{lo} {hi}"
+        );
+    }
+
+    #[test]
+    fn the_palette_is_okabe_and_itos() {
+        assert_eq!(color(0), RGBColor(0, 114, 178));
+        assert_eq!(color(1), RGBColor(213, 94, 0));
+        assert_eq!(color(8), color(0), "repeats after eight");
+    }
 }

@@ -57,6 +57,69 @@ pub fn clock(seconds: f64) -> String {
     }
 }
 
+/// Where early stopping stands after an epoch, for the epoch's line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EarlyStoppingStatus {
+    /// The epoch with the lowest validation loss so far.
+    pub best_epoch: Option<usize>,
+    /// Epochs in a row without improvement.
+    pub waited: usize,
+    /// Epochs without improvement that stop the run; `None` without early stopping.
+    pub patience: Option<usize>,
+}
+
+/// The line printed after each epoch: learning rate (4 significant digits at any magnitude),
+/// training and validation loss and accuracy, time with milliseconds per step (`steps` per
+/// epoch; left out when 0), and the best epoch with early stopping's count against its
+/// patience.
+///
+/// ```
+/// use reg_pipeline::EpochMetrics;
+/// use reg_pipeline::progress::{EarlyStoppingStatus, epoch_line};
+///
+/// let m = EpochMetrics {
+///     epoch: 4, lr: 3.2e-6, train_loss: 0.05, train_acc: 0.9851, val_loss: 0.07,
+///     val_acc: 0.9802, seconds: 2.0, eval_seconds: 0.1,
+/// };
+/// let status = EarlyStoppingStatus { best_epoch: Some(3), waited: 1, patience: Some(10) };
+/// let line = epoch_line(&m, 30, 800, &status);
+/// assert!(line.starts_with("Epoch  4/30 | lr 3.200e-6 |"), "{line}");
+/// assert!(line.ends_with(
+///     "| 2.00s (+0.10s eval), 2.5 ms/step | best epoch 3, no improvement for 1/10 epochs"
+/// ));
+/// ```
+#[must_use]
+pub fn epoch_line(
+    m: &EpochMetrics,
+    epochs: usize,
+    steps: usize,
+    best: &EarlyStoppingStatus,
+) -> String {
+    let per_step = if steps == 0 {
+        String::new()
+    } else {
+        format!(", {:.1} ms/step", 1e3 * m.seconds / steps as f64)
+    };
+    let best_epoch = best
+        .best_epoch
+        .map_or("best epoch —".to_owned(), |e| format!("best epoch {e}"));
+    let patience = match best.patience {
+        Some(patience) => format!(", no improvement for {}/{patience} epochs", best.waited),
+        None => " (no early stopping)".to_owned(),
+    };
+    format!(
+        "Epoch {:>2}/{epochs} | lr {:.3e} | train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}% | {:.2}s (+{:.2}s eval){per_step} | {best_epoch}{patience}",
+        m.epoch,
+        m.lr,
+        m.train_loss,
+        100.0 * m.train_acc,
+        m.val_loss,
+        100.0 * m.val_acc,
+        m.seconds,
+        m.eval_seconds,
+    )
+}
+
 /// The pipeline's console: progress inside an epoch (see the module docs) and one line per
 /// epoch on stdout.
 pub struct Console {
@@ -66,6 +129,8 @@ pub struct Console {
     log: Box<dyn Write + Send>,
     epoch_started: Instant,
     last_output: Instant,
+    /// Steps (batches) per epoch, from the progress reports.
+    steps: usize,
 }
 
 impl std::fmt::Debug for Console {
@@ -95,6 +160,7 @@ impl Console {
             log,
             epoch_started: now,
             last_output: now,
+            steps: 0,
         }
     }
 
@@ -143,6 +209,7 @@ impl Observer for Console {
         if p.batch == 1 {
             self.epoch_started = Instant::now();
         }
+        self.steps = p.batches;
         match self.mode {
             ProgressMode::Off => {}
             ProgressMode::Bar => {
@@ -159,23 +226,18 @@ impl Observer for Console {
         }
     }
 
-    fn on_epoch(&mut self, _trainer: &Trainer, m: &EpochMetrics) -> Result<(), PipelineError> {
+    fn on_epoch(&mut self, trainer: &Trainer, m: &EpochMetrics) -> Result<(), PipelineError> {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
         if self.mode != ProgressMode::Off {
-            println!(
-                "Epoch {:>2}/{} | lr={:.3e} | train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}% | {:.2}s (+{:.2}s eval)",
-                m.epoch,
-                self.epochs,
-                m.lr,
-                m.train_loss,
-                100.0 * m.train_acc,
-                m.val_loss,
-                100.0 * m.val_acc,
-                m.seconds,
-                m.eval_seconds
-            );
+            let stopping = &trainer.early_stopping;
+            let best = EarlyStoppingStatus {
+                best_epoch: stopping.best_epoch(),
+                waited: stopping.epochs_without_improvement(),
+                patience: trainer.config.patience,
+            };
+            println!("{}", epoch_line(m, self.epochs, self.steps, &best));
         }
         self.last_output = Instant::now();
         Ok(())

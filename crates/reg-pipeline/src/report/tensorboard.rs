@@ -1,6 +1,8 @@
-//! TensorBoard event files, written by hand: the run's scalars land where PyTorch's
-//! `torch.utils.tensorboard.SummaryWriter` puts them, so `tensorboard --logdir DIR` shows reg's
-//! runs beside PyTorch's.
+//! TensorBoard event files, written by hand, laid out as Keras's `TensorBoard` callback lays
+//! them out: a run's folder holds `train/` and `validation/`, each with one event file whose
+//! tags are the same (`epoch_loss`, `epoch_accuracy`), so TensorBoard draws training and
+//! validation of one metric in one chart, and `tensorboard --logdir DIR` shows reg's runs beside
+//! Keras's and PyTorch's.
 //!
 //! A file `events.out.tfevents.<seconds>.<host>` is a sequence of TFRecords, each
 //!
@@ -431,16 +433,27 @@ impl EventWriter {
     }
 }
 
-/// The tags reg writes after each epoch, in this order (accuracies as fractions, as in the
-/// metrics JSON; `train` values are the epoch's running Train-mode averages, dropout on).
-pub const EPOCH_TAGS: [&str; 6] = [
-    "loss/train",
-    "loss/validation",
-    "accuracy/train",
-    "accuracy/validation",
-    "learning_rate",
+/// The subfolder of a run's folder that holds its training scalars (Keras's layout: TensorBoard
+/// then shows `RUN/train` and `RUN/validation` as two runs with the same tags, drawn in one
+/// chart per tag).
+pub const TRAIN_DIR: &str = "train";
+
+/// The subfolder of a run's folder that holds its validation scalars.
+pub const VALIDATION_DIR: &str = "validation";
+
+/// The tags reg writes into [`TRAIN_DIR`] after each epoch, in this order, with Keras's names:
+/// loss, accuracy in percent (as the console prints it; the epoch's running Train-mode values,
+/// with the model's dropout active), learning rate and the epoch's seconds.
+pub const TRAIN_TAGS: [&str; 4] = [
+    "epoch_loss",
+    "epoch_accuracy",
+    "epoch_learning_rate",
     "epoch_seconds",
 ];
+
+/// The tags reg writes into [`VALIDATION_DIR`] after each epoch: loss and accuracy in percent
+/// (Eval mode), the same tags as the training ones so that TensorBoard draws both in one chart.
+pub const VALIDATION_TAGS: [&str; 2] = ["epoch_loss", "epoch_accuracy"];
 
 /// A folder name for a run called `name`, for one TensorBoard run per model under a common
 /// `--logdir`: letters, digits, `-` and `.` kept, anything else turned into single `_`s
@@ -463,42 +476,57 @@ pub fn run_folder_name(name: &str) -> String {
     }
 }
 
-/// An [`Observer`] that writes each epoch's [`EPOCH_TAGS`] at step = epoch.
+/// An [`Observer`] that writes each epoch's [`TRAIN_TAGS`] and [`VALIDATION_TAGS`] at
+/// step = epoch, into the run folder's [`TRAIN_DIR`] and [`VALIDATION_DIR`].
 #[derive(Debug)]
 pub struct TensorBoardObserver {
-    writer: EventWriter,
+    dir: PathBuf,
+    train: EventWriter,
+    validation: EventWriter,
 }
 
 impl TensorBoardObserver {
-    /// A new event file in `dir` (see [`EventWriter::create`]).
+    /// New event files in `dir/train` and `dir/validation` (see [`EventWriter::create`]).
     ///
     /// # Errors
     /// As [`EventWriter::create`].
     pub fn create(dir: &Path) -> Result<Self, PipelineError> {
+        if dir.exists() && !dir.is_dir() {
+            let not_a_folder = std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                "is a file, not a folder: TensorBoard's event files go into a folder",
+            );
+            return Err(PipelineError::io(dir, not_a_folder));
+        }
         Ok(Self {
-            writer: EventWriter::create(dir)?,
+            dir: dir.to_owned(),
+            train: EventWriter::create(&dir.join(TRAIN_DIR))?,
+            validation: EventWriter::create(&dir.join(VALIDATION_DIR))?,
         })
     }
 
-    /// The event file being written.
+    /// The run's folder (holding [`TRAIN_DIR`] and [`VALIDATION_DIR`]).
     #[must_use]
-    pub fn path(&self) -> &Path {
-        self.writer.path()
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The two event files being written: training, then validation.
+    #[must_use]
+    pub fn paths(&self) -> [&Path; 2] {
+        [self.train.path(), self.validation.path()]
     }
 }
 
 impl Observer for TensorBoardObserver {
     fn on_epoch(&mut self, _trainer: &Trainer, m: &EpochMetrics) -> Result<(), PipelineError> {
-        let values = [
-            m.train_loss,
-            m.val_loss,
-            m.train_acc,
-            m.val_acc,
-            m.lr,
-            m.seconds,
-        ];
-        let scalars: Vec<(&str, f64)> = EPOCH_TAGS.into_iter().zip(values).collect();
-        self.writer.add_scalars(m.epoch as i64, &scalars)
+        let step = m.epoch as i64;
+        let train = [m.train_loss, 100.0 * m.train_acc, m.lr, m.seconds];
+        let scalars: Vec<(&str, f64)> = TRAIN_TAGS.into_iter().zip(train).collect();
+        self.train.add_scalars(step, &scalars)?;
+        let validation = [m.val_loss, 100.0 * m.val_acc];
+        let scalars: Vec<(&str, f64)> = VALIDATION_TAGS.into_iter().zip(validation).collect();
+        self.validation.add_scalars(step, &scalars)
     }
 }
 
@@ -635,5 +663,59 @@ mod tests {
             vec![("learning_rate".to_owned(), 1e-3f32)]
         );
         assert!(events[1].wall_time >= events[0].wall_time);
+    }
+
+    #[test]
+    fn the_observer_writes_train_and_validation_with_the_same_tags_in_percent() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let run = dir.path().join("seed0");
+        let mut observer = TensorBoardObserver::create(&run).expect("created");
+        assert_eq!(observer.dir(), run);
+        let trainer = Trainer::new(crate::TrainConfig::default()).expect("default trainer");
+        let m = EpochMetrics {
+            epoch: 2,
+            lr: 1e-3,
+            train_loss: 0.25,
+            train_acc: 0.5,
+            val_loss: 0.125,
+            val_acc: 0.75,
+            seconds: 3.0,
+            eval_seconds: 0.5,
+        };
+        observer.on_epoch(&trainer, &m).expect("written");
+        let [train, validation] = observer
+            .paths()
+            .map(|p| read_events(&std::fs::read(p).expect("read")).expect("valid"));
+        assert!(observer.paths()[0].starts_with(run.join(TRAIN_DIR)));
+        assert!(observer.paths()[1].starts_with(run.join(VALIDATION_DIR)));
+        let scalars = |events: &[Event]| events[1].scalars.clone();
+        assert_eq!(
+            scalars(&train),
+            [
+                ("epoch_loss".to_owned(), 0.25),
+                ("epoch_accuracy".to_owned(), 50.0),
+                ("epoch_learning_rate".to_owned(), 1e-3),
+                ("epoch_seconds".to_owned(), 3.0),
+            ]
+        );
+        assert_eq!(
+            scalars(&validation),
+            [
+                ("epoch_loss".to_owned(), 0.125),
+                ("epoch_accuracy".to_owned(), 75.0)
+            ]
+        );
+        assert_eq!((train[1].step, validation[1].step), (2, 2));
+    }
+
+    #[test]
+    fn a_run_folder_that_is_a_file_is_an_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("run");
+        std::fs::write(&file, b"x").expect("written");
+        assert!(matches!(
+            TensorBoardObserver::create(&file),
+            Err(PipelineError::Io { .. })
+        ));
     }
 }

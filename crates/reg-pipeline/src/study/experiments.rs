@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::data::Dataset;
 use crate::study::StudyRun;
-use crate::tensorboard::{TensorBoardObserver, run_folder_name};
+use crate::tensorboard::{TRAIN_DIR, TensorBoardObserver, VALIDATION_DIR, run_folder_name};
 use crate::{
     EpochMetrics, Evaluation, MlpConfig, ModelConfig, Observer, OptimizerKind, PipelineError,
     RunMetrics, ScheduleKind, TrainConfig, Trainer, evaluate, fit,
@@ -141,8 +141,8 @@ impl StudyData {
 
 /// One run of a study, as the study examples train it: [`run`] with a line per epoch naming
 /// the run (runs may train side by side with `--jobs`) unless `quiet`, and with `tensorboard`,
-/// the run's scalars in a folder of its own under it (`full_seed_0`, …), replacing the event
-/// file an earlier start of the same run left there.
+/// the run's scalars in a folder of its own under it (`full_seed_0/train`, …), replacing the
+/// event files an earlier start of the same run left there.
 ///
 /// # Errors
 /// The TensorBoard folder cannot be created, or whatever [`run`] returns.
@@ -171,10 +171,19 @@ pub fn run_study_run(
     )
 }
 
-/// Removes the TensorBoard event files a run started earlier left in its folder (a run killed
-/// and started again, or the same study run again), so the folder holds the new run's file
-/// only: TensorBoard would otherwise draw both, its steps going 1, 2, 1, 2, 3.
+/// Removes the TensorBoard event files a run started earlier left in its folder and its
+/// `train/` and `validation/` subfolders (a run killed and started again, or the same study
+/// run again), so they hold the new run's files only: TensorBoard would otherwise draw both,
+/// its steps going 1, 2, 1, 2, 3.
 fn remove_event_files(folder: &Path) -> Result<(), PipelineError> {
+    for dir in [TRAIN_DIR, VALIDATION_DIR] {
+        remove_event_files_in(&folder.join(dir))?;
+    }
+    remove_event_files_in(folder)
+}
+
+/// Removes the event files directly in `folder`, if it exists.
+fn remove_event_files_in(folder: &Path) -> Result<(), PipelineError> {
     let entries = match std::fs::read_dir(folder) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -203,7 +212,7 @@ impl Observer for EpochLines {
     fn on_epoch(&mut self, _trainer: &Trainer, m: &EpochMetrics) -> Result<(), PipelineError> {
         if !self.quiet {
             println!(
-                "  {} | epoch {:>3} | lr {:.6} | train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}% | {:.1}s",
+                "  {} | epoch {:>3} | lr {:.3e} | train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}% | {:.1}s",
                 self.label,
                 m.epoch,
                 m.lr,

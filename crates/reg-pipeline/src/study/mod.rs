@@ -52,7 +52,7 @@ use crate::{PipelineError, TrainConfig};
 #[cfg(feature = "cli")]
 pub use args::StudyArgs;
 #[cfg(feature = "plot")]
-pub use chart::write_band_chart;
+pub use chart::{write_band_chart, write_sweep_chart};
 pub use exec::{Outcome, execute};
 pub use files::MAX_RUNS;
 pub use grid::{DropoutSetting, SweepGrid};

@@ -14,6 +14,9 @@ pub struct VariantSummary {
     pub seeds: Vec<u64>,
     /// Test accuracy (fraction).
     pub test_acc: MeanCi,
+    /// Validation accuracy of the kept epoch (fraction): what [`Report::ranked`] ranks by, so
+    /// that the test set plays no part in choosing. `None` when a run recorded no epoch.
+    pub val_acc: Option<MeanCi>,
     /// Training accuracy in Eval mode with the kept weights (fraction).
     pub train_acc: MeanCi,
     /// Train (Eval mode) minus test accuracy.
@@ -40,6 +43,25 @@ pub struct Paired {
 }
 
 impl Paired {
+    /// The differences of `runs` to `base`, seed by seed (the seeds both have); `None` when
+    /// they share no seed.
+    fn of(runs: &[&RunResult], base: &[&RunResult]) -> Option<Self> {
+        let pairs: Vec<(&RunResult, &RunResult)> = runs
+            .iter()
+            .filter_map(|r| Some((*r, *base.iter().find(|b| b.seed == r.seed)?)))
+            .collect();
+        let differences = |f: fn(&RunResult) -> f64| {
+            let d: Vec<f64> = pairs.iter().map(|(r, b)| f(r) - f(b)).collect();
+            MeanCi::of(&d)
+        };
+        let test_acc = differences(|r| r.metrics.test_acc)?;
+        let test_loss = differences(|r| r.metrics.test_loss)?;
+        Some(Self {
+            test_acc,
+            test_loss,
+        })
+    }
+
     /// `"acc, loss"`, `"acc"`, `"loss"` or `"no"`: which differences are significant at the
     /// 5 % level (their 95 % interval excludes 0); `"n = 1: no CI"` for a single seed.
     #[must_use]
@@ -74,6 +96,8 @@ pub struct Report {
     pub diverged: Vec<(String, u64, Divergence)>,
     /// The matrix-product path of the runs (part of the study's definition).
     pub product_path: String,
+    /// Set by [`Report::ranked`]: the variants are sorted best first, and this is the best.
+    pub best: Option<String>,
 }
 
 impl Report {
@@ -126,28 +150,17 @@ impl Report {
                 let measure = |f: &dyn Fn(&RunResult) -> f64| {
                     MeanCi::of(&runs.iter().map(|r| f(r)).collect::<Vec<_>>())
                 };
-                let vs_reference = if Some(name) == reference.as_deref() || base.is_empty() {
+                let vs_reference = if Some(name) == reference.as_deref() {
                     None
                 } else {
-                    let pairs: Vec<(&RunResult, &RunResult)> = runs
-                        .iter()
-                        .filter_map(|r| Some((*r, *base.iter().find(|b| b.seed == r.seed)?)))
-                        .collect();
-                    let differences = |f: fn(&RunResult) -> f64| {
-                        let d: Vec<f64> = pairs.iter().map(|(r, b)| f(r) - f(b)).collect();
-                        MeanCi::of(&d)
-                    };
-                    differences(|r| r.metrics.test_acc)
-                        .zip(differences(|r| r.metrics.test_loss))
-                        .map(|(test_acc, test_loss)| Paired {
-                            test_acc,
-                            test_loss,
-                        })
+                    Paired::of(&runs, &base)
                 };
+                let kept_val_acc: Option<Vec<f64>> = runs.iter().map(|r| kept_val_acc(r)).collect();
                 Some(VariantSummary {
                     name: name.to_owned(),
                     seeds: runs.iter().map(|r| r.seed).collect(),
                     test_acc: measure(&|r| r.metrics.test_acc)?,
+                    val_acc: kept_val_acc.and_then(|v| MeanCi::of(&v)),
                     train_acc: measure(&|r| r.train_eval.accuracy)?,
                     gap: measure(&|r| r.train_eval.accuracy - r.metrics.test_acc)?,
                     test_loss: measure(&|r| r.metrics.test_loss)?,
@@ -167,7 +180,20 @@ impl Report {
             threads: Vec::new(),
             diverged: Vec::new(),
             product_path: String::new(),
+            best: None,
         }
+    }
+
+    /// The report with its variants sorted by mean validation accuracy of the kept epoch,
+    /// highest first (ties keep the study's order; variants without one go last), and the
+    /// first marked as [`Report::best`]. The test set plays no part in the choice, so the
+    /// best variant's test accuracy stays an unbiased estimate.
+    #[must_use]
+    pub fn ranked(mut self) -> Self {
+        let key = |v: &VariantSummary| v.val_acc.map_or(f64::NEG_INFINITY, |ci| ci.mean);
+        self.variants.sort_by(|a, b| key(b).total_cmp(&key(a)));
+        self.best = self.variants.first().map(|v| v.name.clone());
+        self
     }
 
     /// A markdown table, then a line saying what ± and Δ mean and which differences are
@@ -175,9 +201,29 @@ impl Report {
     /// runs' thread counts (the only parts that differ between two runs of the same study).
     #[must_use]
     pub fn markdown(&self, with_time: bool) -> String {
+        let mut table = self.table_head(with_time);
+        for v in &self.variants {
+            table.push_str(&self.table_row(v, with_time));
+        }
+        table.push('\n');
+        table.push_str(&self.legend());
+        table.push_str(&self.ranking_line());
+        table.push_str(&self.footer(with_time));
+        table
+    }
+
+    /// The table's header and rule lines.
+    fn table_head(&self, with_time: bool) -> String {
         let reference = self.reference.as_deref();
-        let mut head = String::from("| model | seeds | test acc (%) |");
-        let mut rule = String::from("| --- | ---: | ---: |");
+        let ranked = self.best.is_some();
+        let mut head = String::from("| model | seeds |");
+        let mut rule = String::from("| --- | ---: |");
+        if ranked {
+            head.push_str(" val acc, kept epoch (%) |");
+            rule.push_str(" ---: |");
+        }
+        head.push_str(" test acc (%) |");
+        rule.push_str(" ---: |");
         if let Some(reference) = reference {
             head.push_str(&format!(
                 " Δ test acc vs {reference} (pp) | Δ test loss vs {reference} | significant (95 %) |"
@@ -190,44 +236,61 @@ impl Report {
             head.push_str(" time per run |");
             rule.push_str(" ---: |");
         }
-        let mut table = format!("{head}\n{rule}\n");
-        for v in &self.variants {
-            table.push_str(&format!(
-                "| {} | {} | {} |",
-                v.name,
-                v.seeds.len(),
-                v.test_acc.format(100.0, 2, false)
-            ));
-            if reference.is_some() {
-                let cells = match &v.vs_reference {
-                    None => ["—".to_owned(), "—".to_owned(), "—".to_owned()],
-                    Some(d) => [
-                        d.test_acc.format(100.0, 2, true),
-                        d.test_loss.format(1.0, 4, true),
-                        d.significance(),
-                    ],
-                };
-                table.push_str(&format!(" {} | {} | {} |", cells[0], cells[1], cells[2]));
-            }
-            table.push_str(&format!(
-                " {} | {} | {} | {} |",
-                v.train_acc.format(100.0, 2, false),
-                v.gap.format(100.0, 2, true),
-                v.test_loss.format(1.0, 4, false),
-                match v.epochs {
-                    (fewest, most) if fewest == most => most.to_string(),
-                    (fewest, most) => format!("{fewest}–{most}"),
-                },
-            ));
-            if with_time {
-                table.push_str(&format!(" {:.1} s |", v.seconds));
-            }
-            table.push('\n');
+        format!("{head}\n{rule}\n")
+    }
+
+    /// One variant's line of the table.
+    fn table_row(&self, v: &VariantSummary, with_time: bool) -> String {
+        let mut row = String::new();
+        if self.best.as_deref() == Some(v.name.as_str()) {
+            row.push_str(&format!("| **{}** (best) | {} |", v.name, v.seeds.len()));
+        } else {
+            row.push_str(&format!("| {} | {} |", v.name, v.seeds.len()));
         }
-        table.push('\n');
-        table.push_str(&self.legend());
-        table.push_str(&self.footer(with_time));
-        table
+        if self.best.is_some() {
+            let val = v
+                .val_acc
+                .map_or("—".to_owned(), |ci| ci.format(100.0, 2, false));
+            row.push_str(&format!(" {val} |"));
+        }
+        row.push_str(&format!(" {} |", v.test_acc.format(100.0, 2, false)));
+        if self.reference.is_some() {
+            let cells = match &v.vs_reference {
+                None => ["—".to_owned(), "—".to_owned(), "—".to_owned()],
+                Some(d) => [
+                    d.test_acc.format(100.0, 2, true),
+                    d.test_loss.format(1.0, 4, true),
+                    d.significance(),
+                ],
+            };
+            row.push_str(&format!(" {} | {} | {} |", cells[0], cells[1], cells[2]));
+        }
+        row.push_str(&format!(
+            " {} | {} | {} | {} |",
+            v.train_acc.format(100.0, 2, false),
+            v.gap.format(100.0, 2, true),
+            v.test_loss.format(1.0, 4, false),
+            match v.epochs {
+                (fewest, most) if fewest == most => most.to_string(),
+                (fewest, most) => format!("{fewest}–{most}"),
+            },
+        ));
+        if with_time {
+            row.push_str(&format!(" {:.1} s |", v.seconds));
+        }
+        row.push('\n');
+        row
+    }
+
+    /// How the rows are ordered, when [`Report::ranked`].
+    fn ranking_line(&self) -> String {
+        match &self.best {
+            Some(best) => format!(
+                "Rows sorted by mean validation accuracy of the kept epoch (the test set is not \
+                 used to choose); best: {best}.\n"
+            ),
+            None => String::new(),
+        }
     }
 
     /// A line per diverged run, the matrix-product path, and with `with_time` the runs'
@@ -266,6 +329,18 @@ impl Report {
             "± is the half-width of the 95 % confidence interval of the mean over seeds \
              (Student's t, n − 1 degrees of freedom).",
         );
+        let n_min = self
+            .variants
+            .iter()
+            .map(|v| v.seeds.len())
+            .min()
+            .unwrap_or(0);
+        if n_min == 2 {
+            text.push_str(
+                " With 2 seeds t = 12.7 (1 degree of freedom): the intervals are wide; run more \
+                 seeds to tell variants apart.",
+            );
+        }
         if let Some(reference) = &self.reference {
             let significant = |of: fn(&Paired) -> MeanCi| {
                 let names: Vec<&str> = self
@@ -291,6 +366,16 @@ impl Report {
         text.push('\n');
         text
     }
+}
+
+/// Validation accuracy of the epoch whose weights a run kept (its best epoch, else its last).
+fn kept_val_acc(r: &RunResult) -> Option<f64> {
+    let epochs = &r.metrics.epochs;
+    epochs
+        .iter()
+        .find(|e| e.epoch == r.metrics.best_epoch)
+        .or(epochs.last())
+        .map(|e| e.val_acc)
 }
 
 #[cfg(test)]
@@ -393,5 +478,55 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("no confidence intervals"), "{table}");
+    }
+
+    /// A result whose kept epoch (2 of 3) has validation accuracy `val_acc`.
+    fn with_val_acc(variant: &str, seed: u64, test_acc: f64, val_acc: f64) -> RunResult {
+        let mut r = result(variant, seed, test_acc);
+        r.metrics.epochs = (1..=3)
+            .map(|epoch| crate::EpochMetrics {
+                epoch,
+                lr: 1e-3,
+                train_loss: 0.1,
+                train_acc: 0.9,
+                val_loss: 0.1,
+                val_acc: if epoch == 2 { val_acc } else { 0.5 },
+                seconds: 1.0,
+                eval_seconds: 0.1,
+            })
+            .collect();
+        r.metrics.best_epoch = 2;
+        r
+    }
+
+    #[test]
+    fn ranked_sorts_by_the_kept_epochs_validation_accuracy_not_the_test_accuracy() {
+        let results = [
+            with_val_acc("a", 0, 0.99, 0.95),
+            with_val_acc("a", 1, 0.99, 0.95),
+            with_val_acc("b", 0, 0.90, 0.97),
+            with_val_acc("b", 1, 0.90, 0.97),
+        ];
+        let report = Report::new(&results).ranked();
+        let names: Vec<&str> = report.variants.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["b", "a"]);
+        assert_eq!(report.best.as_deref(), Some("b"));
+        let val = report.variants[0].val_acc.expect("measured");
+        assert!((val.mean - 0.97).abs() < 1e-12, "{val:?}");
+        let table = report.markdown(false);
+        assert!(table.contains("| val acc, kept epoch (%) |"), "{table}");
+        assert!(
+            table.contains("| **b** (best) | 2 | 97.00 ± 0.00 |"),
+            "{table}"
+        );
+        assert!(table.contains("best: b."), "{table}");
+        assert!(table.contains("With 2 seeds t = 12.7"), "{table}");
+    }
+
+    #[test]
+    fn an_unranked_report_has_no_validation_column_and_no_best() {
+        let table = Report::new(&[with_val_acc("a", 0, 0.99, 0.95)]).markdown(false);
+        assert!(!table.contains("val acc"), "{table}");
+        assert!(!table.contains("best"), "{table}");
     }
 }
