@@ -1,4 +1,5 @@
 use ndarray::{Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, ArrayViewMut2};
+use rayon::prelude::*;
 use reg_core::{Error, Layer, Mode, Param, Result, Scalar, expect_shape};
 
 use crate::kernel::{self, BatchShape, ChannelStats, fill_len};
@@ -282,7 +283,7 @@ impl<F: Scalar> BatchNorm<F> {
         aux: &mut [F],
         shape: BatchShape,
         stats: &ChannelStats<F>,
-        epilogue: impl Fn(F, &mut F) -> F,
+        epilogue: impl Fn(F, &mut F) -> F + Sync,
     ) -> Result<()> {
         self.check_shape(shape, z.len())?;
         let n = shape.len();
@@ -391,7 +392,17 @@ impl<F: Scalar> Layer<F> for BatchNorm<F> {
         if self.x_hat.shape() != input.shape() {
             self.x_hat = ArrayD::zeros(input.raw_dim());
         }
-        self.x_hat.assign(&input);
+        match (self.x_hat.as_slice_mut(), input.as_slice()) {
+            // A CNN's activations: copied by the thread pool (one thread copying megabytes
+            // leaves the others idle).
+            (Some(x_hat), Some(values)) if kernel::on_pool(shape) => {
+                x_hat
+                    .par_chunks_mut(1 << 14)
+                    .zip(values.par_chunks(1 << 14))
+                    .for_each(|(x_hat, values)| x_hat.copy_from_slice(values));
+            }
+            _ => self.x_hat.assign(&input),
+        }
         let mut stats = std::mem::take(&mut self.stats);
         let mut x_hat = std::mem::take(&mut self.x_hat);
         let result = self.forward_kernels(&mut x_hat, shape, mode, &mut stats);

@@ -13,6 +13,7 @@
 //! 3. [`BatchNorm::backward_in_place`](crate::BatchNorm::backward_in_place): γ's and β's
 //!    gradients, and the input gradient written over the output gradient.
 
+use rayon::prelude::*;
 use reg_core::{Error, Result, Scalar};
 
 /// Layout of a contiguous, row-major batch: `batch` samples of `channels` channels of
@@ -140,6 +141,78 @@ fn lane_dot_and_sum<F: Scalar>(dy: &[F], x_hat: &[F]) -> (F, F) {
     (reduce_lanes(dots), reduce_lanes(sums))
 }
 
+/// Fewest values for which a batch with spatial axes is split over the thread pool: a CNN's
+/// activations (hundreds of thousands of values) are, an MLP's `(N, C)` batch never is (its
+/// sweeps are done before a task could be handed to another thread). Each channel's sums run
+/// in the same order either way, and every other value is computed on its own, so the bits do
+/// not depend on the thread count.
+const POOL_VALUES: usize = 1 << 15;
+
+/// Whether the kernels split `shape` over the thread pool.
+pub(crate) fn on_pool(shape: BatchShape) -> bool {
+    shape.spatial > 1 && shape.len() >= POOL_VALUES
+}
+
+/// The `spatial` values of channel `c` in each sample of `x`, sample by sample.
+fn channel_blocks<F>(x: &[F], shape: BatchShape, c: usize) -> impl Iterator<Item = &[F]> {
+    x.chunks_exact(shape.channels * shape.spatial)
+        .map(move |sample| &sample[c * shape.spatial..][..shape.spatial])
+}
+
+/// `f(c, &mut a[c], &mut b[c])` for every channel, on the pool when [`on_pool`].
+fn for_each_channel<F: Scalar>(
+    shape: BatchShape,
+    a: &mut [F],
+    b: &mut [F],
+    f: impl Fn(usize, &mut F, &mut F) + Sync,
+) {
+    let run = |(c, (a, b)): (usize, (&mut F, &mut F))| {
+        reg_core::vectorized(
+            #[inline(always)]
+            || f(c, a, b),
+        );
+    };
+    if on_pool(shape) {
+        a.par_iter_mut()
+            .zip(b.par_iter_mut())
+            .enumerate()
+            .for_each(run);
+    } else {
+        a.iter_mut().zip(b.iter_mut()).enumerate().for_each(run);
+    }
+}
+
+/// `f(a_n, b_n)` for the values of every sample `n` (`a` written, `b` read), on the pool when
+/// [`on_pool`].
+fn for_each_sample<F: Scalar>(
+    shape: BatchShape,
+    a: &mut [F],
+    b: &[F],
+    f: impl Fn(&mut [F], &[F]) + Sync,
+) {
+    let per_sample = (shape.channels * shape.spatial).max(1);
+    if on_pool(shape) {
+        a.par_chunks_mut(per_sample)
+            .zip(b.par_chunks(per_sample))
+            .for_each(|(a, b)| {
+                reg_core::vectorized(
+                    #[inline(always)]
+                    || f(a, b),
+                );
+            });
+    } else {
+        reg_core::vectorized(
+            #[inline(always)]
+            || {
+                let samples = a
+                    .chunks_exact_mut(per_sample)
+                    .zip(b.chunks_exact(per_sample));
+                samples.for_each(|(a, b)| f(a, b));
+            },
+        );
+    }
+}
+
 /// `mean[c] = Σ x / count` and `squares[c] = Σ (x − mean[c])²` over every value of channel `c`.
 ///
 /// Two passes (mean, then squared deviations) so a large offset does not cancel the variance
@@ -167,18 +240,18 @@ pub(crate) fn mean_and_squares<F: Scalar>(
                     }
                 }
             } else {
-                for sample in x.chunks_exact(shape.channels * shape.spatial) {
-                    for (sum, block) in mean.iter_mut().zip(sample.chunks_exact(shape.spatial)) {
-                        *sum += lane_sum(block, |x| x);
+                for_each_channel(shape, mean, squares, |c, mean, squares| {
+                    let mut sum = F::zero();
+                    for block in channel_blocks(x, shape, c) {
+                        sum += lane_sum(block, |x| x);
                     }
-                }
-                mean.iter_mut().for_each(|sum| *sum /= m);
-                for sample in x.chunks_exact(shape.channels * shape.spatial) {
-                    let blocks = sample.chunks_exact(shape.spatial);
-                    for ((sum, block), &mu) in squares.iter_mut().zip(blocks).zip(mean.iter()) {
-                        *sum += lane_sum(block, |x| (x - mu) * (x - mu));
+                    let mu = sum / m;
+                    let mut deviations = F::zero();
+                    for block in channel_blocks(x, shape, c) {
+                        deviations += lane_sum(block, |x| (x - mu) * (x - mu));
                     }
-                }
+                    (*mean, *squares) = (mu, deviations);
+                });
             }
         },
     )
@@ -191,44 +264,68 @@ pub(crate) fn normalize<F: Scalar>(
     aux: &mut [F],
     shape: BatchShape,
     stats: (&[F], &[F], &[F], &[F]),
-    epilogue: impl Fn(F, &mut F) -> F,
+    epilogue: impl Fn(F, &mut F) -> F + Sync,
 ) {
-    reg_core::vectorized(
-        #[inline(always)]
-        || {
-            let (mean, inv_std, gamma, beta) = stats;
-            let per_sample = shape.channels * shape.spatial;
-            let samples = z
-                .chunks_exact_mut(per_sample)
-                .zip(out.chunks_exact_mut(per_sample))
-                .zip(aux.chunks_exact_mut(per_sample));
-            for ((z, out), aux) in samples {
-                if shape.spatial == 1 {
-                    let features = z.iter_mut().zip(out.iter_mut()).zip(aux.iter_mut());
-                    let stats = mean.iter().zip(inv_std).zip(gamma.iter().zip(beta));
-                    for (((z, out), aux), ((&mu, &inv_std), (&g, &b))) in features.zip(stats) {
-                        let x_hat = (*z - mu) * inv_std;
-                        *z = x_hat;
-                        *out = epilogue(g * x_hat + b, aux);
-                    }
-                } else {
-                    let blocks = z
-                        .chunks_exact_mut(shape.spatial)
-                        .zip(out.chunks_exact_mut(shape.spatial))
-                        .zip(aux.chunks_exact_mut(shape.spatial));
-                    let stats = mean.iter().zip(inv_std).zip(gamma.iter().zip(beta));
-                    for (((z, out), aux), ((&mu, &inv_std), (&g, &b))) in blocks.zip(stats) {
-                        for ((z, out), aux) in z.iter_mut().zip(out.iter_mut()).zip(aux.iter_mut())
-                        {
-                            let x_hat = (*z - mu) * inv_std;
-                            *z = x_hat;
-                            *out = epilogue(g * x_hat + b, aux);
-                        }
-                    }
-                }
-            }
-        },
-    )
+    let per_sample = (shape.channels * shape.spatial).max(1);
+    let sample = |z: &mut [F], out: &mut [F], aux: &mut [F]| {
+        normalize_sample(z, out, aux, shape, stats, &epilogue);
+    };
+    if on_pool(shape) {
+        z.par_chunks_mut(per_sample)
+            .zip(out.par_chunks_mut(per_sample))
+            .zip(aux.par_chunks_mut(per_sample))
+            .for_each(|((z, out), aux)| {
+                reg_core::vectorized(
+                    #[inline(always)]
+                    || sample(z, out, aux),
+                );
+            });
+    } else {
+        reg_core::vectorized(
+            #[inline(always)]
+            || {
+                let samples = z
+                    .chunks_exact_mut(per_sample)
+                    .zip(out.chunks_exact_mut(per_sample))
+                    .zip(aux.chunks_exact_mut(per_sample));
+                samples.for_each(|((z, out), aux)| sample(z, out, aux));
+            },
+        );
+    }
+}
+
+/// [`normalize`] on one sample's values.
+#[inline(always)]
+fn normalize_sample<F: Scalar>(
+    z: &mut [F],
+    out: &mut [F],
+    aux: &mut [F],
+    shape: BatchShape,
+    (mean, inv_std, gamma, beta): (&[F], &[F], &[F], &[F]),
+    epilogue: &impl Fn(F, &mut F) -> F,
+) {
+    if shape.spatial == 1 {
+        let features = z.iter_mut().zip(out.iter_mut()).zip(aux.iter_mut());
+        let stats = mean.iter().zip(inv_std).zip(gamma.iter().zip(beta));
+        for (((z, out), aux), ((&mu, &inv_std), (&g, &b))) in features.zip(stats) {
+            let x_hat = (*z - mu) * inv_std;
+            *z = x_hat;
+            *out = epilogue(g * x_hat + b, aux);
+        }
+        return;
+    }
+    let blocks = z
+        .chunks_exact_mut(shape.spatial)
+        .zip(out.chunks_exact_mut(shape.spatial))
+        .zip(aux.chunks_exact_mut(shape.spatial));
+    let stats = mean.iter().zip(inv_std).zip(gamma.iter().zip(beta));
+    for (((z, out), aux), ((&mu, &inv_std), (&g, &b))) in blocks.zip(stats) {
+        for ((z, out), aux) in z.iter_mut().zip(out.iter_mut()).zip(aux.iter_mut()) {
+            let x_hat = (*z - mu) * inv_std;
+            *z = x_hat;
+            *out = epilogue(g * x_hat + b, aux);
+        }
+    }
 }
 
 /// `sum_a[c] = Σ dy·x̂`, `sum_b[c] = Σ dy` over channel `c`.
@@ -239,33 +336,33 @@ pub(crate) fn grad_sums<F: Scalar>(
     sum_a: &mut [F],
     sum_b: &mut [F],
 ) {
+    if shape.spatial > 1 {
+        for_each_channel(shape, sum_a, sum_b, |c, dg, db| {
+            let (mut dot, mut sum) = (F::zero(), F::zero());
+            let blocks = channel_blocks(dy, shape, c).zip(channel_blocks(x_hat, shape, c));
+            for (dy, x_hat) in blocks {
+                let (block_dot, block_sum) = lane_dot_and_sum(dy, x_hat);
+                dot += block_dot;
+                sum += block_sum;
+            }
+            (*dg, *db) = (dot, sum);
+        });
+        return;
+    }
     reg_core::vectorized(
         #[inline(always)]
         || {
             sum_a.fill(F::zero());
             sum_b.fill(F::zero());
-            let per_sample = shape.channels * shape.spatial;
+            // Channels innermost and contiguous, so the loop vectorizes across channels.
             for (dy, x_hat) in dy
-                .chunks_exact(per_sample)
-                .zip(x_hat.chunks_exact(per_sample))
+                .chunks_exact(shape.channels)
+                .zip(x_hat.chunks_exact(shape.channels))
             {
-                if shape.spatial == 1 {
-                    // Channels innermost and contiguous, so the loop vectorizes across channels; the
-                    // sums see the same values in the same order as in the general loop below.
-                    let sums = sum_a.iter_mut().zip(sum_b.iter_mut());
-                    for ((dg, db), (&dy, &x_hat)) in sums.zip(dy.iter().zip(x_hat)) {
-                        *dg += dy * x_hat;
-                        *db += dy;
-                    }
-                    continue;
-                }
-                let blocks = dy
-                    .chunks_exact(shape.spatial)
-                    .zip(x_hat.chunks_exact(shape.spatial));
-                for ((dg, db), (dy, x_hat)) in sum_a.iter_mut().zip(sum_b.iter_mut()).zip(blocks) {
-                    let (dot, sum) = lane_dot_and_sum(dy, x_hat);
-                    *dg += dot;
-                    *db += sum;
+                let sums = sum_a.iter_mut().zip(sum_b.iter_mut());
+                for ((dg, db), (&dy, &x_hat)) in sums.zip(dy.iter().zip(x_hat)) {
+                    *dg += dy * x_hat;
+                    *db += dy;
                 }
             }
         },
@@ -281,36 +378,32 @@ pub(crate) fn input_grad_train<F: Scalar>(
     scale: &[F],
     sums: (&[F], &[F]),
 ) {
-    reg_core::vectorized(
+    let (sum_a, sum_b) = sums;
+    let m = F::from_f64(shape.count() as f64);
+    for_each_sample(
+        shape,
+        dy,
+        x_hat,
         #[inline(always)]
-        || {
-            let (sum_a, sum_b) = sums;
-            let m = F::from_f64(shape.count() as f64);
-            let per_sample = shape.channels * shape.spatial;
-            for (dy, x_hat) in dy
-                .chunks_exact_mut(per_sample)
-                .zip(x_hat.chunks_exact(per_sample))
-            {
-                if shape.spatial == 1 {
-                    let stats = scale.iter().zip(sum_a).zip(sum_b);
-                    for ((dx, &x_hat), ((&scale, &dg), &db)) in dy.iter_mut().zip(x_hat).zip(stats)
-                    {
-                        *dx = scale * (m * *dx - db - x_hat * dg);
-                    }
-                } else {
-                    let blocks = dy
-                        .chunks_exact_mut(shape.spatial)
-                        .zip(x_hat.chunks_exact(shape.spatial));
-                    let stats = scale.iter().zip(sum_a).zip(sum_b);
-                    for ((dx, x_hat), ((&scale, &dg), &db)) in blocks.zip(stats) {
-                        for (dx, &x_hat) in dx.iter_mut().zip(x_hat) {
-                            *dx = scale * (m * *dx - db - x_hat * dg);
-                        }
-                    }
+        |dy, x_hat| {
+            if shape.spatial == 1 {
+                let stats = scale.iter().zip(sum_a).zip(sum_b);
+                for ((dx, &x_hat), ((&scale, &dg), &db)) in dy.iter_mut().zip(x_hat).zip(stats) {
+                    *dx = scale * (m * *dx - db - x_hat * dg);
+                }
+                return;
+            }
+            let blocks = dy
+                .chunks_exact_mut(shape.spatial)
+                .zip(x_hat.chunks_exact(shape.spatial));
+            let stats = scale.iter().zip(sum_a).zip(sum_b);
+            for ((dx, x_hat), ((&scale, &dg), &db)) in blocks.zip(stats) {
+                for (dx, &x_hat) in dx.iter_mut().zip(x_hat) {
+                    *dx = scale * (m * *dx - db - x_hat * dg);
                 }
             }
         },
-    )
+    );
 }
 
 /// Eval: the statistics are constants, so the layer is affine: `dx = dy·gain[c]`,

@@ -346,7 +346,7 @@ fn kernel_input(rows: usize, cols: usize) -> Array2<f32> {
 
 /// Layer forward then `epilogue` element-wise, against the kernels with `epilogue` fused into
 /// the normalisation, for Train then Eval, and the backward of both; all compared bitwise.
-fn assert_kernels_match_layer(epilogue: impl Fn(f32, &mut f32) -> f32 + Copy) {
+fn assert_kernels_match_layer(epilogue: impl Fn(f32, &mut f32) -> f32 + Copy + Sync) {
     use reg_batchnorm::{BatchShape, ChannelStats};
     let (rows, cols) = (16, 5);
     let mut layer = BatchNormConfig::new(cols).build::<f32>().unwrap();
@@ -604,4 +604,49 @@ fn per_channel_accessors_are_one_dimensional_views_of_the_stored_state() {
     assert_eq!(bn.gamma(), array![2.0, 0.5, -1.0]);
     assert_eq!(bn.beta(), array![0.1, 0.2, 0.3]);
     assert!(bn.running_mean().iter().all(|v| *v != 0.0));
+}
+
+/// A CNN-sized batch (above the size the kernels split over the thread pool): the same bits on
+/// 1 and 3 threads, forward and backward, and the statistics of the `(N·S, C)` matrix (which
+/// is never split) to rounding.
+#[test]
+fn a_large_batch_gives_the_same_bits_on_any_thread_count_and_the_matrix_statistics() {
+    let shape = [8, 5, 30, 31];
+    let x = offset_input(&shape);
+    let dy = x.mapv(|v| (v * 0.37).cos());
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool");
+        pool.install(|| {
+            let mut bn = BatchNormConfig::new(5)
+                .with_momentum(1.0)
+                .build::<f64>()
+                .expect("valid");
+            let y = bn.forward(x.view(), Mode::Train).expect("forward");
+            let dx = bn.backward(dy.view()).expect("backward");
+            (y, dx, bn)
+        })
+    };
+    let (y1, dx1, bn1) = run(1);
+    let (y3, dx3, bn3) = run(3);
+    let bits = |a: &ndarray::ArrayD<f64>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&y1), bits(&y3));
+    assert_eq!(bits(&dx1), bits(&dx3));
+    assert_eq!(bn1.running_var(), bn3.running_var());
+    assert_eq!(bn1.gamma_grad(), bn3.gamma_grad());
+    let mut matrix = BatchNormConfig::new(5)
+        .with_momentum(1.0)
+        .build::<f64>()
+        .expect("valid");
+    let y_matrix = matrix
+        .forward(as_rows(&x).view(), Mode::Train)
+        .expect("forward");
+    let var = max_relative_difference(bn1.running_var(), matrix.running_var());
+    assert!(var < 1e-12, "running variance off by {var:e}");
+    let out = (&as_rows(&y1) - &y_matrix)
+        .iter()
+        .fold(0.0f64, |m, d| m.max(d.abs()));
+    assert!(out < 1e-10, "output off by {out:e}");
 }

@@ -11,7 +11,7 @@
 //! `db = Σ_rows dY_r`. Every sum is over a fixed range in a fixed order whatever the thread
 //! count, so the same seed and threads (indeed any thread count) give the same bits.
 
-use ndarray::{Array1, Array4, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, s};
+use ndarray::{Array1, Array4, ArrayD, ArrayView2, ArrayViewD, ArrayViewMut2, IxDyn, s};
 use rand::Rng;
 use reg_core::{Error, Layer, Mode, Param, Result, Scalar, expect_shape};
 
@@ -376,7 +376,7 @@ impl<F: Scalar> Conv2d<F> {
             matrix_mut(patch_grads, (columns, rows))?,
         );
         let shape = [g.batch, g.channels, g.input.0, g.input.1];
-        let mut grad_input = crate::nn::zeros_on_pool(&shape);
+        let mut grad_input = ArrayD::zeros(IxDyn(&shape));
         col2im(patch_grads, g, slice_mut(&mut grad_input)?);
         Ok(grad_input)
     }
@@ -390,7 +390,7 @@ impl<F: Scalar> Layer<F> for Conv2d<F> {
         let x = input.as_standard_layout();
         let x = slice(x.view())?;
         let shape = [g.batch, self.config.out_channels, g.output.0, g.output.1];
-        let mut output = crate::nn::zeros_on_pool(&shape);
+        let mut output = ArrayD::zeros(IxDyn(&shape));
         let out = slice_mut(&mut output)?;
         if mode == Mode::Train {
             // Backward needs every sample's patches.

@@ -21,25 +21,6 @@ pub mod random;
 pub(crate) mod relu;
 pub(crate) mod sgd;
 
-/// An array of zeros, written by the thread pool. A CNN's activations are megabytes, and the
-/// allocator zeroes reused memory on the calling thread: with two threads, one sat idle while
-/// the other cleared each layer's output.
-pub(crate) fn zeros_on_pool<T: Copy + Default + Send + Sync>(
-    shape: &[usize],
-) -> ndarray::ArrayD<T> {
-    let values = zeros_vec_on_pool(shape.iter().product());
-    ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), values)
-        .unwrap_or_else(|_| ndarray::ArrayD::from_elem(ndarray::IxDyn(shape), T::default()))
-}
-
-/// `len` zeros (`T::default()`), written by the thread pool.
-pub(crate) fn zeros_vec_on_pool<T: Copy + Default + Send + Sync>(len: usize) -> Vec<T> {
-    use rayon::prelude::*;
-    let mut values = Vec::with_capacity(len);
-    values.par_extend(rayon::iter::repeat_n(T::default(), len).with_min_len(1 << 15));
-    values
-}
-
 /// The environment variable that chooses the matrix-product path: unset, empty or `auto` for
 /// the AVX-512 kernel where the CPU has it, `portable` for `matrixmultiply` everywhere.
 pub const PRODUCT_PATH_ENV: &str = "REG_GEMM";

@@ -1,6 +1,6 @@
 //! 2-D max pooling with PyTorch's conventions (`torch.nn.MaxPool2d`, dilation 1, floor mode).
 
-use ndarray::{ArrayD, ArrayViewD};
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use rayon::prelude::*;
 use reg_core::{Error, Layer, Mode, Result, Scalar, expect_shape};
 
@@ -235,8 +235,8 @@ impl<F: Scalar> Layer<F> for MaxPool2d {
         let pixels = shape[2] * shape[3];
         let x = input.as_standard_layout();
         let x = x.as_slice().unwrap_or_default();
-        let mut output = crate::nn::zeros_on_pool(&shape);
-        let mut argmax = crate::nn::zeros_vec_on_pool(output.len());
+        let mut output = ArrayD::zeros(IxDyn(&shape));
+        let mut argmax = vec![0; output.len()];
         let window = self.config.window();
         if let Some(out) = output.as_slice_mut() {
             out.par_chunks_mut(pixels)
@@ -270,7 +270,7 @@ impl<F: Scalar> Layer<F> for MaxPool2d {
         let plane = routes.input[2] * routes.input[3];
         let dy = grad_output.as_standard_layout();
         let dy = dy.as_slice().unwrap_or_default();
-        let mut grad_input = crate::nn::zeros_on_pool(&routes.input);
+        let mut grad_input = ArrayD::zeros(IxDyn(&routes.input));
         if let Some(dx) = grad_input.as_slice_mut() {
             // By input plane: each adds its outputs' gradients in output order.
             dx.par_chunks_mut(plane)
