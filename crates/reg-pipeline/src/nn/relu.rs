@@ -24,6 +24,10 @@ impl<F: Scalar> Relu<F> {
 
 /// `f` applied to each element of `a` (and of `b`, of the same length), on the thread pool.
 fn map_elements<F: Scalar>(a: &[F], b: &[F], f: impl Fn(F, F) -> F + Sync) -> Vec<F> {
+    if a.len() < 2 * ELEMENTS_PER_TASK {
+        // An MLP's batch: one task, done here without the pool's hand-over.
+        return a.iter().zip(b).map(|(&a, &b)| f(a, b)).collect();
+    }
     a.par_iter()
         .zip(b.par_iter())
         .with_min_len(ELEMENTS_PER_TASK)
@@ -48,6 +52,11 @@ impl<F: Scalar> Layer<F> for Relu<F> {
         // activations each step costs page faults as well as the copy.
         match &mut self.output {
             // Both are standard layout (made by `array`), so the slices are whole.
+            Some(kept)
+                if kept.shape() == output.shape() && output.len() < 2 * ELEMENTS_PER_TASK =>
+            {
+                kept.assign(&output);
+            }
             Some(kept) if kept.shape() == output.shape() && kept.is_standard_layout() => {
                 let kept = kept.as_slice_mut().unwrap_or_default();
                 let from = output.as_slice().unwrap_or_default();
