@@ -207,7 +207,9 @@ fn for_each_sample<F: Scalar>(
                 let samples = a
                     .chunks_exact_mut(per_sample)
                     .zip(b.chunks_exact(per_sample));
-                samples.for_each(|(a, b)| f(a, b));
+                for (a, b) in samples {
+                    f(a, b);
+                }
             },
         );
     }
@@ -240,18 +242,24 @@ pub(crate) fn mean_and_squares<F: Scalar>(
                     }
                 }
             } else {
-                for_each_channel(shape, mean, squares, |c, mean, squares| {
-                    let mut sum = F::zero();
-                    for block in channel_blocks(x, shape, c) {
-                        sum += lane_sum(block, |x| x);
-                    }
-                    let mu = sum / m;
-                    let mut deviations = F::zero();
-                    for block in channel_blocks(x, shape, c) {
-                        deviations += lane_sum(block, |x| (x - mu) * (x - mu));
-                    }
-                    (*mean, *squares) = (mu, deviations);
-                });
+                for_each_channel(
+                    shape,
+                    mean,
+                    squares,
+                    #[inline(always)]
+                    |c, mean, squares| {
+                        let mut sum = F::zero();
+                        for block in channel_blocks(x, shape, c) {
+                            sum += lane_sum(block, |x| x);
+                        }
+                        let mu = sum / m;
+                        let mut deviations = F::zero();
+                        for block in channel_blocks(x, shape, c) {
+                            deviations += lane_sum(block, |x| (x - mu) * (x - mu));
+                        }
+                        (*mean, *squares) = (mu, deviations);
+                    },
+                );
             }
         },
     )
@@ -267,9 +275,6 @@ pub(crate) fn normalize<F: Scalar>(
     epilogue: impl Fn(F, &mut F) -> F + Sync,
 ) {
     let per_sample = (shape.channels * shape.spatial).max(1);
-    let sample = |z: &mut [F], out: &mut [F], aux: &mut [F]| {
-        normalize_sample(z, out, aux, shape, stats, &epilogue);
-    };
     if on_pool(shape) {
         z.par_chunks_mut(per_sample)
             .zip(out.par_chunks_mut(per_sample))
@@ -277,7 +282,7 @@ pub(crate) fn normalize<F: Scalar>(
             .for_each(|((z, out), aux)| {
                 reg_core::vectorized(
                     #[inline(always)]
-                    || sample(z, out, aux),
+                    || normalize_sample(z, out, aux, shape, stats, &epilogue),
                 );
             });
     } else {
@@ -288,7 +293,9 @@ pub(crate) fn normalize<F: Scalar>(
                     .chunks_exact_mut(per_sample)
                     .zip(out.chunks_exact_mut(per_sample))
                     .zip(aux.chunks_exact_mut(per_sample));
-                samples.for_each(|((z, out), aux)| sample(z, out, aux));
+                for ((z, out), aux) in samples {
+                    normalize_sample(z, out, aux, shape, stats, &epilogue);
+                }
             },
         );
     }
@@ -337,16 +344,22 @@ pub(crate) fn grad_sums<F: Scalar>(
     sum_b: &mut [F],
 ) {
     if shape.spatial > 1 {
-        for_each_channel(shape, sum_a, sum_b, |c, dg, db| {
-            let (mut dot, mut sum) = (F::zero(), F::zero());
-            let blocks = channel_blocks(dy, shape, c).zip(channel_blocks(x_hat, shape, c));
-            for (dy, x_hat) in blocks {
-                let (block_dot, block_sum) = lane_dot_and_sum(dy, x_hat);
-                dot += block_dot;
-                sum += block_sum;
-            }
-            (*dg, *db) = (dot, sum);
-        });
+        for_each_channel(
+            shape,
+            sum_a,
+            sum_b,
+            #[inline(always)]
+            |c, dg, db| {
+                let (mut dot, mut sum) = (F::zero(), F::zero());
+                let blocks = channel_blocks(dy, shape, c).zip(channel_blocks(x_hat, shape, c));
+                for (dy, x_hat) in blocks {
+                    let (block_dot, block_sum) = lane_dot_and_sum(dy, x_hat);
+                    dot += block_dot;
+                    sum += block_sum;
+                }
+                (*dg, *db) = (dot, sum);
+            },
+        );
         return;
     }
     reg_core::vectorized(
