@@ -428,8 +428,9 @@ fn tensorboard_on_a_full_disk_costs_neither_the_model_nor_the_metrics() {
         .unwrap();
     assert!(mounted.success(), "mount failed: run as root");
     let _unmount = Mounted(small.clone());
-    // One 4 kB page left: about a dozen epochs of scalars.
-    std::fs::write(small.join("filler"), vec![0u8; 49 * 4096]).unwrap();
+    // Two 4 kB pages left, one for each of the run's event files (`train/`, `validation/`):
+    // about a dozen epochs of scalars before the first of them is full.
+    std::fs::write(small.join("filler"), vec![0u8; 48 * 4096]).unwrap();
     let (model, metrics) = (
         tmp.path().join("model.safetensors"),
         tmp.path().join("m.json"),
