@@ -22,7 +22,8 @@ impl<F: Scalar> Relu<F> {
     }
 }
 
-/// `f` applied to each element of `a` (and of `b`, of the same length), on the thread pool.
+/// `f(a[i], b[i])` for each `i` (`a` and `b` of the same length), on the thread pool when
+/// there is enough to split.
 fn map_elements<F: Scalar>(a: &[F], b: &[F], f: impl Fn(F, F) -> F + Sync) -> Vec<F> {
     if a.len() < 2 * ELEMENTS_PER_TASK {
         // An MLP's batch: one task, done here without the pool's hand-over.
@@ -33,6 +34,17 @@ fn map_elements<F: Scalar>(a: &[F], b: &[F], f: impl Fn(F, F) -> F + Sync) -> Ve
         .with_min_len(ELEMENTS_PER_TASK)
         .map(|(&a, &b)| f(a, b))
         .collect()
+}
+
+/// `dst ← src` (same shape), on the thread pool when there is enough to split.
+fn copy_elements<F: Scalar>(dst: &mut ArrayD<F>, src: &ArrayD<F>) {
+    match (dst.as_slice_mut(), src.as_slice()) {
+        (Some(dst), Some(src)) if src.len() >= 2 * ELEMENTS_PER_TASK => dst
+            .par_chunks_mut(ELEMENTS_PER_TASK)
+            .zip(src.par_chunks(ELEMENTS_PER_TASK))
+            .for_each(|(dst, src)| dst.copy_from_slice(src)),
+        _ => dst.assign(src),
+    }
 }
 
 fn array<F: Scalar>(shape: &[usize], values: Vec<F>) -> Result<ArrayD<F>> {
@@ -51,19 +63,7 @@ impl<F: Scalar> Layer<F> for Relu<F> {
         // Kept for backward in the same buffer from step to step: a fresh copy of a CNN's
         // activations each step costs page faults as well as the copy.
         match &mut self.output {
-            // Both are standard layout (made by `array`), so the slices are whole.
-            Some(kept)
-                if kept.shape() == output.shape() && output.len() < 2 * ELEMENTS_PER_TASK =>
-            {
-                kept.assign(&output);
-            }
-            Some(kept) if kept.shape() == output.shape() && kept.is_standard_layout() => {
-                let kept = kept.as_slice_mut().unwrap_or_default();
-                let from = output.as_slice().unwrap_or_default();
-                kept.par_chunks_mut(ELEMENTS_PER_TASK)
-                    .zip(from.par_chunks(ELEMENTS_PER_TASK))
-                    .for_each(|(kept, from)| kept.copy_from_slice(from));
-            }
+            Some(kept) if kept.shape() == output.shape() => copy_elements(kept, &output),
             kept => *kept = Some(output.clone()),
         }
         Ok(output)
