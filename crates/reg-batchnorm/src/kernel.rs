@@ -225,41 +225,41 @@ pub(crate) fn mean_and_squares<F: Scalar>(
     mean: &mut [F],
     squares: &mut [F],
 ) {
+    let m = F::from_f64(shape.count() as f64);
+    if shape.spatial > 1 {
+        for_each_channel(
+            shape,
+            mean,
+            squares,
+            #[inline(always)]
+            |c, mean, squares| {
+                let mut sum = F::zero();
+                for block in channel_blocks(x, shape, c) {
+                    sum += lane_sum(block, |x| x);
+                }
+                let mu = sum / m;
+                let mut deviations = F::zero();
+                for block in channel_blocks(x, shape, c) {
+                    deviations += lane_sum(block, |x| (x - mu) * (x - mu));
+                }
+                (*mean, *squares) = (mu, deviations);
+            },
+        );
+        return;
+    }
     reg_core::vectorized(
         #[inline(always)]
         || {
-            let m = F::from_f64(shape.count() as f64);
             mean.fill(F::zero());
             squares.fill(F::zero());
-            if shape.spatial == 1 {
-                for row in x.chunks_exact(shape.channels) {
-                    mean.iter_mut().zip(row).for_each(|(sum, &x)| *sum += x);
+            for row in x.chunks_exact(shape.channels) {
+                mean.iter_mut().zip(row).for_each(|(sum, &x)| *sum += x);
+            }
+            mean.iter_mut().for_each(|sum| *sum /= m);
+            for row in x.chunks_exact(shape.channels) {
+                for ((sum, &x), &mu) in squares.iter_mut().zip(row).zip(mean.iter()) {
+                    *sum += (x - mu) * (x - mu);
                 }
-                mean.iter_mut().for_each(|sum| *sum /= m);
-                for row in x.chunks_exact(shape.channels) {
-                    for ((sum, &x), &mu) in squares.iter_mut().zip(row).zip(mean.iter()) {
-                        *sum += (x - mu) * (x - mu);
-                    }
-                }
-            } else {
-                for_each_channel(
-                    shape,
-                    mean,
-                    squares,
-                    #[inline(always)]
-                    |c, mean, squares| {
-                        let mut sum = F::zero();
-                        for block in channel_blocks(x, shape, c) {
-                            sum += lane_sum(block, |x| x);
-                        }
-                        let mu = sum / m;
-                        let mut deviations = F::zero();
-                        for block in channel_blocks(x, shape, c) {
-                            deviations += lane_sum(block, |x| (x - mu) * (x - mu));
-                        }
-                        (*mean, *squares) = (mu, deviations);
-                    },
-                );
             }
         },
     )
