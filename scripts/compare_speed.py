@@ -29,13 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from mnist_dir import MNIST_FILES, default_data_dir, reg_cache_dir
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-MNIST_FILES = (
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-)
 REQUIRED_KEYS = ("epochs", "median_epoch_seconds", "test_eval_seconds", "test_acc")
 # Default warmup epochs of each model in both implementations (capped at epochs - 1 here).
 DEFAULT_WARMUP = {"mlp": 3, "cnn": 2}
@@ -43,25 +39,6 @@ DEFAULT_WARMUP = {"mlp": 3, "cnn": 2}
 
 class RunError(Exception):
     """A child run failed; the message says which, how, and shows its stderr."""
-
-
-def reg_cache_dir() -> Path:
-    """reg's per-user MNIST cache, where `pipeline` downloads the files on first use."""
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "reg" / "mnist"
-    if os.name == "nt":
-        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "reg" / "mnist"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "reg" / "mnist"
-
-
-def default_data_dir() -> Path | None:
-    env = os.environ.get("MNIST_DIR")
-    if env:
-        return Path(env)
-    for candidate in (reg_cache_dir(), REPO_ROOT.parent / "shared" / "data" / "mnist"):
-        if all((candidate / f).exists() for f in MNIST_FILES):
-            return candidate
-    return None
 
 
 def default_python() -> Path:

@@ -43,6 +43,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from mnist_dir import default_data_dir, reg_cache_dir
+
 VALIDATION_SIZE = 5_000
 EVAL_BATCH_SIZE = 1_000
 
@@ -62,25 +64,6 @@ FILES = {
 }
 
 
-def reg_cache_dir() -> Path:
-    """reg's per-user MNIST cache, where `pipeline` downloads the files on first use."""
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "reg" / "mnist"
-    if os.name == "nt":
-        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "reg" / "mnist"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "reg" / "mnist"
-
-
-def default_data_dir() -> Path:
-    """$MNIST_DIR, else reg's cache when it holds the files, else ../shared/data/mnist."""
-    env = os.environ.get("MNIST_DIR")
-    if env:
-        return Path(env)
-    shared = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist"
-    for candidate in (reg_cache_dir(), shared):
-        if all((candidate / name).exists() for name in FILES.values()):
-            return candidate
-    return reg_cache_dir()
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -232,7 +215,7 @@ def parse_args(argv=None):
         if len(args.dropout) == 1:
             args.dropout.append(defaults["dropout"][1])
     if args.data_dir is None:
-        args.data_dir = default_data_dir()
+        args.data_dir = default_data_dir() or reg_cache_dir()
     return args
 
 
