@@ -265,6 +265,11 @@ fn backward_needs_a_train_forward_of_the_same_shape() {
         Err(Error::ShapeMismatch { .. })
     ));
     assert!(conv.backward(grad.view()).is_ok());
+    // The input gradient overwrites the saved patches: a second backward needs a new forward.
+    assert!(matches!(
+        conv.backward(grad.view()),
+        Err(Error::BackwardBeforeForward { .. })
+    ));
     let no_bias = Conv2dConfig::new(1, 2, 3).with_bias(false);
     let mut no_bias = no_bias.build::<f64, _>(&mut rng).unwrap();
     assert!(matches!(

@@ -171,7 +171,8 @@ pub struct Conv2d<F: Scalar = f32> {
     weight: Param<F>,
     bias: Option<Param<F>>,
     buffers: Buffers<F>,
-    /// The shapes of the last Train forward, whose patches are in `buffers.patches`.
+    /// The shapes of the last Train forward, whose patches are in `buffers.patches` until a
+    /// backward computes the input gradient.
     saved: Option<Geometry>,
 }
 
@@ -186,8 +187,6 @@ struct Buffers<F> {
     grad_rows: Vec<F>,
     /// The weight gradient transposed, `(C_in·k·k) × C_out`.
     weight_grad_t: Vec<F>,
-    /// The patch matrix's gradient, one row per output pixel: `(N·H_out·W_out) × (C_in·k·k)`.
-    patch_grads: Vec<F>,
 }
 
 impl<F: Scalar> Conv2d<F> {
@@ -359,12 +358,18 @@ impl<F: Scalar> Conv2d<F> {
     }
 
     /// `dX = col2im(dY_r · W)`, with `dY_r` in its buffer (from [`Self::param_grads`]).
+    ///
+    /// The patch matrix's gradient, one row per output pixel, `(N·H_out·W_out) × (C_in·k·k)`,
+    /// is as large as the patches and goes into their buffer, which `dW` no longer needs: one
+    /// buffer instead of two (14 MB for the CNN's second convolution). The patches are gone
+    /// after this, so a second backward needs a forward first.
     fn input_grad(&mut self, g: &Geometry) -> Result<ArrayD<F>> {
         let (rows, columns) = (g.patch_len(), g.columns());
         let outputs = self.config.out_channels;
+        self.saved = None;
         let Buffers {
             grad_rows,
-            patch_grads,
+            patches: patch_grads,
             ..
         } = &mut self.buffers;
         refill(patch_grads, columns * rows);

@@ -436,6 +436,9 @@ const PREDICT_ROWS: usize = 100;
 
 /// One layer of a [`Network`]: the crates' layers, typed, so that the network can name their
 /// tensors, save their generators and export them in PyTorch's layout.
+// A network holds a dozen layers, built once: a variant's size costs nothing, and boxing one
+// would change how users build them.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum NetworkLayer {
     /// `nn.Linear`.
