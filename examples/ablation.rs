@@ -18,9 +18,10 @@
 //! | constant lr | 1e-3 throughout instead of warmup + cosine |
 //! | no early stopping | trains every epoch and keeps the last weights |
 //!
-//! `--model cnn` does the same for the small CNN (its dropout is channel-wise after the
-//! convolutions and element-wise after the hidden Linear; both go in "no dropout", and one more
-//! variant, "no channel-wise dropout", turns off only the first).
+//! `--model cnn` does the same for the small CNN, with its own warmup (2) and patience (5) in
+//! the full model (its dropout is channel-wise after the convolutions and element-wise after
+//! the hidden Linear; both go in "no dropout", and one more variant, "no channel-wise dropout",
+//! turns off only the first).
 //!
 //! `--plot ablation.svg` (or `.png`) draws each variant's mean accuracy and loss per epoch with
 //! a 95 % band; `--tensorboard DIR` writes each run's per-epoch scalars for TensorBoard. `--jobs K` trains K models at once; `--shard I/N --results DIR` (or a Slurm job
@@ -50,7 +51,7 @@ struct Args {
     /// dropout" then turns off its channel-wise dropout too).
     #[arg(long, value_enum, default_value_t = ModelName::Mlp)]
     model: ModelName,
-    /// Most epochs per model (≥ 2; warmup is min(3, epochs − 1)).
+    /// Most epochs per model (≥ 2; warmup is min(3, epochs − 1), for the CNN min(2, epochs − 1)).
     #[arg(long, default_value_t = 10)]
     epochs: usize,
     /// Train on only the first N training images (default: all 55,000; the validation set is

@@ -4,9 +4,9 @@
 `--model mlp` (default): 784-256-128-10 MLP: Linear -> BatchNorm1d -> ReLU -> Dropout(0.3),
 Linear -> BatchNorm1d -> ReLU -> Dropout(0.2), Linear.
 
-`--model cnn`: input (N, 1, 28, 28); Conv2d(1, 16, 3, padding 1, no bias) -> BatchNorm2d -> ReLU
--> MaxPool2d(2), Conv2d(16, 32, 3, padding 1, no bias) -> BatchNorm2d -> ReLU -> MaxPool2d(2) ->
-Dropout2d(0.1), Flatten, Linear(1568, 128) -> BatchNorm1d -> ReLU -> Dropout(0.3),
+`--model cnn`: input (N, 1, 28, 28); Conv2d(1, 32, 3, padding 1, no bias) -> BatchNorm2d -> ReLU
+-> MaxPool2d(2), Conv2d(32, 64, 3, padding 1, no bias) -> BatchNorm2d -> ReLU -> MaxPool2d(2) ->
+Dropout2d(0.1), Flatten, Linear(3136, 128) -> BatchNorm1d -> ReLU -> Dropout(0.3),
 Linear(128, 10). One nn.Sequential with reg's layer indices, so state_dict names match reg's
 (`0.weight`, `1.running_mean`, ..., `14.bias`). Defaults epochs 15, warmup 2, patience 5.
 
@@ -124,17 +124,17 @@ def build_model(model_name: str, dropout1: float, dropout2: float) -> nn.Sequent
     else:
         # The same layers at the same indices as reg's CNN (state_dict names `0.weight`, ...).
         model = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1, bias=False),  # 0
-            nn.BatchNorm2d(16),  # 1
+            nn.Conv2d(1, 32, 3, padding=1, bias=False),  # 0
+            nn.BatchNorm2d(32),  # 1
             nn.ReLU(),  # 2
             nn.MaxPool2d(2),  # 3: 28x28 -> 14x14
-            nn.Conv2d(16, 32, 3, padding=1, bias=False),  # 4
-            nn.BatchNorm2d(32),  # 5
+            nn.Conv2d(32, 64, 3, padding=1, bias=False),  # 4
+            nn.BatchNorm2d(64),  # 5
             nn.ReLU(),  # 6
             nn.MaxPool2d(2),  # 7: 14x14 -> 7x7
             nn.Dropout2d(dropout1),  # 8
             nn.Flatten(),  # 9
-            nn.Linear(32 * 7 * 7, 128),  # 10
+            nn.Linear(64 * 7 * 7, 128),  # 10
             nn.BatchNorm1d(128),  # 11
             nn.ReLU(),  # 12
             nn.Dropout(dropout2),  # 13

@@ -205,12 +205,12 @@ pub enum ModelName {
     Cnn,
 }
 
-/// The CNN's default epochs: its validation loss stops improving after about 12 (seed 0).
-pub const CNN_EPOCHS: usize = 15;
-/// The CNN's default warmup epochs.
-pub const CNN_WARMUP: usize = 2;
-/// The CNN's default early-stopping patience.
-pub const CNN_PATIENCE: usize = 5;
+/// The CNN's default epochs ([`crate::CnnConfig::EPOCHS`]).
+pub const CNN_EPOCHS: usize = crate::CnnConfig::EPOCHS;
+/// The CNN's default warmup epochs ([`crate::CnnConfig::WARMUP`]).
+pub const CNN_WARMUP: usize = crate::CnnConfig::WARMUP;
+/// The CNN's default early-stopping patience ([`crate::CnnConfig::PATIENCE`]).
+pub const CNN_PATIENCE: usize = crate::CnnConfig::PATIENCE;
 
 impl Args {
     /// Parses `argv` (the program name first) and records in [`Args::given`] which settings

@@ -252,7 +252,7 @@ impl ModelConfig {
 pub struct CnnConfig {
     /// One example's shape, (channels, height, width). Default (1, 28, 28).
     pub input: [usize; 3],
-    /// Output channels of each convolution block. Default [16, 32].
+    /// Output channels of each convolution block. Default [32, 64].
     pub channels: Vec<usize>,
     /// Side of every convolution's square kernel (odd; padding keeps the size). Default 3.
     pub kernel_size: usize,
@@ -272,7 +272,7 @@ impl Default for CnnConfig {
     fn default() -> Self {
         Self {
             input: [1, 28, 28],
-            channels: vec![16, 32],
+            channels: vec![32, 64],
             kernel_size: 3,
             hidden: 128,
             classes: 10,
@@ -281,6 +281,15 @@ impl Default for CnnConfig {
             dropout: 0.3,
         }
     }
+}
+
+impl CnnConfig {
+    /// The CNN's default epochs: its validation loss stops improving after about 13.
+    pub const EPOCHS: usize = 15;
+    /// The CNN's default warmup epochs (before the cosine).
+    pub const WARMUP: usize = 2;
+    /// The CNN's default early-stopping patience, in epochs.
+    pub const PATIENCE: usize = 5;
 }
 
 fn problem(name: &'static str, value: f64, shown: String, allowed: &'static str) -> ConfigProblem {

@@ -12,8 +12,8 @@ use crate::data::Dataset;
 use crate::study::StudyRun;
 use crate::tensorboard::{TRAIN_DIR, TensorBoardObserver, VALIDATION_DIR, run_folder_name};
 use crate::{
-    EpochMetrics, Evaluation, MlpConfig, ModelConfig, Observer, OptimizerKind, PipelineError,
-    RunMetrics, ScheduleKind, TrainConfig, Trainer, evaluate, fit,
+    CnnConfig, EpochMetrics, Evaluation, MlpConfig, ModelConfig, Observer, OptimizerKind,
+    PipelineError, RunMetrics, ScheduleKind, TrainConfig, Trainer, evaluate, fit,
 };
 
 /// One trained model of an experiment.
@@ -322,19 +322,29 @@ pub fn ablation_configs(epochs: usize, seed: u64) -> Vec<(&'static str, TrainCon
 }
 
 /// [`ablation_configs`] for `model` ("no dropout" turns off every dropout, channel-wise
-/// included; "no BatchNorm" every BatchNorm). For the CNN, `"no channel-wise dropout"` after
-/// `"no dropout"` turns off only the dropout after the convolutions.
+/// included; "no BatchNorm" every BatchNorm). For the CNN, `"full"` has the CNN's warmup and
+/// patience ([`CnnConfig::WARMUP`], [`CnnConfig::PATIENCE`]), and `"no channel-wise dropout"`
+/// after `"no dropout"` turns off only the dropout after the convolutions.
 #[must_use]
 pub fn model_ablation_configs(
     model: &ModelConfig,
     epochs: usize,
     seed: u64,
 ) -> Vec<(&'static str, TrainConfig)> {
+    // The model's own warmup and patience, as `pipeline --model` gives them.
+    let (warmup, patience) = match model {
+        ModelConfig::Cnn(_) => (CnnConfig::WARMUP, Some(CnnConfig::PATIENCE)),
+        _ => (
+            TrainConfig::default().warmup,
+            TrainConfig::default().patience,
+        ),
+    };
     let full = TrainConfig {
         model: model.clone(),
         epochs,
         seed,
-        warmup: TrainConfig::default().warmup.min(epochs.saturating_sub(1)),
+        warmup: warmup.min(epochs.saturating_sub(1)),
+        patience,
         ..TrainConfig::default()
     };
     let with = |change: &dyn Fn(&mut TrainConfig)| {
