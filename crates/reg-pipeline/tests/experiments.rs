@@ -190,7 +190,10 @@ fn the_cnn_ablation_also_turns_off_channel_wise_dropout_alone() {
     // The CNN's own warmup and patience, as `pipeline --model cnn` trains it.
     assert_eq!((full.warmup, full.patience), (2, Some(5)));
     let short = experiments::model_ablation_configs(&model, 2, 3);
-    assert_eq!(short[0].1.warmup, 1, "warmup leaves an epoch for the cosine");
+    assert_eq!(
+        short[0].1.warmup, 1,
+        "warmup leaves an epoch for the cosine"
+    );
     let dropouts = |c: &TrainConfig| match &c.model {
         ModelConfig::Cnn(cnn) => (cnn.channel_dropout, cnn.dropout),
         other => panic!("not the CNN: {other:?}"),
