@@ -205,13 +205,6 @@ pub enum ModelName {
     Cnn,
 }
 
-/// The CNN's default epochs ([`crate::CnnConfig::EPOCHS`]).
-pub const CNN_EPOCHS: usize = crate::CnnConfig::EPOCHS;
-/// The CNN's default warmup epochs ([`crate::CnnConfig::WARMUP`]).
-pub const CNN_WARMUP: usize = crate::CnnConfig::WARMUP;
-/// The CNN's default early-stopping patience ([`crate::CnnConfig::PATIENCE`]).
-pub const CNN_PATIENCE: usize = crate::CnnConfig::PATIENCE;
-
 impl Args {
     /// Parses `argv` (the program name first) and records in [`Args::given`] which settings
     /// were given on the command line.
@@ -247,13 +240,13 @@ impl Args {
         let given = self.given.clone();
         let default = |name: &str| !given.contains(name);
         if default("epochs") {
-            self.epochs = CNN_EPOCHS;
+            self.epochs = crate::CnnConfig::EPOCHS;
         }
         if default("warmup") {
-            self.warmup = Some(CNN_WARMUP.min(self.epochs.saturating_sub(1)));
+            self.warmup = Some(crate::CnnConfig::WARMUP.min(self.epochs.saturating_sub(1)));
         }
         if default("patience") {
-            self.patience = CNN_PATIENCE;
+            self.patience = crate::CnnConfig::PATIENCE;
         }
         if default("dropout") {
             let cnn = crate::CnnConfig::default();

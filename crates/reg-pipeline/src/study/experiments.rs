@@ -331,13 +331,11 @@ pub fn model_ablation_configs(
     epochs: usize,
     seed: u64,
 ) -> Vec<(&'static str, TrainConfig)> {
+    let defaults = TrainConfig::default();
     // The model's own warmup and patience, as `pipeline --model` gives them.
     let (warmup, patience) = match model {
         ModelConfig::Cnn(_) => (CnnConfig::WARMUP, Some(CnnConfig::PATIENCE)),
-        _ => (
-            TrainConfig::default().warmup,
-            TrainConfig::default().patience,
-        ),
+        _ => (defaults.warmup, defaults.patience),
     };
     let full = TrainConfig {
         model: model.clone(),
@@ -345,7 +343,7 @@ pub fn model_ablation_configs(
         seed,
         warmup: warmup.min(epochs.saturating_sub(1)),
         patience,
-        ..TrainConfig::default()
+        ..defaults
     };
     let with = |change: &dyn Fn(&mut TrainConfig)| {
         let mut config = full.clone();
