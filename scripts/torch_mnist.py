@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mnist_dir import default_data_dir, reg_cache_dir
+from mnist_dir import MNIST_FILES, default_data_dir, reg_cache_dir
 
 VALIDATION_SIZE = 5_000
 EVAL_BATCH_SIZE = 1_000
@@ -56,14 +56,8 @@ MODEL_DEFAULTS = {
 # Shape each model's input batch takes: flat rows for the MLP, one channel of 28x28 for the CNN.
 INPUT_SHAPE = {"mlp": (-1, 784), "cnn": (-1, 1, 28, 28)}
 
-FILES = {
-    "train_images": "train-images-idx3-ubyte.gz",
-    "train_labels": "train-labels-idx1-ubyte.gz",
-    "test_images": "t10k-images-idx3-ubyte.gz",
-    "test_labels": "t10k-labels-idx1-ubyte.gz",
-}
-
-
+# The four files by role, in MNIST_FILES's order.
+FILES = dict(zip(("train_images", "train_labels", "test_images", "test_labels"), MNIST_FILES))
 
 
 def read_idx(path: Path) -> np.ndarray:
